@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * dmrepl - command-line front end of libdmrepl.
+ *
+ * Only command-line handling lives here: each subcommand parses its
+ * options and calls the library.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "dmrepl.h"
+
+const char *program_name = "dmrepl";
+
+static const struct subcommand subcommands[] = {
+	{ "help", "show help for dmrepl or one subcommand", cmd_help },
+	{ "version", "print the version", cmd_version },
+};
+
+static const struct subcommand *find_subcommand(const char *name)
+{
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		if (strcmp(subcommands[i].name, name) == 0)
+			return &subcommands[i];
+	return NULL;
+}
+
+static void vreport(const char *subcmd, const char *fmt, va_list ap)
+{
+	if (subcmd)
+		fprintf(stderr, "%s %s: ", program_name, subcmd);
+	else
+		fprintf(stderr, "%s: ", program_name);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void tool_error(const char *subcmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(subcmd, fmt, ap);
+	va_end(ap);
+}
+
+int tool_usage_error(const char *subcmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(subcmd, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try '%s%s%s --help' for more information.\n",
+		program_name, subcmd ? " " : "", subcmd ? subcmd : "");
+	return EXIT_USAGE;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: %s [options] SUBCOMMAND [subcommand options]\n"
+		"\n"
+		"Replicate device-mapper thin-pool snapshots by shipping only the\n"
+		"blocks that changed.\n"
+		"\n"
+		"Options:\n"
+		"  -v, --verbose    log more (repeat for debug); DMREPL_LOG overrides\n"
+		"  -h, --help       show this help and exit\n"
+		"  -V, --version    print the version and exit\n"
+		"\n"
+		"Subcommands:\n",
+		program_name);
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		fprintf(out, "  %-10s %s\n", subcommands[i].name,
+			subcommands[i].summary);
+	fprintf(out,
+		"\n"
+		"Run '%s SUBCOMMAND --help' for a subcommand's options.\n"
+		"Exit status: 0 success, 1 the operation failed, 2 bad usage.\n"
+		"See dmrepl(8) for details.\n",
+		program_name);
+}
+
+int cmd_help(struct dmrepl_ctx *ctx, int argc, char *argv[])
+{
+	const struct subcommand *sc;
+	char *sub_argv[] = { NULL, (char *)"--help", NULL };
+
+	if (argc < 2) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (argc > 2)
+		return tool_usage_error("help", "too many arguments");
+
+	sc = find_subcommand(argv[1]);
+	if (!sc)
+		return tool_usage_error(NULL, "unknown subcommand '%s'", argv[1]);
+	if (sc->run == cmd_help) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	sub_argv[0] = argv[1];
+	optind = 0;
+	return sc->run(ctx, 2, sub_argv);
+}
+
+int cmd_version(struct dmrepl_ctx *ctx, int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			printf("Usage: %s version\n\nPrint the versions of dmrepl and libdmrepl.\n",
+			       program_name);
+			return EXIT_OK;
+		default:
+			return tool_usage_error("version", "unrecognized option");
+		}
+	}
+	if (optind < argc)
+		return tool_usage_error("version", "unexpected argument '%s'", argv[optind]);
+
+	printf("%s %s (libdmrepl %s)\n", program_name, PACKAGE_VERSION,
+	       dmrepl_version());
+	return EXIT_OK;
+}
+
+int main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct subcommand *sc;
+	struct dmrepl_ctx *ctx = NULL;
+	int verbose = 0;
+	int c, r;
+
+	/* '+' stops at the subcommand, so its options are its own. */
+	while ((c = getopt_long(argc, argv, "+hVv", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("%s %s\n", program_name, PACKAGE_VERSION);
+			return EXIT_OK;
+		case 'v':
+			verbose++;
+			break;
+		default:
+			return tool_usage_error(NULL, "unrecognized option");
+		}
+	}
+
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+
+	sc = find_subcommand(argv[optind]);
+	if (!sc)
+		return tool_usage_error(NULL, "unknown subcommand '%s'", argv[optind]);
+
+	r = dmrepl_new(&ctx);
+	if (r < 0) {
+		tool_error(NULL, "cannot create library context: %s", strerror(-r));
+		return EXIT_FAILURE_OP;
+	}
+	if (verbose && !getenv("DMREPL_LOG"))
+		dmrepl_set_log_priority(ctx, verbose > 1 ? LOG_DEBUG : LOG_INFO);
+
+	argc -= optind;
+	argv += optind;
+	optind = 0;	/* glibc: reinitialise getopt for the subcommand */
+	r = sc->run(ctx, argc, argv);
+
+	dmrepl_unref(ctx);
+	return r;
+}
