@@ -1,0 +1,362 @@
+# shellcheck shell=sh
+# Helpers for dmrepl integration tests.  POSIX sh: runs under busybox ash in
+# the test VM and under dash or bash on a host.  Source it from a test:
+#
+#   #!/bin/sh
+#   set -eu
+#   . "$(dirname "$0")/lib.sh"
+#
+# Every device-mapper device a test creates is named $DMREPL_TEST_PREFIX + the
+# short name the test uses; backing files live in a scratch directory on tmpfs
+# and are attached with losetup.  An EXIT/INT/TERM trap removes every device
+# with the prefix, detaches the loop devices and deletes the scratch files, so
+# a failed run leaves nothing behind.  Helpers that print a result (a path)
+# keep their state in files, so they also work inside $(...).
+#
+# Environment (set by tests/vm/run; defaults allow running a test by hand):
+#   DMREPL_TEST_PREFIX  device-name prefix (default dmrt<pid>-)
+#   DMREPL_TMP          scratch directory on tmpfs (default: a new directory
+#                       under /dev/shm, else $TMPDIR or /tmp)
+#   DMREPL_TEST_NAME    name used in messages (default: script name)
+
+DMT_NAME=${DMREPL_TEST_NAME:-$(basename "$0" .sh)}
+DMT_PREFIX=${DMREPL_TEST_PREFIX:-dmrt$$-}
+DMT_TMP=""
+DMT_DMSETUP_OPTS=""
+
+# ---------------------------------------------------------------- messages
+
+dmt_log() { echo "# $*" >&2; }
+
+# dmt_fail MESSAGE: fail the test.
+dmt_fail() {
+	echo "dmt: FAIL: $DMT_NAME: $*" >&2
+	exit 1
+}
+
+# dmt_skip REASON: skip the test (exit 77).
+dmt_skip() {
+	echo "dmt: SKIP: $*" >&2
+	exit 77
+}
+
+# dmt_run CMD ARGS...: log and run a command; fail the test if it fails.
+dmt_run() {
+	echo "+ $*" >&2
+	"$@" || dmt_fail "command failed (exit $?): $*"
+}
+
+# ---------------------------------------------------------------- requirements
+
+# dmt_require CMD...: skip unless every command is on PATH.
+dmt_require() {
+	for _c in "$@"; do
+		command -v "$_c" >/dev/null 2>&1 || dmt_skip "$_c not found on PATH"
+	done
+}
+
+dmt_require_root() {
+	[ "$(id -u)" = 0 ] || dmt_skip "needs root"
+}
+
+# dmt_require_target TARGET...: skip unless device-mapper has the targets.
+dmt_require_target() {
+	dmt_require_root
+	dmt_require dmsetup
+	_targets=$(dmsetup targets 2>/dev/null) || dmt_skip "device-mapper is not available"
+	for _t in "$@"; do
+		echo "$_targets" | grep -q "^$_t " || dmt_skip "device-mapper target $_t is not available"
+	done
+}
+
+# ---------------------------------------------------------------- assertions
+
+# dmt_assert_eq EXPECTED ACTUAL WHAT
+dmt_assert_eq() {
+	if [ "$1" != "$2" ]; then
+		echo "dmt: assertion failed: $3" >&2
+		echo "  expected: $1" >&2
+		echo "  actual:   $2" >&2
+		dmt_fail "$3"
+	fi
+}
+
+# dmt_assert_text_eq EXPECTED_TEXT ACTUAL_TEXT WHAT: compare multi-line text,
+# showing a unified diff (expected -> actual) on mismatch.
+dmt_assert_text_eq() {
+	printf '%s\n' "$1" > "$DMT_TMP/expected.txt"
+	printf '%s\n' "$2" > "$DMT_TMP/actual.txt"
+	if ! cmp -s "$DMT_TMP/expected.txt" "$DMT_TMP/actual.txt"; then
+		echo "dmt: assertion failed: $3" >&2
+		echo "--- expected" >&2
+		cat "$DMT_TMP/expected.txt" >&2
+		echo "--- actual" >&2
+		cat "$DMT_TMP/actual.txt" >&2
+		echo "--- diff -u expected actual" >&2
+		diff -u "$DMT_TMP/expected.txt" "$DMT_TMP/actual.txt" >&2 || :
+		dmt_fail "$3"
+	fi
+}
+
+# dmt_assert_match PATTERN ACTUAL WHAT: ACTUAL must match the shell pattern.
+dmt_assert_match() {
+	# shellcheck disable=SC2254 # PATTERN is a pattern on purpose
+	case $2 in
+	$1) ;;
+	*)
+		echo "dmt: assertion failed: $3" >&2
+		echo "  expected to match: $1" >&2
+		echo "  actual:            $2" >&2
+		dmt_fail "$3"
+		;;
+	esac
+}
+
+# ---------------------------------------------------------------- scratch space
+
+dmt__pick_tmp() {
+	if [ -n "${DMREPL_TMP:-}" ]; then
+		echo "$DMREPL_TMP"
+	elif [ -d /dev/shm ] && [ -w /dev/shm ]; then
+		echo /dev/shm
+	else
+		echo "${TMPDIR:-/tmp}"
+	fi
+}
+
+# dmt_loop NAME SIZE_MIB: make a sparse backing file, attach it with losetup,
+# print the loop device.
+dmt_loop() {
+	_file="$DMT_TMP/$1.img"
+	truncate -s "$2M" "$_file" || dmt_fail "cannot create $_file"
+	_loop=$(dmt__attach "$_file") || dmt_fail "cannot attach $_file to a loop device"
+	echo "$_loop" >> "$DMT_TMP/.loops"
+	echo "+ losetup $_loop $_file ($2 MiB)" >&2
+	echo "$_loop"
+}
+
+# dmt__attach FILE: attach FILE to a free loop device and print it.  Uses
+# util-linux's atomic "losetup -f --show" when available; busybox losetup
+# lacks --show, so there: find a free device, attach, retry on a race.
+dmt__attach() {
+	if losetup --help 2>&1 | grep -q -e '--show'; then
+		losetup -f --show "$1"
+		return
+	fi
+	for _try in 1 2 3 4 5; do
+		_dev=$(losetup -f) && losetup "$_dev" "$1" && { echo "$_dev"; return 0; }
+		sleep 1
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------- device-mapper
+
+dmt_name() { echo "$DMT_PREFIX$1"; }
+dmt_dev() { echo "/dev/mapper/$DMT_PREFIX$1"; }
+
+# dmt_dmsetup ARGS...: dmsetup that does not wait for udev when none runs.
+dmt_dmsetup() {
+	# shellcheck disable=SC2086 # options are separate words
+	dmsetup $DMT_DMSETUP_OPTS "$@"
+}
+
+# dmt_create NAME TABLE: create a device named with the prefix; wait for its node.
+dmt_create() {
+	dmt_run dmt_dmsetup create "$(dmt_name "$1")" --table "$2"
+	dmt_dmsetup mknodes "$(dmt_name "$1")" >/dev/null 2>&1 || :
+	[ -b "$(dmt_dev "$1")" ] || dmt_fail "$(dmt_dev "$1") did not appear"
+}
+
+# dmt_remove NAME
+dmt_remove() {
+	dmt_run dmt_dmsetup remove "$(dmt_name "$1")"
+}
+
+# dmt_message POOL MESSAGE
+dmt_message() {
+	dmt_run dmt_dmsetup message "$(dmt_name "$1")" 0 "$2"
+}
+
+# dmt_sectors DEV: size in 512-byte sectors.
+dmt_sectors() { blockdev --getsz "$1"; }
+
+# dmt_pool NAME METADATA_DEV DATA_DEV BLOCK_SECTORS [LOW_WATER_BLOCKS]:
+# create a thin pool over fresh (zeroed) metadata.
+dmt_pool() {
+	dd if=/dev/zero of="$2" bs=4096 count=1 conv=notrunc,fsync 2>/dev/null ||
+		dmt_fail "cannot zero metadata device $2"
+	_len=$(dmt_sectors "$3")
+	_len=$((_len / $4 * $4))
+	dmt_create "$1" "0 $_len thin-pool $2 $3 $4 ${5:-0}"
+}
+
+# dmt_thin POOL NAME DEV_ID SECTORS: create thin device DEV_ID in the pool and
+# activate it as NAME.
+dmt_thin() {
+	dmt_message "$1" "create_thin $3"
+	dmt_thin_activate "$@"
+}
+
+# dmt_thin_activate POOL NAME DEV_ID SECTORS: activate an existing thin device.
+dmt_thin_activate() {
+	dmt_create "$2" "0 $4 thin $(dmt_dev "$1") $3"
+}
+
+# dmt_snap POOL ORIGIN_NAME SNAP_ID ORIGIN_ID: snapshot thin device ORIGIN_ID
+# (active as ORIGIN_NAME, or "-" if not active) as SNAP_ID.  The active origin
+# is suspended around create_snap and always resumed.
+dmt_snap() {
+	if [ "$2" = - ]; then
+		dmt_message "$1" "create_snap $3 $4"
+		return
+	fi
+	dmt_run dmt_dmsetup suspend "$(dmt_name "$2")"
+	_rc=0
+	echo "+ dmsetup message $(dmt_name "$1") 0 create_snap $3 $4" >&2
+	dmt_dmsetup message "$(dmt_name "$1")" 0 "create_snap $3 $4" || _rc=$?
+	dmt_run dmt_dmsetup resume "$(dmt_name "$2")"
+	[ "$_rc" = 0 ] || dmt_fail "create_snap $3 $4 failed (exit $_rc)"
+}
+
+dmt_reserve_metadata_snap() { dmt_message "$1" reserve_metadata_snap; }
+dmt_release_metadata_snap() { dmt_message "$1" release_metadata_snap; }
+
+# dmt_pool_status POOL: the target-specific part of the pool's status line:
+# TRANSACTION USED/TOTAL_META USED/TOTAL_DATA HELD_ROOT MODE ...
+dmt_pool_status() {
+	_st=$(dmt_dmsetup status "$(dmt_name "$1")") || dmt_fail "dmsetup status $(dmt_name "$1") failed"
+	echo "$_st" | awk '{ $1 = $2 = $3 = ""; sub(/^ +/, ""); print }'
+}
+
+# dmt_pool_held_root POOL: the held metadata root ("-" when none is reserved).
+dmt_pool_held_root() { dmt_pool_status "$1" | awk '{ print $4 }'; }
+
+# ---------------------------------------------------------------- data
+
+# dmt__pattern BYTES CHAR: path of a file of BYTES copies of CHAR.
+dmt__pattern() {
+	_p="$DMT_TMP/pattern.$1.$2"
+	if [ ! -f "$_p" ]; then
+		dd if=/dev/zero bs="$1" count=1 2>/dev/null | tr '\000' "$2" > "$_p"
+	fi
+	echo "$_p"
+}
+
+# dmt_write_blocks DEV BLOCK_BYTES CHAR BLOCK...: fill each listed block of DEV
+# with CHAR, with O_DIRECT and fsync so the pool sees it at once.
+dmt_write_blocks() {
+	_dev=$1 _bs=$2 _ch=$3
+	shift 3
+	_pat=$(dmt__pattern "$_bs" "$_ch")
+	echo "+ write '$_ch' to blocks $* of $_dev (block size $_bs)" >&2
+	for _b in "$@"; do
+		dd if="$_pat" of="$_dev" bs="$_bs" seek="$_b" count=1 \
+			oflag=direct conv=notrunc,fsync 2>/dev/null ||
+			dmt_fail "write of block $_b of $_dev failed"
+	done
+}
+
+# dmt_discard_blocks DEV BLOCK_BYTES BLOCK...: discard whole blocks of DEV.
+dmt_discard_blocks() {
+	_dev=$1 _bs=$2
+	shift 2
+	echo "+ discard blocks $* of $_dev (block size $_bs)" >&2
+	for _b in "$@"; do
+		blkdiscard -o $((_b * _bs)) -l "$_bs" "$_dev" ||
+			dmt_fail "discard of block $_b of $_dev failed"
+	done
+}
+
+# dmt_assert_blocks DEV BLOCK_BYTES CHAR BLOCK...: each block holds only CHAR.
+dmt_assert_blocks() {
+	_dev=$1 _bs=$2 _ch=$3
+	shift 3
+	_pat=$(dmt__pattern "$_bs" "$_ch")
+	for _b in "$@"; do
+		dd if="$_dev" of="$DMT_TMP/block" bs="$_bs" skip="$_b" count=1 \
+			iflag=direct 2>/dev/null || dmt_fail "read of block $_b of $_dev failed"
+		if ! cmp -s "$_pat" "$DMT_TMP/block"; then
+			echo "dmt: assertion failed: block $_b of $_dev should be all '$_ch'" >&2
+			echo "  first bytes: $(head -c 16 "$DMT_TMP/block" | od -An -c | tr -s ' ')" >&2
+			dmt_fail "block $_b of $_dev has the wrong content"
+		fi
+	done
+}
+
+# ---------------------------------------------------------------- cleanup
+
+# dmt__devices: names of existing devices with our prefix.
+dmt__devices() {
+	dmsetup info -c --noheadings -o name 2>/dev/null | while read -r _n; do
+		case $_n in "$DMT_PREFIX"*) echo "$_n" ;; esac
+	done
+}
+
+# dmt__teardown: remove everything this run made; non-zero if anything stayed.
+dmt__teardown() {
+	_bad=0
+	_devs=$(dmt__devices)
+	for _n in $_devs; do
+		dmt_dmsetup resume "$_n" >/dev/null 2>&1 || :
+	done
+	# Thin devices must go before their pool: retry until nothing is left.
+	_pass=0
+	while [ -n "$_devs" ] && [ $_pass -lt 5 ]; do
+		for _n in $_devs; do
+			dmt_dmsetup remove "$_n" >/dev/null 2>&1 || :
+		done
+		_devs=$(dmt__devices)
+		_pass=$((_pass + 1))
+	done
+	for _n in $_devs; do
+		dmt_dmsetup remove --force "$_n" >/dev/null 2>&1 || :
+	done
+	_devs=$(dmt__devices)
+	if [ -n "$_devs" ]; then
+		echo "dmt: cleanup: could not remove: $(echo "$_devs" | tr '\n' ' ')" >&2
+		_bad=1
+	fi
+	if [ -f "$DMT_TMP/.loops" ]; then
+		while read -r _l; do
+			losetup -d "$_l" 2>/dev/null || {
+				echo "dmt: cleanup: could not detach $_l" >&2
+				_bad=1
+			}
+		done < "$DMT_TMP/.loops"
+	fi
+	rm -rf "$DMT_TMP"
+	return $_bad
+}
+
+dmt__on_exit() {
+	_status=$?
+	trap - EXIT INT TERM
+	set +e
+	if ! dmt__teardown; then
+		echo "dmt: cleanup left things behind" >&2
+		[ "$_status" = 0 ] && _status=1
+	fi
+	exit "$_status"
+}
+
+# ---------------------------------------------------------------- setup
+
+dmt__setup() {
+	if [ -S /run/udev/control ]; then
+		DMT_DMSETUP_OPTS=""
+	else
+		# No udev: libdevmapper creates /dev/mapper nodes itself.
+		DM_DISABLE_UDEV=1
+		export DM_DISABLE_UDEV
+		DMT_DMSETUP_OPTS="--noudevsync"
+	fi
+	_base=$(dmt__pick_tmp)
+	mkdir -p "$_base"
+	DMT_TMP=$(mktemp -d "$_base/dmt.XXXXXX") || dmt_fail "cannot create a scratch directory in $_base"
+	trap dmt__on_exit EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+dmt__setup
