@@ -81,9 +81,15 @@ do_build() {
 do_demo() {
 	do_deps
 	do_build
+	local out=$build/test-results/demo rc=0
 	log "running the demo in the test VM (real kernel, device-mapper)"
-	"$top/tests/vm/run" --mode vm --out "$build/test-results/demo" \
-		--bin "$build/tools/dmrepl" --show-log "$top/tests/integration/demo.sh"
+	"$top/tests/vm/run" --mode vm --out "$out" --bin "$build/tools/dmrepl" \
+		"$top/tests/integration/demo.sh" || rc=$?
+	if [ "$rc" -eq 0 ]; then
+		log "what the demo did (from $out/demo.log)"
+		grep -v '^+ ' "$out/demo.log"
+	fi
+	return "$rc"
 }
 
 # Results of each stage, as "name passed failed skipped".

@@ -19,6 +19,8 @@
 const char *program_name = "dmrepl";
 
 static const struct subcommand subcommands[] = {
+	{ "ls", "list the thin devices of a pool", cmd_ls },
+	{ "delta", "show the blocks that differ between two thin devices", cmd_delta },
 	{ "help", "show help for dmrepl or one subcommand", cmd_help },
 	{ "version", "print the version", cmd_version },
 };
@@ -182,6 +184,7 @@ int main(int argc, char *argv[])
 		tool_error(NULL, "cannot create library context: %s", strerror(-r));
 		return EXIT_FAILURE_OP;
 	}
+	tool_setup_log(ctx);
 	if (verbose && !getenv("DMREPL_LOG"))
 		dmrepl_set_log_priority(ctx, verbose > 1 ? LOG_DEBUG : LOG_INFO);
 

@@ -6,7 +6,9 @@
 #ifndef DMREPL_TOOL_H
 #define DMREPL_TOOL_H
 
+#include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "libdmrepl.h"
 
@@ -15,7 +17,11 @@ enum {
 	EXIT_OK = 0,
 	EXIT_FAILURE_OP = 1,	/* the operation failed */
 	EXIT_USAGE = 2,		/* bad command line */
+	/* 128 + signal number: interrupted, after releasing what was held */
 };
+
+/* dm-thin device ids are 24 bits wide. */
+#define DMREPL_MAX_THIN_ID ((1u << 24) - 1)
 
 struct subcommand {
 	const char *name;
@@ -33,7 +39,33 @@ void tool_error(const char *subcmd, const char *fmt, ...)
 int tool_usage_error(const char *subcmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Parse a decimal or 0x number no larger than @max: 0, -EINVAL, -ERANGE. */
+int tool_parse_u64(const char *s, uint64_t max, uint64_t *ret);
+
+/* Parse the value of thin-id option @opt, or report and return EXIT_USAGE. */
+int tool_parse_thin_id(const char *subcmd, const char *opt, const char *s,
+		       uint64_t *ret);
+
+/* Set by SIGINT/SIGTERM once tool_catch_signals() ran: the signal number. */
+extern volatile sig_atomic_t tool_interrupted;
+void tool_catch_signals(void);
+int tool_interrupted_exit(const char *subcmd);
+
+/*
+ * Open metadata from a live pool by dm name (through a metadata snapshot
+ * held until the last unref), or from an image file or block device.
+ * Reports failures itself; returns 0 or -errno.
+ */
+int tool_open_metadata(struct dmrepl_ctx *ctx, const char *subcmd,
+		       const char *pool, const char *path, bool use_held_root,
+		       struct dmrepl_metadata **ret_md);
+
+/* Show library messages as "dmrepl: error: ..." on stderr. */
+void tool_setup_log(struct dmrepl_ctx *ctx);
+
 int cmd_help(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_version(struct dmrepl_ctx *ctx, int argc, char *argv[]);
+int cmd_ls(struct dmrepl_ctx *ctx, int argc, char *argv[]);
+int cmd_delta(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 
 #endif

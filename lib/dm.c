@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Device-mapper ioctls through libdevmapper.
+ *
+ * libdm returns 1 for success and 0 for failure and reports through a
+ * process-wide log function; this file is the only one that sees either.
+ * It returns 0 or -errno and logs through the dmrepl context.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libdevmapper.h>
+
+#include "libdmrepl-private.h"
+
+#define DM_CONTROL_PATH "/dev/mapper/control"
+
+/*
+ * libdm's log function is process-wide and takes no user data, so the
+ * context of the dmrepl call in progress is kept per thread. Messages of
+ * libdm calls that the application makes itself (no dmrepl call on the
+ * thread) keep libdm's default behaviour: errors go to stderr.
+ */
+static _Thread_local struct dmrepl_ctx *dm_log_ctx;
+static _Thread_local char dm_last_error[512];
+
+__attribute__((format(printf, 5, 6))) static void
+dm_log_forward(int level, const char *file, int line, int dm_errno_or_class,
+	       const char *f, ...)
+{
+	struct dmrepl_ctx *ctx = dm_log_ctx;
+	char text[512];
+	va_list ap;
+	int prio;
+
+	/* libdm adds flags above its syslog-like level (stderr, once) */
+	level &= 7;
+	va_start(ap, f);
+	vsnprintf(text, sizeof(text), f, ap);
+	va_end(ap);
+
+	if (!ctx) {
+		if (level <= LOG_ERR)
+			fprintf(stderr, "%s\n", text);
+		return;
+	}
+	if (level <= LOG_WARNING)
+		snprintf(dm_last_error, sizeof(dm_last_error), "%s", text);
+	/*
+	 * Our own message says what failed and where; libdm's details are
+	 * for whoever asks for more (DMREPL_LOG=info).
+	 */
+	prio = level < LOG_INFO ? LOG_INFO : level;
+	if (dmrepl_get_log_priority(ctx) >= prio)
+		dmrepl_log(ctx, prio, file, line, "libdevmapper", "%s", text);
+}
+
+static void dm_log_begin(struct dmrepl_ctx *ctx)
+{
+	static int installed;
+
+	if (!__atomic_exchange_n(&installed, 1, __ATOMIC_ACQ_REL))
+		dm_log_with_errno_init(dm_log_forward);
+	dm_log_ctx = ctx;
+	dm_last_error[0] = '\0';
+}
+
+static void dm_log_end(void)
+{
+	dm_log_ctx = NULL;
+}
+
+static const char *task_name(int type)
+{
+	switch (type) {
+	case DM_DEVICE_TABLE:
+		return "table";
+	case DM_DEVICE_STATUS:
+		return "status";
+	case DM_DEVICE_TARGET_MSG:
+		return "message";
+	default:
+		return "ioctl";
+	}
+}
+
+/* The errno of a failed task: the ioctl's, else why the control device failed.
+ */
+static int task_errno(struct dm_task *dmt)
+{
+	int e = dm_task_get_errno(dmt);
+
+	if (e > 0)
+		return e;
+	if (access(DM_CONTROL_PATH, R_OK | W_OK) < 0 &&
+	    (errno == EACCES || errno == EPERM))
+		return errno;
+	return EIO;
+}
+
+static int task_new(struct dmrepl_ctx *ctx, int type, const char *name,
+		    struct dm_task **ret_dmt)
+{
+	struct dm_task *dmt = dm_task_create(type);
+
+	if (!dmt) {
+		err(ctx, "%s: cannot create a device-mapper %s task", name,
+		    task_name(type));
+		return -ENOMEM;
+	}
+	if (!dm_task_set_name(dmt, name) || !dm_task_no_open_count(dmt)) {
+		err(ctx, "%s: invalid device-mapper name", name);
+		dm_task_destroy(dmt);
+		return -EINVAL;
+	}
+	*ret_dmt = dmt;
+	return 0;
+}
+
+/* Run @dmt; returns 0 or -errno, with ENXIO turned into -ENODEV. */
+static int task_run(struct dmrepl_ctx *ctx, struct dm_task *dmt, int type,
+		    const char *name)
+{
+	struct dm_info info;
+	int e;
+
+	if (dm_task_run(dmt)) {
+		if (!dm_task_get_info(dmt, &info) || !info.exists) {
+			err(ctx, "%s: no such device-mapper device", name);
+			return -ENODEV;
+		}
+		return 0;
+	}
+
+	e = task_errno(dmt);
+	if (e == ENXIO || e == ENODEV) {
+		err(ctx, "%s: no such device-mapper device", name);
+		return -ENODEV;
+	}
+	err(ctx, "%s: device-mapper %s ioctl failed: %s%s%s%s", name,
+	    task_name(type), strerror(e), dm_last_error[0] ? " (" : "",
+	    dm_last_error, dm_last_error[0] ? ")" : "");
+	return -e;
+}
+
+static int copy_target(struct dmrepl_ctx *ctx, struct dm_task *dmt,
+		       const char *name, struct dmrepl_dm_target *ret)
+{
+	struct dmrepl_dm_target t = {0};
+	uint64_t start, length;
+	char *type = NULL, *params = NULL;
+	struct dm_info info;
+	void *next = NULL;
+
+	if (!dm_task_get_info(dmt, &info))
+		return -EIO;
+	t.major = info.major;
+	t.minor = info.minor;
+	do {
+		next = dm_get_next_target(dmt, next, &start, &length, &type,
+					  &params);
+		if (type && t.nr_targets++ == 0) {
+			t.type = strdup(type);
+			t.params = strdup(params ? params : "");
+			t.length_sectors = length;
+		}
+	} while (next);
+
+	if (t.nr_targets && (!t.type || !t.params)) {
+		dmrepl_dm_target_clear(&t);
+		return -ENOMEM;
+	}
+	dbg(ctx, "%s: %u target(s), first: %s %s", name, t.nr_targets,
+	    t.type ? t.type : "-", t.params ? t.params : "");
+	*ret = t;
+	return 0;
+}
+
+static int get_target(struct dmrepl_ctx *ctx, int type, const char *name,
+		      struct dmrepl_dm_target *ret)
+{
+	struct dm_task *dmt = NULL;
+	int r;
+
+	dm_log_begin(ctx);
+	r = task_new(ctx, type, name, &dmt);
+	if (r < 0)
+		goto out;
+	r = task_run(ctx, dmt, type, name);
+	if (r < 0)
+		goto out;
+	r = copy_target(ctx, dmt, name, ret);
+out:
+	if (dmt)
+		dm_task_destroy(dmt);
+	dm_log_end();
+	return r;
+}
+
+int dmrepl_dm_get_table(struct dmrepl_ctx *ctx, const char *name,
+			struct dmrepl_dm_target *ret_target)
+{
+	return get_target(ctx, DM_DEVICE_TABLE, name, ret_target);
+}
+
+int dmrepl_dm_get_status(struct dmrepl_ctx *ctx, const char *name,
+			 struct dmrepl_dm_target *ret_target)
+{
+	return get_target(ctx, DM_DEVICE_STATUS, name, ret_target);
+}
+
+void dmrepl_dm_target_clear(struct dmrepl_dm_target *target)
+{
+	free(target->type);
+	free(target->params);
+	memset(target, 0, sizeof(*target));
+}
+
+int dmrepl_dm_message(struct dmrepl_ctx *ctx, const char *name,
+		      const char *message)
+{
+	struct dm_task *dmt = NULL;
+	int r;
+
+	dm_log_begin(ctx);
+	r = task_new(ctx, DM_DEVICE_TARGET_MSG, name, &dmt);
+	if (r < 0)
+		goto out;
+	if (!dm_task_set_sector(dmt, 0) || !dm_task_set_message(dmt, message)) {
+		err(ctx, "%s: cannot prepare message '%s'", name, message);
+		r = -ENOMEM;
+		goto out;
+	}
+	/* Callers explain a failure in their own words: keep it quiet here. */
+	if (dm_task_run(dmt)) {
+		dbg(ctx, "%s: sent message '%s'", name, message);
+		r = 0;
+		goto out;
+	}
+	r = -task_errno(dmt);
+	if (r == -ENXIO)
+		r = -ENODEV;
+	dbg(ctx, "%s: message '%s' failed: %s%s%s%s", name, message,
+	    strerror(-r), dm_last_error[0] ? " (" : "", dm_last_error,
+	    dm_last_error[0] ? ")" : "");
+out:
+	if (dmt)
+		dm_task_destroy(dmt);
+	dm_log_end();
+	return r;
+}

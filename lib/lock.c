@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The per-pool lock: a flock on a small file in the run directory, whose
+ * content records the holder and the metadata snapshot it reserved.
+ *
+ * A pool has a single metadata snapshot, so two dmrepl runs on one pool
+ * must not overlap. The flock is released by the kernel when its holder
+ * dies, so whoever gets it knows the previous holder is gone and can
+ * trust the record to tell whether a held snapshot is one it left.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "libdmrepl-private.h"
+
+#define RUN_DIR_DEFAULT "/run/dmrepl"
+#define LOCK_SUFFIX ".lock"
+/* Leaves room for the suffix within NAME_MAX. */
+#define LOCK_NAME_MAX 200
+
+struct dmrepl_lock {
+	struct dmrepl_ctx *ctx;
+	char *pool_name;
+	char *path;
+	int fd;
+};
+
+static const char *const state_names[] = {
+    [DMREPL_SNAP_NONE] = "none",
+    [DMREPL_SNAP_RESERVING] = "reserving",
+    [DMREPL_SNAP_RESERVED] = "reserved",
+};
+
+const char *dmrepl_run_dir(void)
+{
+	const char *dir = secure_getenv("DMREPL_RUN_DIR");
+
+	return dir && *dir ? dir : RUN_DIR_DEFAULT;
+}
+
+int dmrepl_run_dir_create(struct dmrepl_ctx *ctx)
+{
+	const char *dir = dmrepl_run_dir();
+	int r;
+
+	if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+		return 0;
+	r = -errno;
+	err(ctx, "cannot create the run directory %s: %s%s", dir, strerror(-r),
+	    r == -EACCES || r == -EPERM ? " (dmrepl needs root)" : "");
+	return r;
+}
+
+static int is_safe_char(char c, size_t pos)
+{
+	if (c == '.')
+		return pos > 0; /* never ".", ".." or a hidden file */
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '+';
+}
+
+/* FNV-1a, to keep over-long names apart once they are cut. */
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+int dmrepl_lock_file_name(const char *pool_name, char *buf, size_t size)
+{
+	char name[LOCK_NAME_MAX + 4];
+	size_t n = 0;
+	int len;
+
+	if (!pool_name || !*pool_name)
+		return -EINVAL;
+	for (size_t i = 0; pool_name[i] && n < LOCK_NAME_MAX; i++) {
+		if (is_safe_char(pool_name[i], i))
+			name[n++] = pool_name[i];
+		else
+			n += (size_t)snprintf(name + n, 4, "%%%02X",
+					      (unsigned char)pool_name[i]);
+	}
+	name[n] = '\0';
+	if (n >= LOCK_NAME_MAX)
+		len = snprintf(buf, size, "%.*s~%016" PRIx64 LOCK_SUFFIX,
+			       LOCK_NAME_MAX - 20, name, name_hash(pool_name));
+	else
+		len = snprintf(buf, size, "%s" LOCK_SUFFIX, name);
+	return len < 0 || (size_t)len >= size ? -ENAMETOOLONG : 0;
+}
+
+int dmrepl_lock_record_format(const struct dmrepl_lock_record *rec, char *buf,
+			      size_t size)
+{
+	int len;
+
+	if ((unsigned int)rec->state >= ARRAY_SIZE(state_names))
+		return -EINVAL;
+	len = snprintf(buf, size,
+		       "holder=%d state=%s owner=%d root=%" PRIu64 "\n",
+		       (int)rec->holder, state_names[rec->state],
+		       (int)rec->owner, rec->root);
+	return len < 0 || (size_t)len >= size ? -ENOBUFS : len;
+}
+
+int dmrepl_lock_record_parse(const char *text, struct dmrepl_lock_record *ret)
+{
+	struct dmrepl_lock_record rec = {0};
+	char state[16];
+	int holder, owner, end = 0;
+	size_t i;
+
+	if (sscanf(text, "holder=%d state=%15[a-z] owner=%d root=%" SCNu64 "%n",
+		   &holder, state, &owner, &rec.root, &end) != 4 ||
+	    end == 0)
+		return -EINVAL;
+	if (text[end + strspn(text + end, " \n")] != '\0' || holder < 0 ||
+	    owner < 0)
+		return -EINVAL;
+	for (i = 0; i < ARRAY_SIZE(state_names); i++)
+		if (strcmp(state, state_names[i]) == 0)
+			break;
+	if (i == ARRAY_SIZE(state_names))
+		return -EINVAL;
+	rec.holder = holder;
+	rec.owner = owner;
+	rec.state = (enum dmrepl_snap_state)i;
+	*ret = rec;
+	return 0;
+}
+
+static int read_record_fd(int fd, struct dmrepl_lock_record *ret)
+{
+	char text[256];
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+
+	if (n < 0)
+		return -errno;
+	text[n] = '\0';
+	if (n == 0) {
+		memset(ret, 0, sizeof(*ret));
+		return 0;
+	}
+	return dmrepl_lock_record_parse(text, ret);
+}
+
+int dmrepl_lock_read(struct dmrepl_lock *lock, struct dmrepl_lock_record *ret)
+{
+	int r = read_record_fd(lock->fd, ret);
+
+	if (r == -EINVAL)
+		warn(lock->ctx, "%s: ignoring the unreadable lock record in %s",
+		     lock->pool_name, lock->path);
+	else if (r < 0)
+		err(lock->ctx, "%s: cannot read %s: %s", lock->pool_name,
+		    lock->path, strerror(-r));
+	return r;
+}
+
+int dmrepl_lock_write(struct dmrepl_lock *lock,
+		      const struct dmrepl_lock_record *rec)
+{
+	char text[256];
+	int len, r;
+
+	len = dmrepl_lock_record_format(rec, text, sizeof(text));
+	if (len < 0)
+		return len;
+	if (pwrite(lock->fd, text, (size_t)len, 0) != len ||
+	    ftruncate(lock->fd, len) < 0 || fsync(lock->fd) < 0) {
+		r = errno ? -errno : -EIO;
+		err(lock->ctx, "%s: cannot write %s: %s", lock->pool_name,
+		    lock->path, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+static int lock_busy(struct dmrepl_ctx *ctx, const char *pool_name, int fd,
+		     const char *path)
+{
+	struct dmrepl_lock_record rec;
+
+	if (read_record_fd(fd, &rec) == 0 && rec.holder > 0)
+		err(ctx,
+		    "pool %s: another dmrepl (pid %d) is using it (lock %s); "
+		    "wait for it to finish",
+		    pool_name, (int)rec.holder, path);
+	else
+		err(ctx,
+		    "pool %s: another dmrepl is using it (lock %s); "
+		    "wait for it to finish",
+		    pool_name, path);
+	return -EBUSY;
+}
+
+static int open_lock_file(struct dmrepl_ctx *ctx, const char *pool_name,
+			  char **ret_path)
+{
+	char name[LOCK_NAME_MAX + 32], *path;
+	int fd, r;
+
+	r = dmrepl_lock_file_name(pool_name, name, sizeof(name));
+	if (r < 0)
+		return r;
+	r = dmrepl_run_dir_create(ctx);
+	if (r < 0)
+		return r;
+	if (asprintf(&path, "%s/%s", dmrepl_run_dir(), name) < 0)
+		return -ENOMEM;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		r = -errno;
+		err(ctx, "pool %s: cannot open the lock file %s: %s", pool_name,
+		    path, strerror(-r));
+		free(path);
+		return r;
+	}
+	*ret_path = path;
+	return fd;
+}
+
+int dmrepl_lock_take(struct dmrepl_ctx *ctx, const char *pool_name,
+		     struct dmrepl_lock **ret_lock)
+{
+	struct dmrepl_lock *lock;
+	char *path = NULL;
+	int fd, r;
+
+	fd = open_lock_file(ctx, pool_name, &path);
+	if (fd < 0)
+		return fd;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? lock_busy(ctx, pool_name, fd, path)
+					 : -errno;
+		if (r != -EBUSY)
+			err(ctx, "pool %s: cannot lock %s: %s", pool_name, path,
+			    strerror(-r));
+		goto fail;
+	}
+	r = -ENOMEM;
+	lock = calloc(1, sizeof(*lock));
+	if (!lock)
+		goto fail;
+	lock->pool_name = strdup(pool_name);
+	if (!lock->pool_name) {
+		free(lock);
+		goto fail;
+	}
+	lock->ctx = dmrepl_ref(ctx);
+	lock->path = path;
+	lock->fd = fd;
+	dbg(ctx, "pool %s: locked %s", pool_name, path);
+	*ret_lock = lock;
+	return 0;
+fail:
+	close(fd);
+	free(path);
+	return r;
+}
+
+void dmrepl_lock_drop(struct dmrepl_lock *lock)
+{
+	if (!lock)
+		return;
+	dbg(lock->ctx, "pool %s: unlocked %s", lock->pool_name, lock->path);
+	close(lock->fd);
+	free(lock->path);
+	free(lock->pool_name);
+	dmrepl_unref(lock->ctx);
+	free(lock);
+}
+
+static void fatal_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGQUIT);
+}
+
+void dmrepl_signals_block(sigset_t *ret_old)
+{
+	sigset_t set;
+
+	fatal_signals(&set);
+	pthread_sigmask(SIG_BLOCK, &set, ret_old);
+}
+
+void dmrepl_signals_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}

@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The per-pool lock: file names, the record format, and the flock itself
+ * (two open file descriptions conflict even within one process), in a
+ * temporary DMREPL_RUN_DIR.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "libdmrepl-private.h"
+#include "unit.h"
+
+static char run_dir[] = "/tmp/dmrepl-test-lock.XXXXXX";
+static char last_msg[512];
+
+__attribute__((format(printf, 6, 0))) static void
+capture_log(struct dmrepl_ctx *ctx, int priority, const char *file, int line,
+	    const char *fn, const char *format, va_list args, void *userdata)
+{
+	vsnprintf(last_msg, sizeof(last_msg), format, args);
+}
+
+static struct dmrepl_ctx *new_ctx(void)
+{
+	struct dmrepl_ctx *ctx = NULL;
+
+	if (dmrepl_new(&ctx) < 0)
+		return NULL;
+	dmrepl_set_log_fn(ctx, capture_log, NULL);
+	return ctx;
+}
+
+static int suite_init(void)
+{
+	if (!mkdtemp(run_dir))
+		return -1;
+	return setenv("DMREPL_RUN_DIR", run_dir, 1);
+}
+
+static int suite_clean(void)
+{
+	char cmd[sizeof(run_dir) + 16];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", run_dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_file_names(void)
+{
+	static const struct {
+		const char *pool, *file;
+	} cases[] = {
+	    {"vg0-pool0-tpool", "vg0-pool0-tpool.lock"},
+	    {"a.b_c+d", "a.b_c+d.lock"},
+	    {"a/b", "a%2Fb.lock"},
+	    {"a b%", "a%20b%25.lock"},
+	    {".", "%2E.lock"},
+	    {"..", "%2E..lock"},
+	    {"\xc3\xa9", "%C3%A9.lock"},
+	};
+	char buf[256];
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		CU_ASSERT_EQUAL(
+		    dmrepl_lock_file_name(cases[i].pool, buf, sizeof(buf)), 0);
+		CU_ASSERT_STRING_EQUAL(buf, cases[i].file);
+	}
+	CU_ASSERT_EQUAL(dmrepl_lock_file_name("", buf, sizeof(buf)), -EINVAL);
+	CU_ASSERT_EQUAL(dmrepl_lock_file_name("pool", buf, 6), -ENAMETOOLONG);
+}
+
+/* dm names reach 127 bytes; escaped they would pass NAME_MAX. */
+static void test_long_names(void)
+{
+	char a[128], b[128], fa[256], fb[256];
+
+	memset(a, '/', sizeof(a) - 1);
+	a[sizeof(a) - 1] = '\0';
+	memcpy(b, a, sizeof(b));
+	b[sizeof(b) - 2] = 'x';
+	CU_ASSERT_EQUAL_FATAL(dmrepl_lock_file_name(a, fa, sizeof(fa)), 0);
+	CU_ASSERT_EQUAL_FATAL(dmrepl_lock_file_name(b, fb, sizeof(fb)), 0);
+	CU_ASSERT(strlen(fa) < 255);
+	CU_ASSERT_PTR_NOT_NULL(strchr(fa, '~'));
+	CU_ASSERT_STRING_NOT_EQUAL(fa, fb);
+}
+
+static void test_record_round_trip(void)
+{
+	struct dmrepl_lock_record in =
+				      {
+					  .holder = 4242,
+					  .state = DMREPL_SNAP_RESERVED,
+					  .owner = 4241,
+					  .root = 18446744073709551615ULL,
+				      },
+				  out;
+	char text[128];
+
+	CU_ASSERT(dmrepl_lock_record_format(&in, text, sizeof(text)) > 0);
+	CU_ASSERT_STRING_EQUAL(text, "holder=4242 state=reserved owner=4241 "
+				     "root=18446744073709551615\n");
+	CU_ASSERT_EQUAL_FATAL(dmrepl_lock_record_parse(text, &out), 0);
+	CU_ASSERT_EQUAL(out.holder, in.holder);
+	CU_ASSERT_EQUAL(out.state, in.state);
+	CU_ASSERT_EQUAL(out.owner, in.owner);
+	CU_ASSERT_EQUAL(out.root, in.root);
+	CU_ASSERT_EQUAL(dmrepl_lock_record_format(&in, text, 10), -ENOBUFS);
+}
+
+static void test_record_malformed(void)
+{
+	static const char *const texts[] = {
+	    "",
+	    "holder=1",
+	    "holder=1 state=reserved owner=1",
+	    "holder=1 state=bogus owner=1 root=2",
+	    "holder=-1 state=none owner=0 root=0",
+	    "holder=1 state=none owner=0 root=0 junk",
+	    "holder=1 state=RESERVED owner=1 root=2",
+	    "pid 1 reserved",
+	};
+	struct dmrepl_lock_record rec = {.holder = 7};
+
+	for (size_t i = 0; i < ARRAY_SIZE(texts); i++)
+		if (dmrepl_lock_record_parse(texts[i], &rec) != -EINVAL)
+			CU_FAIL(texts[i]);
+	CU_ASSERT_EQUAL(rec.holder, 7);
+}
+
+static void test_lock_conflict(void)
+{
+	struct dmrepl_ctx *ctx = new_ctx();
+	struct dmrepl_lock *a = NULL, *b = NULL;
+	struct dmrepl_lock_record rec = {0}, got;
+	char pid[32];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+	CU_ASSERT_EQUAL_FATAL(dmrepl_lock_take(ctx, "pool/one", &a), 0);
+	/* a fresh file reads as no record */
+	CU_ASSERT_EQUAL(dmrepl_lock_read(a, &got), 0);
+	CU_ASSERT_EQUAL(got.holder, 0);
+	CU_ASSERT_EQUAL(got.state, DMREPL_SNAP_NONE);
+
+	rec.holder = getpid();
+	CU_ASSERT_EQUAL(dmrepl_lock_write(a, &rec), 0);
+	CU_ASSERT_EQUAL(dmrepl_lock_take(ctx, "pool/one", &b), -EBUSY);
+	CU_ASSERT_PTR_NULL(b);
+	snprintf(pid, sizeof(pid), "(pid %d)", (int)getpid());
+	CU_ASSERT_PTR_NOT_NULL(strstr(last_msg, pid));
+	CU_ASSERT_PTR_NOT_NULL(strstr(last_msg, "pool pool/one"));
+
+	/* another pool is independent */
+	CU_ASSERT_EQUAL(dmrepl_lock_take(ctx, "pool-two", &b), 0);
+	dmrepl_lock_drop(b);
+	b = NULL;
+
+	/* the record outlives the lock */
+	rec.state = DMREPL_SNAP_RESERVED;
+	rec.owner = 99;
+	rec.root = 17;
+	CU_ASSERT_EQUAL(dmrepl_lock_write(a, &rec), 0);
+	dmrepl_lock_drop(a);
+	CU_ASSERT_EQUAL_FATAL(dmrepl_lock_take(ctx, "pool/one", &b), 0);
+	CU_ASSERT_EQUAL(dmrepl_lock_read(b, &got), 0);
+	CU_ASSERT_EQUAL(got.state, DMREPL_SNAP_RESERVED);
+	CU_ASSERT_EQUAL(got.owner, 99);
+	CU_ASSERT_EQUAL(got.root, 17);
+	dmrepl_lock_drop(b);
+	dmrepl_lock_drop(NULL);
+	dmrepl_unref(ctx);
+}
+
+/* Fork: a child's lock conflicts, and is gone once the child is killed. */
+static void test_lock_dies_with_holder(void)
+{
+	struct dmrepl_ctx *ctx = new_ctx();
+	struct dmrepl_lock *lock = NULL;
+	int ready[2];
+	pid_t child;
+	char c;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+	CU_ASSERT_EQUAL_FATAL(pipe(ready), 0);
+	child = fork();
+	CU_ASSERT_FATAL(child >= 0);
+	if (child == 0) {
+		if (dmrepl_lock_take(ctx, "pool-three", &lock) == 0)
+			(void)!write(ready[1], "x", 1);
+		pause();
+		_exit(0);
+	}
+	CU_ASSERT_EQUAL(read(ready[0], &c, 1), 1);
+	CU_ASSERT_EQUAL(dmrepl_lock_take(ctx, "pool-three", &lock), -EBUSY);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	CU_ASSERT_EQUAL(dmrepl_lock_take(ctx, "pool-three", &lock), 0);
+	dmrepl_lock_drop(lock);
+	close(ready[0]);
+	close(ready[1]);
+	dmrepl_unref(ctx);
+}
+
+static void test_run_dir_failure(void)
+{
+	struct dmrepl_ctx *ctx = new_ctx();
+	struct dmrepl_lock *lock = NULL;
+
+	setenv("DMREPL_RUN_DIR", "/nonexistent/dir/for/dmrepl", 1);
+	CU_ASSERT_EQUAL(dmrepl_lock_take(ctx, "pool", &lock), -ENOENT);
+	CU_ASSERT_PTR_NULL(lock);
+	CU_ASSERT_PTR_NOT_NULL(strstr(last_msg, "/nonexistent/dir/for/dmrepl"));
+	setenv("DMREPL_RUN_DIR", run_dir, 1);
+	dmrepl_unref(ctx);
+}
+
+static void test_signals_blocked(void)
+{
+	sigset_t old, now;
+
+	dmrepl_signals_block(&old);
+	pthread_sigmask(SIG_BLOCK, NULL, &now);
+	CU_ASSERT(sigismember(&now, SIGINT));
+	CU_ASSERT(sigismember(&now, SIGTERM));
+	CU_ASSERT(sigismember(&now, SIGHUP));
+	dmrepl_signals_restore(&old);
+	pthread_sigmask(SIG_BLOCK, NULL, &now);
+	CU_ASSERT_EQUAL(sigismember(&now, SIGINT), sigismember(&old, SIGINT));
+}
+
+static CU_TestInfo lock_tests[] = {
+    {"lock file names", test_file_names},
+    {"long pool names", test_long_names},
+    {"record round trip", test_record_round_trip},
+    {"malformed records", test_record_malformed},
+    {"lock conflict and record", test_lock_conflict},
+    {"lock dies with its holder", test_lock_dies_with_holder},
+    {"run directory missing", test_run_dir_failure},
+    {"signals blocked", test_signals_blocked},
+    CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+    {"lock", suite_init, suite_clean, NULL, NULL, lock_tests},
+    CU_SUITE_INFO_NULL,
+};
+
+int main(void)
+{
+	return unit_run(suites);
+}

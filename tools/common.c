@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Helpers every subcommand shares: number parsing, signal handling and
+ * the log function that shows library messages to the user.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dmrepl.h"
+
+volatile sig_atomic_t tool_interrupted;
+
+int tool_parse_u64(const char *s, uint64_t max, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || *end != '\0')
+		return -EINVAL;
+	if (v > max)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+int tool_parse_thin_id(const char *subcmd, const char *opt, const char *s,
+		       uint64_t *ret)
+{
+	int r = tool_parse_u64(s, DMREPL_MAX_THIN_ID, ret);
+
+	if (r == -ERANGE)
+		return tool_usage_error(subcmd, "%s %s: thin ids go up to %u",
+					opt, s, DMREPL_MAX_THIN_ID);
+	if (r < 0)
+		return tool_usage_error(subcmd, "%s: '%s' is not a thin device id",
+					opt, s);
+	return 0;
+}
+
+static void on_signal(int signo)
+{
+	tool_interrupted = signo;
+}
+
+/*
+ * SIGINT, SIGTERM and SIGHUP set a flag instead of killing the process, so the
+ * subcommand unwinds and releases what it holds (the pool's metadata
+ * snapshot above all). No SA_RESTART: a blocking call returns EINTR.
+ */
+void tool_catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+int tool_interrupted_exit(const char *subcmd)
+{
+	tool_error(subcmd, "interrupted by signal %d; everything held was released",
+		   (int)tool_interrupted);
+	return 128 + tool_interrupted;
+}
+
+__attribute__((format(printf, 6, 0)))
+static void log_to_stderr(struct dmrepl_ctx *ctx, int priority, const char *file,
+			  int line, const char *fn, const char *format,
+			  va_list args, void *userdata)
+{
+	static const char *const labels[] = {
+		"emergency", "alert", "critical", "error",
+		"warning", "notice", "info", "debug",
+	};
+
+	fprintf(stderr, "%s: %s: ", program_name,
+		labels[priority >= 0 && priority <= 7 ? priority : 3]);
+	vfprintf(stderr, format, args);
+	if (priority == 7)
+		fprintf(stderr, " (%s:%d %s)", file, line, fn);
+	fputc('\n', stderr);
+}
+
+void tool_setup_log(struct dmrepl_ctx *ctx)
+{
+	dmrepl_set_log_fn(ctx, log_to_stderr, NULL);
+}
+
+int tool_open_metadata(struct dmrepl_ctx *ctx, const char *subcmd,
+		       const char *pool, const char *path, bool use_held_root,
+		       struct dmrepl_metadata **ret_md)
+{
+	int r;
+
+	if (pool) {
+		r = dmrepl_metadata_open_pool(ctx, pool, ret_md);
+		if (r < 0)
+			tool_error(subcmd, "cannot read the metadata of pool %s: %s",
+				   pool, strerror(-r));
+		return r;
+	}
+
+	r = dmrepl_metadata_open(ctx, path,
+				 use_held_root ? DMREPL_METADATA_USE_HELD_ROOT : 0,
+				 ret_md);
+	if (r == -ENODATA)
+		tool_error(subcmd, "%s: no metadata snapshot is held; reserve one "
+			   "(dmsetup message POOL 0 reserve_metadata_snap) or drop -m",
+			   path);
+	else if (r < 0)
+		tool_error(subcmd, "cannot read thin-pool metadata from %s: %s",
+			   path, strerror(-r));
+	return r;
+}
