@@ -149,7 +149,8 @@ fuzz_tests() {
 	for runner in "$top"/tests/fuzz/run*.sh; do
 		[ -x "$runner" ] || continue
 		n=$((n + 1))
-		"$runner" --seconds "${DMREPL_FUZZ_SECONDS:-30}" --build "$build/fuzz" || failed=$((failed + 1))
+		FUZZ_OUT="$build/fuzz" "$runner" "${DMREPL_FUZZ_SECONDS:-30}" ||
+			failed=$((failed + 1))
 	done
 	stage_counts="$((n - failed)) $failed 0"
 	[ "$failed" -eq 0 ]

@@ -407,11 +407,10 @@ static void init_side(struct dmrepl_delta *d, int side, uint64_t thin_id,
 	btree_cursor_init(&d->side[side], d->md, name, root, 8);
 }
 
-DMREPL_EXPORT int dmrepl_delta_new_with_flags(struct dmrepl_metadata *md,
-					      uint64_t thin_id1,
-					      uint64_t thin_id2,
-					      unsigned int flags,
-					      struct dmrepl_delta **ret_delta)
+DMREPL_EXPORT int dmrepl_delta_new(struct dmrepl_metadata *md,
+				   uint64_t thin_id1, uint64_t thin_id2,
+				   unsigned int flags,
+				   struct dmrepl_delta **ret_delta)
 {
 	struct dmrepl_pool_info info;
 	struct dmrepl_delta *d;
@@ -438,14 +437,6 @@ DMREPL_EXPORT int dmrepl_delta_new_with_flags(struct dmrepl_metadata *md,
 	init_side(d, 1, thin_id2, root2);
 	*ret_delta = d;
 	return 0;
-}
-
-DMREPL_EXPORT int dmrepl_delta_new(struct dmrepl_metadata *md,
-				   uint64_t thin_id1, uint64_t thin_id2,
-				   struct dmrepl_delta **ret_delta)
-{
-	return dmrepl_delta_new_with_flags(md, thin_id1, thin_id2, 0,
-					   ret_delta);
 }
 
 DMREPL_EXPORT struct dmrepl_delta *

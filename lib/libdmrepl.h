@@ -247,20 +247,7 @@ struct dmrepl_extent {
 	uint64_t length_bytes;
 };
 
-/**
- * dmrepl_delta_new() - prepare the delta from @thin_id1 to @thin_id2.
- *
- * Same as dmrepl_delta_new_with_flags() with no flags: the runs include
- * "same" runs, as thin_delta prints them.
- *
- * Return: 0; -ENOENT (with the missing id logged) when either id is not
- * in the metadata; -EBADMSG, -ELOOP, -EIO (reading the top-level
- * mapping tree); -ENOMEM.
- */
-int dmrepl_delta_new(struct dmrepl_metadata *md, uint64_t thin_id1,
-		     uint64_t thin_id2, struct dmrepl_delta **ret_delta);
-
-/* Flags for dmrepl_delta_new_with_flags(). */
+/* Flags for dmrepl_delta_new(). */
 enum {
 	/*
 	 * dmrepl_delta_next_run() returns no "same" runs. Subtrees the two
@@ -272,13 +259,17 @@ enum {
 };
 
 /**
- * dmrepl_delta_new_with_flags() - dmrepl_delta_new() with DMREPL_DELTA_*
- * @flags.
- * Return: as dmrepl_delta_new(); -EINVAL for an unknown flag.
+ * dmrepl_delta_new() - prepare the delta from @thin_id1 to @thin_id2.
+ * @flags: DMREPL_DELTA_* flags; 0 gives runs that include "same" runs,
+ * as thin_delta prints them.
+ *
+ * Return: 0; -EINVAL for an unknown flag; -ENOENT (with the missing id
+ * logged) when either id is not in the metadata; -EBADMSG, -ELOOP, -EIO
+ * (reading the top-level mapping tree); -ENOMEM.
  */
-int dmrepl_delta_new_with_flags(struct dmrepl_metadata *md, uint64_t thin_id1,
-				uint64_t thin_id2, unsigned int flags,
-				struct dmrepl_delta **ret_delta);
+int dmrepl_delta_new(struct dmrepl_metadata *md, uint64_t thin_id1,
+		     uint64_t thin_id2, unsigned int flags,
+		     struct dmrepl_delta **ret_delta);
 struct dmrepl_delta *dmrepl_delta_unref(struct dmrepl_delta *delta);
 
 /**

@@ -119,10 +119,18 @@ static int parse_options(int argc, char *argv[], struct delta_opts *o)
 
 static void xml_begin(const struct delta_opts *o, const struct dmrepl_pool_info *pi)
 {
+	/*
+	 * thin_delta takes nr_data_blocks from the superblock it read; in a
+	 * held metadata snapshot that is the kernel's copy, whose space-map
+	 * roots are zeroed, so it reports 0. Print the same, so the two
+	 * outputs compare line by line.
+	 */
+	uint64_t nr_data_blocks = pi->using_held_root ? 0 : pi->nr_data_blocks;
+
 	printf("<superblock uuid=\"\" time=\"%" PRIu32 "\" transaction=\"%" PRIu64
 	       "\" data_block_size=\"%" PRIu64 "\" nr_data_blocks=\"%" PRIu64 "\">\n",
 	       pi->time, pi->transaction_id, pi->data_block_size_sectors,
-	       pi->nr_data_blocks);
+	       nr_data_blocks);
 	printf("  <diff left=\"%" PRIu64 "\" right=\"%" PRIu64 "\">\n", o->snap1, o->snap2);
 }
 
@@ -224,7 +232,7 @@ int cmd_delta(struct dmrepl_ctx *ctx, int argc, char *argv[])
 
 	r = dmrepl_metadata_get_pool_info(md, &pi);
 	if (r == 0)
-		r = dmrepl_delta_new(md, o.snap1, o.snap2, &delta);
+		r = dmrepl_delta_new(md, o.snap1, o.snap2, 0, &delta);
 	if (r == 0)
 		r = o.format == FORMAT_EXTENTS ? print_extents(delta)
 					       : print_runs(delta, &o, &pi);

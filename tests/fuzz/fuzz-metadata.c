@@ -45,7 +45,7 @@ static void walk(struct dmrepl_metadata *md, uint64_t a, uint64_t b,
 	struct dmrepl_run run;
 	int r;
 
-	if (dmrepl_delta_new_with_flags(md, a, b, flags, &delta) < 0)
+	if (dmrepl_delta_new(md, a, b, flags, &delta) < 0)
 		return;
 	do {
 		r = extents ? dmrepl_delta_next_extent(delta, &e)

@@ -123,7 +123,7 @@ int main(int argc, char *argv[])
 	if (r == 0)
 		r = dmrepl_metadata_open(ctx, o.path, o.open_flags, &md);
 	if (r == 0)
-		r = dmrepl_delta_new_with_flags(md, o.snap1, o.snap2,
+		r = dmrepl_delta_new(md, o.snap1, o.snap2,
 						o.delta_flags, &delta);
 	if (r == 0)
 		r = o.extents ? print_extents(delta)

@@ -271,7 +271,7 @@ int delta_collect(struct dmrepl_metadata *md, uint64_t a, uint64_t b,
 	struct dmrepl_run run;
 	int r;
 
-	r = dmrepl_delta_new_with_flags(md, a, b, flags, &delta);
+	r = dmrepl_delta_new(md, a, b, flags, &delta);
 	while (r == 0 && (r = dmrepl_delta_next_run(delta, &run)) == 0) {
 		/* runs come out maximal: never merged by run_list_add */
 		size_t before = out->n;

@@ -149,7 +149,7 @@ static void collect_extents(struct dmrepl_metadata *md, uint64_t a, uint64_t b,
 	size_t n = 0;
 	int r;
 
-	CU_ASSERT_EQUAL_FATAL(dmrepl_delta_new(md, a, b, &delta), 0);
+	CU_ASSERT_EQUAL_FATAL(dmrepl_delta_new(md, a, b, 0, &delta), 0);
 	while ((r = dmrepl_delta_next_extent(delta, &e)) == 0)
 		if (n < max)
 			out[n++] = e;
@@ -224,7 +224,7 @@ static void test_extent_overflow(void)
 
 	CU_ASSERT_EQUAL_FATAL(
 	    dmrepl_metadata_open(ctx, fixture_path("edge"), 0, &md), 0);
-	CU_ASSERT_EQUAL_FATAL(dmrepl_delta_new(md, 1, 6, &delta), 0);
+	CU_ASSERT_EQUAL_FATAL(dmrepl_delta_new(md, 1, 6, 0, &delta), 0);
 	while ((r = dmrepl_delta_next_extent(delta, &e)) == 0)
 		;
 	CU_ASSERT_EQUAL(r, -EOVERFLOW);
@@ -269,16 +269,16 @@ static void test_api(void)
 
 	CU_ASSERT_EQUAL_FATAL(
 	    dmrepl_metadata_open(ctx, fixture_path("small"), 0, &md), 0);
-	CU_ASSERT_EQUAL(dmrepl_delta_new(md, 1, 9, &delta), -ENOENT);
+	CU_ASSERT_EQUAL(dmrepl_delta_new(md, 1, 9, 0, &delta), -ENOENT);
 	CU_ASSERT(log_has(&log, "thin device 9 is not in the metadata"));
-	CU_ASSERT_EQUAL(dmrepl_delta_new(md, 8, 1, &delta), -ENOENT);
+	CU_ASSERT_EQUAL(dmrepl_delta_new(md, 8, 1, 0, &delta), -ENOENT);
 	CU_ASSERT_PTR_EQUAL(delta, (void *)0x1);
-	CU_ASSERT_EQUAL(dmrepl_delta_new(NULL, 1, 2, &delta), -EINVAL);
-	CU_ASSERT_EQUAL(dmrepl_delta_new(md, 1, 2, NULL), -EINVAL);
-	CU_ASSERT_EQUAL(dmrepl_delta_new_with_flags(md, 1, 2, 1u << 5, &delta),
+	CU_ASSERT_EQUAL(dmrepl_delta_new(NULL, 1, 2, 0, &delta), -EINVAL);
+	CU_ASSERT_EQUAL(dmrepl_delta_new(md, 1, 2, 0, NULL), -EINVAL);
+	CU_ASSERT_EQUAL(dmrepl_delta_new(md, 1, 2, 1u << 5, &delta),
 			-EINVAL);
 
-	CU_ASSERT_EQUAL_FATAL(dmrepl_delta_new(md, 1, 2, &delta), 0);
+	CU_ASSERT_EQUAL_FATAL(dmrepl_delta_new(md, 1, 2, 0, &delta), 0);
 	/* the delta keeps its own reference on the metadata */
 	md = dmrepl_metadata_unref(md);
 	CU_ASSERT_EQUAL(dmrepl_delta_next_run(delta, &run), 0);
@@ -414,7 +414,7 @@ static uint64_t extent_walk_reads(struct dmrepl_metadata *md, uint64_t a,
 	size_t n = 0;
 	int r;
 
-	CU_ASSERT_EQUAL_FATAL(dmrepl_delta_new(md, a, b, &delta), 0);
+	CU_ASSERT_EQUAL_FATAL(dmrepl_delta_new(md, a, b, 0, &delta), 0);
 	before = dmrepl_metadata_get_blocks_read(md);
 	while ((r = dmrepl_delta_next_extent(delta, &e)) == 0)
 		n++;

@@ -248,7 +248,7 @@ static int open_and_walk(struct image *img, struct log_capture *log,
 	r = dmrepl_metadata_open_memory(ctx, img->data, img->size, "patched",
 					flags, &md);
 	if (r == 0)
-		r = dmrepl_delta_new(md, 1, 2, &delta);
+		r = dmrepl_delta_new(md, 1, 2, 0, &delta);
 	while (r == 0)
 		r = dmrepl_delta_next_run(delta, &run);
 	if (r < 0 && delta) /* an error is final */
@@ -626,7 +626,7 @@ static void test_truncated(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(path);
 	ctx = capture_ctx(&log);
 	CU_ASSERT_EQUAL_FATAL(dmrepl_metadata_open(ctx, path, 0, &md), 0);
-	CU_ASSERT_EQUAL_FATAL(dmrepl_delta_new(md, 1, 2, &delta), 0);
+	CU_ASSERT_EQUAL_FATAL(dmrepl_delta_new(md, 1, 2, 0, &delta), 0);
 	while ((r = dmrepl_delta_next_run(delta, &run)) == 0)
 		;
 	CU_ASSERT_EQUAL(r, -EIO);
