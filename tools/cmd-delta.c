@@ -200,17 +200,11 @@ static int print_extents(struct dmrepl_delta *delta)
 
 static int report_delta_error(const struct delta_opts *o, int r)
 {
-	const char *src = o->pool ? o->pool : o->path;
-
 	if (r == -EINTR)
 		return tool_interrupted_exit(subcmd);
-	if (r == -ENOENT)
-		tool_error(subcmd, "%s: thin device %" PRIu64 " or %" PRIu64
-			   " does not exist%s", src, o->snap1, o->snap2,
-			   o->use_held_root || o->pool ? " in the metadata snapshot" : "");
-	else
-		tool_error(subcmd, "%s: cannot compute the delta from %" PRIu64 " to %"
-			   PRIu64 ": %s", src, o->snap1, o->snap2, strerror(-r));
+	tool_fail(subcmd, "%s: cannot compute the delta from %" PRIu64 " to %"
+		  PRIu64 ": %s", o->pool ? o->pool : o->path, o->snap1, o->snap2,
+		  strerror(-r));
 	return EXIT_FAILURE_OP;
 }
 

@@ -154,8 +154,8 @@ int cmd_ls(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		goto out;
 	}
 	if (r < 0) {
-		tool_error(subcmd, "%s: cannot list thin devices: %s",
-			   o.pool ? o.pool : o.path, strerror(-r));
+		tool_fail(subcmd, "%s: cannot list thin devices: %s",
+			  o.pool ? o.pool : o.path, strerror(-r));
 		goto out;
 	}
 	rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILURE_OP;

@@ -11,10 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "dmrepl.h"
 
 volatile sig_atomic_t tool_interrupted;
+
+/* Errors the library has logged: each already says what failed and where. */
+static unsigned int library_errors;
 
 int tool_parse_u64(const char *s, uint64_t max, uint64_t *ret)
 {
@@ -86,12 +90,27 @@ static void log_to_stderr(struct dmrepl_ctx *ctx, int priority, const char *file
 		"warning", "notice", "info", "debug",
 	};
 
+	if (priority <= LOG_ERR)
+		library_errors++;
 	fprintf(stderr, "%s: %s: ", program_name,
 		labels[priority >= 0 && priority <= 7 ? priority : 3]);
 	vfprintf(stderr, format, args);
 	if (priority == 7)
 		fprintf(stderr, " (%s:%d %s)", file, line, fn);
 	fputc('\n', stderr);
+}
+
+void tool_fail(const char *subcmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (library_errors)
+		return;
+	va_start(ap, fmt);
+	fprintf(stderr, "%s %s: ", program_name, subcmd);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
 }
 
 void tool_setup_log(struct dmrepl_ctx *ctx)
@@ -105,23 +124,14 @@ int tool_open_metadata(struct dmrepl_ctx *ctx, const char *subcmd,
 {
 	int r;
 
-	if (pool) {
+	if (pool)
 		r = dmrepl_metadata_open_pool(ctx, pool, ret_md);
-		if (r < 0)
-			tool_error(subcmd, "cannot read the metadata of pool %s: %s",
-				   pool, strerror(-r));
-		return r;
-	}
-
-	r = dmrepl_metadata_open(ctx, path,
-				 use_held_root ? DMREPL_METADATA_USE_HELD_ROOT : 0,
-				 ret_md);
-	if (r == -ENODATA)
-		tool_error(subcmd, "%s: no metadata snapshot is held; reserve one "
-			   "(dmsetup message POOL 0 reserve_metadata_snap) or drop -m",
-			   path);
-	else if (r < 0)
-		tool_error(subcmd, "cannot read thin-pool metadata from %s: %s",
-			   path, strerror(-r));
+	else
+		r = dmrepl_metadata_open(ctx, path,
+					 use_held_root ? DMREPL_METADATA_USE_HELD_ROOT : 0,
+					 ret_md);
+	if (r < 0)
+		tool_fail(subcmd, "cannot read thin-pool metadata from %s: %s",
+			  pool ? pool : path, strerror(-r));
 	return r;
 }

@@ -60,6 +60,13 @@ int tool_open_metadata(struct dmrepl_ctx *ctx, const char *subcmd,
 		       const char *pool, const char *path, bool use_held_root,
 		       struct dmrepl_metadata **ret_md);
 
+/*
+ * Report a failed operation, unless the library already logged an error
+ * that says what failed and where: one clear message, not two.
+ */
+void tool_fail(const char *subcmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* Show library messages as "dmrepl: error: ..." on stderr. */
 void tool_setup_log(struct dmrepl_ctx *ctx);
 

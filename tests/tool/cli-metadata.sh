@@ -1,0 +1,80 @@
+#!/bin/sh
+# dmrepl ls and delta on metadata images: output formats, exit codes and
+# the error each bad input gets (unknown ids, -m without a held snapshot,
+# a missing file, something that is not metadata, a corrupted node).
+set -u
+
+DMREPL=${DMREPL:-tools/dmrepl}
+img=${FIXTURES:-tests/fixtures}/small.bin
+[ -f "$img" ] || { echo "SKIP: $img not built (thin_restore missing)"; exit 77; }
+failures=0
+tmp=$(mktemp -d) || exit 99
+trap 'rm -rf "$tmp"' EXIT
+
+# expect NAME EXPECTED_RC PATTERN -- ARGS...: exit code and a line matching PATTERN
+expect() {
+	name=$1 want_rc=$2 pattern=$3
+	shift 4
+	"$DMREPL" "$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	cat "$tmp/err" >>"$tmp/out"
+	if [ "$rc" -ne "$want_rc" ]; then
+		echo "FAIL $name: exit $rc, expected $want_rc"; sed 's/^/  | /' "$tmp/out"
+		failures=$((failures + 1)); return
+	fi
+	if ! grep -q -e "$pattern" "$tmp/out"; then
+		echo "FAIL $name: output lacks '$pattern'"; sed 's/^/  | /' "$tmp/out"
+		failures=$((failures + 1)); return
+	fi
+	echo "ok   $name"
+}
+
+# errors are said once: the library's message, not a second restatement
+expect_one_error() {
+	n=$(wc -l <"$tmp/err")
+	[ "$n" -eq 1 ] || { echo "FAIL $1: $n lines on stderr, expected 1"
+		sed 's/^/  | /' "$tmp/err"; failures=$((failures + 1)); }
+}
+
+expect "ls lists devices"        0 '^       3 '                     -- ls "$img"
+expect "ls --json"               0 '"devices":\[{"id":1,'          -- ls --json "$img"
+expect "ls --no-headers"         0 '^       1 '                     -- ls --no-headers "$img"
+expect "delta xml"               0 '^  <diff left="1" right="2">$'  -- delta --snap1 1 --snap2 2 "$img"
+expect "delta json"              0 '"runs":\[{"kind":'               -- delta --format=json --snap1 1 --snap2 2 "$img"
+expect "delta extents"           0 '^[0-9]* [0-9]* \(copy\|discard\)$' -- delta --format extents --snap1 1 --snap2 2 "$img"
+expect "--thin1/--thin2"         0 '<diff left="2" right="1">'      -- delta --thin1 2 --thin2 1 "$img"
+
+expect "unknown id"              1 'thin device 77 is not in the metadata' -- delta --snap1 1 --snap2 77 "$img"
+expect_one_error "unknown id"
+expect "-m without held root"    1 'no metadata snapshot is held'   -- delta -m --snap1 1 --snap2 2 "$img"
+expect_one_error "-m without held root"
+expect "ls -m without held root" 1 'reserve_metadata_snap'          -- ls -m "$img"
+expect "missing file"            1 "cannot open $tmp/none"          -- ls "$tmp/none"
+expect_one_error "missing file"
+
+head -c 65536 /dev/zero >"$tmp/zero.bin"
+expect "not metadata"            1 'superblock (block 0): bad magic' -- ls "$tmp/zero.bin"
+expect_one_error "not metadata"
+
+# Flip a byte inside every node block of device 1's and 2's trees: the walk
+# must stop with an error naming a block, never print a wrong delta.
+cp "$img" "$tmp/corrupt.bin"
+blocks=$(( $(wc -c <"$img") / 4096 ))
+b=1
+while [ "$b" -lt "$blocks" ]; do
+	printf '\377' | dd of="$tmp/corrupt.bin" bs=1 seek=$((b * 4096 + 64)) conv=notrunc 2>/dev/null
+	b=$((b + 1))
+done
+expect "corrupt nodes"           1 'block [0-9]*.*checksum'          -- delta --snap1 1 --snap2 2 "$tmp/corrupt.bin"
+
+expect "missing --snap2"         2 'both --snap1 and --snap2'        -- delta --snap1 1 "$img"
+expect "id not a number"         2 "'x1' is not a thin device id"   -- delta --snap1 x1 --snap2 2 "$img"
+expect "id too large"            2 'thin ids go up to 16777215'      -- delta --snap1 16777216 --snap2 2 "$img"
+expect "bad format"              2 "unknown format 'yaml'"           -- delta --format yaml --snap1 1 --snap2 2 "$img"
+expect "--pool with METADATA"    2 'give no METADATA'                -- delta --pool p --snap1 1 --snap2 2 "$img"
+expect "two METADATA"            2 'expected one METADATA'           -- ls "$img" "$img"
+expect "delta --help"            0 '^Usage:'                          -- delta --help
+expect "ls --help"               0 '^Usage:'                          -- ls --help
+
+[ "$failures" -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }
+exit 0
