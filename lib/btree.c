@@ -44,22 +44,6 @@ struct node_ref {
 	uint32_t leaf_value_size;
 };
 
-static uint32_t get_le32(const uint8_t *b, size_t off)
-{
-	uint32_t v;
-
-	memcpy(&v, b + off, sizeof(v));
-	return le32toh(v);
-}
-
-static uint64_t get_le64(const uint8_t *b, size_t off)
-{
-	uint64_t v;
-
-	memcpy(&v, b + off, sizeof(v));
-	return le64toh(v);
-}
-
 uint64_t btree_node_key(const struct btree_node *n, uint32_t i)
 {
 	return get_le64(n->data, NODE_HEADER_SIZE + (size_t)i * 8);

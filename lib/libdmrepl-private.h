@@ -6,8 +6,11 @@
 #ifndef LIBDMREPL_PRIVATE_H
 #define LIBDMREPL_PRIVATE_H
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 #include <syslog.h>
 
 #include "libdmrepl.h"
@@ -18,6 +21,23 @@
 #define _cleanup_(fn) __attribute__((cleanup(fn)))
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Little-endian fields of on-disk structures, at any alignment. */
+static inline uint32_t get_le32(const uint8_t *b, size_t off)
+{
+	uint32_t v;
+
+	memcpy(&v, b + off, sizeof(v));
+	return le32toh(v);
+}
+
+static inline uint64_t get_le64(const uint8_t *b, size_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, b + off, sizeof(v));
+	return le64toh(v);
+}
 
 void dmrepl_log(struct dmrepl_ctx *ctx, int priority, const char *file,
 		int line, const char *fn, const char *format, ...) _printf_(6, 7);

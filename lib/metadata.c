@@ -69,22 +69,6 @@ struct superblock {
 	uint32_t data_block_size;
 };
 
-static uint32_t get_le32(const uint8_t *b, size_t off)
-{
-	uint32_t v;
-
-	memcpy(&v, b + off, sizeof(v));
-	return le32toh(v);
-}
-
-static uint64_t get_le64(const uint8_t *b, size_t off)
-{
-	uint64_t v;
-
-	memcpy(&v, b + off, sizeof(v));
-	return le64toh(v);
-}
-
 void *dmrepl_metadata_block_alloc(void)
 {
 	void *buf;

@@ -20,10 +20,8 @@ enum format { FORMAT_XML, FORMAT_JSON, FORMAT_EXTENTS };
 struct delta_opts {
 	uint64_t snap1, snap2;
 	bool have_snap1, have_snap2;
-	bool use_held_root;
 	enum format format;
-	const char *pool;
-	const char *path;
+	struct tool_source src;
 };
 
 static void usage(FILE *out)
@@ -94,8 +92,8 @@ static int parse_options(int argc, char *argv[], struct delta_opts *o)
 				return r;
 			o->have_snap2 = true;
 			break;
-		case 'm': o->use_held_root = true; break;
-		case 'p': o->pool = optarg; break;
+		case 'm': o->src.use_held_root = true; break;
+		case 'p': o->src.pool = optarg; break;
 		case 'f':
 			if ((r = parse_format(optarg, &o->format)))
 				return r;
@@ -107,14 +105,7 @@ static int parse_options(int argc, char *argv[], struct delta_opts *o)
 
 	if (!o->have_snap1 || !o->have_snap2)
 		return tool_usage_error(subcmd, "both --snap1 and --snap2 are required");
-	if (o->pool && (optind < argc || o->use_held_root))
-		return tool_usage_error(subcmd, "--pool reads the live pool: give no "
-					"METADATA and no -m");
-	if (!o->pool && optind != argc - 1)
-		return tool_usage_error(subcmd, "expected one METADATA file or device");
-	if (!o->pool)
-		o->path = argv[optind];
-	return 0;
+	return tool_source_finish(subcmd, &o->src, argc, argv);
 }
 
 static void xml_begin(const struct delta_opts *o, const struct dmrepl_pool_info *pi)
@@ -203,7 +194,7 @@ static int report_delta_error(const struct delta_opts *o, int r)
 	if (r == -EINTR)
 		return tool_interrupted_exit(subcmd);
 	tool_fail(subcmd, "%s: cannot compute the delta from %" PRIu64 " to %"
-		  PRIu64 ": %s", o->pool ? o->pool : o->path, o->snap1, o->snap2,
+		  PRIu64 ": %s", o->src.pool ? o->src.pool : o->src.path, o->snap1, o->snap2,
 		  strerror(-r));
 	return EXIT_FAILURE_OP;
 }
@@ -221,7 +212,7 @@ int cmd_delta(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		return r < 0 ? EXIT_OK : r;
 
 	tool_catch_signals();
-	if (tool_open_metadata(ctx, subcmd, o.pool, o.path, o.use_held_root, &md) < 0)
+	if (tool_open_metadata(ctx, subcmd, &o.src, &md) < 0)
 		goto out;
 
 	r = dmrepl_metadata_get_pool_info(md, &pi);

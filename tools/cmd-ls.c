@@ -17,10 +17,8 @@ static const char *const subcmd = "ls";
 
 struct ls_opts {
 	bool json;
-	bool use_held_root;
 	bool no_headers;
-	const char *pool;
-	const char *path;
+	struct tool_source src;
 };
 
 static void usage(FILE *out)
@@ -59,22 +57,15 @@ static int parse_options(int argc, char *argv[], struct ls_opts *o)
 
 	while ((c = getopt_long(argc, argv, "mp:jh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'm': o->use_held_root = true; break;
-		case 'p': o->pool = optarg; break;
+		case 'm': o->src.use_held_root = true; break;
+		case 'p': o->src.pool = optarg; break;
 		case 'j': o->json = true; break;
 		case OPT_NO_HEADERS: o->no_headers = true; break;
 		case 'h': usage(stdout); return -1;
 		default: return tool_usage_error(subcmd, "unrecognized option");
 		}
 	}
-	if (o->pool && (optind < argc || o->use_held_root))
-		return tool_usage_error(subcmd, "--pool reads the live pool: give no "
-					"METADATA and no -m");
-	if (!o->pool && optind != argc - 1)
-		return tool_usage_error(subcmd, "expected one METADATA file or device");
-	if (!o->pool)
-		o->path = argv[optind];
-	return 0;
+	return tool_source_finish(subcmd, &o->src, argc, argv);
 }
 
 static int print_text(const struct dmrepl_thin_info *t, void *userdata)
@@ -143,7 +134,7 @@ int cmd_ls(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		return r < 0 ? EXIT_OK : r;
 
 	tool_catch_signals();
-	if (tool_open_metadata(ctx, subcmd, o.pool, o.path, o.use_held_root, &md) < 0)
+	if (tool_open_metadata(ctx, subcmd, &o.src, &md) < 0)
 		goto out;
 
 	r = dmrepl_metadata_get_pool_info(md, &pi);
@@ -155,7 +146,7 @@ int cmd_ls(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	}
 	if (r < 0) {
 		tool_fail(subcmd, "%s: cannot list thin devices: %s",
-			  o.pool ? o.pool : o.path, strerror(-r));
+			  o.src.pool ? o.src.pool : o.src.path, strerror(-r));
 		goto out;
 	}
 	rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILURE_OP;

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -118,20 +119,32 @@ void tool_setup_log(struct dmrepl_ctx *ctx)
 	dmrepl_set_log_fn(ctx, log_to_stderr, NULL);
 }
 
+int tool_source_finish(const char *subcmd, struct tool_source *src, int argc,
+		       char *argv[])
+{
+	if (src->pool && (optind < argc || src->use_held_root))
+		return tool_usage_error(subcmd, "--pool reads the live pool: give no "
+					"METADATA and no -m");
+	if (!src->pool && optind != argc - 1)
+		return tool_usage_error(subcmd, "expected one METADATA file or device");
+	if (!src->pool)
+		src->path = argv[optind];
+	return 0;
+}
+
 int tool_open_metadata(struct dmrepl_ctx *ctx, const char *subcmd,
-		       const char *pool, const char *path, bool use_held_root,
+		       const struct tool_source *src,
 		       struct dmrepl_metadata **ret_md)
 {
+	unsigned int flags = src->use_held_root ? DMREPL_METADATA_USE_HELD_ROOT : 0;
 	int r;
 
-	if (pool)
-		r = dmrepl_metadata_open_pool(ctx, pool, ret_md);
+	if (src->pool)
+		r = dmrepl_metadata_open_pool(ctx, src->pool, ret_md);
 	else
-		r = dmrepl_metadata_open(ctx, path,
-					 use_held_root ? DMREPL_METADATA_USE_HELD_ROOT : 0,
-					 ret_md);
+		r = dmrepl_metadata_open(ctx, src->path, flags, ret_md);
 	if (r < 0)
 		tool_fail(subcmd, "cannot read thin-pool metadata from %s: %s",
-			  pool ? pool : path, strerror(-r));
+			  src->pool ? src->pool : src->path, strerror(-r));
 	return r;
 }

@@ -51,13 +51,28 @@ extern volatile sig_atomic_t tool_interrupted;
 void tool_catch_signals(void);
 int tool_interrupted_exit(const char *subcmd);
 
+/* Where ls and delta read metadata from: a live pool, or a file or device. */
+struct tool_source {
+	const char *pool;	/* --pool DMNAME */
+	const char *path;	/* METADATA */
+	bool use_held_root;	/* -m */
+};
+
+/*
+ * Take METADATA from the operands left after option parsing, and check
+ * that exactly one of --pool and METADATA was given (and -m only with
+ * METADATA). Returns 0, or reports and returns EXIT_USAGE.
+ */
+int tool_source_finish(const char *subcmd, struct tool_source *src, int argc,
+		       char *argv[]);
+
 /*
  * Open metadata from a live pool by dm name (through a metadata snapshot
  * held until the last unref), or from an image file or block device.
  * Reports failures itself; returns 0 or -errno.
  */
 int tool_open_metadata(struct dmrepl_ctx *ctx, const char *subcmd,
-		       const char *pool, const char *path, bool use_held_root,
+		       const struct tool_source *src,
 		       struct dmrepl_metadata **ret_md);
 
 /*
