@@ -389,12 +389,16 @@ DMREPL_EXPORT int dmrepl_delta_next_extent(struct dmrepl_delta *delta,
 static int find_root(struct dmrepl_metadata *md, uint64_t thin_id,
 		     uint64_t *ret_root)
 {
+	struct dmrepl_pool_info info;
 	int r = dmrepl_thin_get_mapping_root(md, thin_id, ret_root);
 
-	if (r == -ENOENT)
-		err(dmrepl_metadata_get_ctx(md),
-		    "%s: thin device %" PRIu64 " is not in the metadata",
-		    dmrepl_metadata_get_name(md), thin_id);
+	if (r != -ENOENT)
+		return r;
+	/* A device created after the snapshot was reserved is not in it. */
+	dmrepl_metadata_get_pool_info(md, &info);
+	err(dmrepl_metadata_get_ctx(md), "%s: thin device %" PRIu64 " is not in %s",
+	    dmrepl_metadata_get_name(md), thin_id,
+	    info.using_held_root ? "the held metadata snapshot" : "the metadata");
 	return r;
 }
 

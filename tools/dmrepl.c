@@ -184,9 +184,15 @@ int main(int argc, char *argv[])
 		tool_error(NULL, "cannot create library context: %s", strerror(-r));
 		return EXIT_FAILURE_OP;
 	}
+	/*
+	 * The library's warnings matter to an operator (a stale metadata
+	 * snapshot released, say), so show them unless DMREPL_LOG says
+	 * otherwise; -v adds info, -vv debug.
+	 */
 	tool_setup_log(ctx);
-	if (verbose && !getenv("DMREPL_LOG"))
-		dmrepl_set_log_priority(ctx, verbose > 1 ? LOG_DEBUG : LOG_INFO);
+	if (!getenv("DMREPL_LOG"))
+		dmrepl_set_log_priority(ctx, verbose > 1 ? LOG_DEBUG :
+					     verbose ? LOG_INFO : LOG_WARNING);
 
 	argc -= optind;
 	argv += optind;

@@ -293,13 +293,39 @@ dmt__devices() {
 	done
 }
 
+# dmt__suspended: names of our devices that are suspended.
+dmt__suspended() {
+	dmsetup info -c --noheadings -o name,suspended --separator ' ' 2>/dev/null |
+		while read -r _n _s; do
+			case $_n in "$DMT_PREFIX"*) [ "$_s" = Suspended ] && echo "$_n" ;; esac
+		done
+}
+
+# dmt__resume_all: resume our suspended devices, each only once none of
+# the devices it stands on is suspended: a thin device resumed before its
+# suspended pool would block for ever.
+dmt__resume_all() {
+	_pass=0
+	_susp=$(dmt__suspended)
+	while [ -n "$_susp" ] && [ $_pass -lt 8 ]; do
+		for _n in $_susp; do
+			_blocked=0
+			for _d in $(dmsetup deps -o devname "$_n" 2>/dev/null |
+					sed -n 's/.*: *//p' | tr -d '()'); do
+				case " $(echo $_susp) " in *" $_d "*) _blocked=1 ;; esac
+			done
+			[ $_blocked = 0 ] && dmt_dmsetup resume "$_n" >/dev/null 2>&1
+		done
+		_susp=$(dmt__suspended)
+		_pass=$((_pass + 1))
+	done
+}
+
 # dmt__teardown: remove everything this run made; non-zero if anything stayed.
 dmt__teardown() {
 	_bad=0
 	_devs=$(dmt__devices)
-	for _n in $_devs; do
-		dmt_dmsetup resume "$_n" >/dev/null 2>&1 || :
-	done
+	dmt__resume_all
 	# Thin devices must go before their pool: retry until nothing is left.
 	_pass=0
 	while [ -n "$_devs" ] && [ $_pass -lt 5 ]; do
