@@ -127,8 +127,10 @@ stage() {
 unit_tests() {
 	local dir=$1 rc=0
 	make -C "$dir" -s -j"$jobs" check || rc=$?
-	[ -f "$dir/test-suite.log" ] && stage_counts=$(automake_counts "$dir")
-	[ -n "${stage_counts:-}" ] && cat "$dir/test-suite.log" | sed -n '/^FAIL\|^ERROR/,$p' | head -100
+	if [ -f "$dir/test-suite.log" ]; then
+		stage_counts=$(automake_counts "$dir")
+		sed -n '/^FAIL\|^ERROR/,$p' "$dir/test-suite.log" | head -100
+	fi
 	return $rc
 }
 

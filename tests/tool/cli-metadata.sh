@@ -7,27 +7,7 @@ set -u
 DMREPL=${DMREPL:-tools/dmrepl}
 img=${FIXTURES:-tests/fixtures}/small.bin
 [ -f "$img" ] || { echo "SKIP: $img not built (thin_restore missing)"; exit 77; }
-failures=0
-tmp=$(mktemp -d) || exit 99
-trap 'rm -rf "$tmp"' EXIT
-
-# expect NAME EXPECTED_RC PATTERN -- ARGS...: exit code and a line matching PATTERN
-expect() {
-	name=$1 want_rc=$2 pattern=$3
-	shift 4
-	"$DMREPL" "$@" >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-	cat "$tmp/err" >>"$tmp/out"
-	if [ "$rc" -ne "$want_rc" ]; then
-		echo "FAIL $name: exit $rc, expected $want_rc"; sed 's/^/  | /' "$tmp/out"
-		failures=$((failures + 1)); return
-	fi
-	if ! grep -q -e "$pattern" "$tmp/out"; then
-		echo "FAIL $name: output lacks '$pattern'"; sed 's/^/  | /' "$tmp/out"
-		failures=$((failures + 1)); return
-	fi
-	echo "ok   $name"
-}
+. "${top_srcdir:-.}/tests/tool/expect.sh"
 
 # errors are said once: the library's message, not a second restatement
 expect_one_error() {
@@ -76,5 +56,4 @@ expect "two METADATA"            2 'expected one METADATA'           -- ls "$img
 expect "delta --help"            0 '^Usage:'                          -- delta --help
 expect "ls --help"               0 '^Usage:'                          -- ls --help
 
-[ "$failures" -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }
-exit 0
+expect_done

@@ -409,3 +409,16 @@ int thin_delta_runs(const char *path, uint64_t a, uint64_t b,
 	status = pclose(p);
 	return r < 0 ? r : status == 0 ? 0 : -EIO;
 }
+
+int require_fixtures(const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!fixture_exists(names[i])) {
+			printf("SKIP: %s is missing (thin_restore from "
+			       "thin-provisioning-tools makes it)\n",
+			       fixture_path(names[i]));
+			return 77;
+		}
+	}
+	return 0;
+}

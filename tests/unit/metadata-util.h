@@ -40,6 +40,11 @@ struct image {
 /* The build directory's tests/fixtures/NAME.bin exists. */
 bool fixture_exists(const char *name);
 const char *fixture_path(const char *name);
+/*
+ * 0 when every fixture in @names exists; otherwise print why the test is
+ * skipped and return 77, the automake skip status.
+ */
+int require_fixtures(const char *const *names, size_t n);
 /* Load a fixture into memory: 0, or -1 if it cannot be read. */
 int image_load(const char *name, struct image *img);
 void image_free(struct image *img);

@@ -812,13 +812,7 @@ int main(void)
 {
 	static const char *const needed[] = {"edge", "small", "deep"};
 
-	for (size_t i = 0; i < ARRAY_SIZE(needed); i++) {
-		if (!fixture_exists(needed[i])) {
-			printf("SKIP: %s is missing (thin_restore from "
-			       "thin-provisioning-tools makes it)\n",
-			       fixture_path(needed[i]));
-			return 77;
-		}
-	}
-	return unit_run(suites);
+	int r = require_fixtures(needed, ARRAY_SIZE(needed));
+
+	return r ? r : unit_run(suites);
 }
