@@ -21,7 +21,7 @@
 #include "libdmrepl-private.h"
 
 #define BTREE_CSUM_XOR 121107u
-#define NODE_HEADER_SIZE 32u
+#define NODE_HEADER_SIZE DMREPL_BTREE_NODE_HEADER_SIZE
 #define NODE_FLAG_INTERNAL 1u
 #define NODE_FLAG_LEAF 2u
 
@@ -43,17 +43,6 @@ struct node_ref {
 	uint64_t max_key;
 	uint32_t leaf_value_size;
 };
-
-uint64_t btree_node_key(const struct btree_node *n, uint32_t i)
-{
-	return get_le64(n->data, NODE_HEADER_SIZE + (size_t)i * 8);
-}
-
-const void *btree_node_value(const struct btree_node *n, uint32_t i)
-{
-	return n->data + NODE_HEADER_SIZE + (size_t)n->max_entries * 8 +
-	       (size_t)i * n->value_size;
-}
 
 static uint64_t node_child(const struct btree_node *n, uint32_t i)
 {
@@ -120,10 +109,28 @@ static int check_shape(struct dmrepl_metadata *md, const struct node_ref *ref,
 	return 0;
 }
 
+/* The common case, in one pass: keys ascending and inside the range. */
+static bool keys_ok(const struct node_ref *ref, const struct btree_node *n)
+{
+	const uint8_t *k = n->data + NODE_HEADER_SIZE;
+	uint32_t nr = n->nr_entries;
+
+	if (nr == 0)
+		return true;
+	for (uint32_t i = 1; i < nr; i++)
+		if (get_le64(k, (size_t)i * 8) <= get_le64(k, (size_t)(i - 1) * 8))
+			return false;
+	return get_le64(k, 0) >= ref->min_key &&
+	       get_le64(k, (size_t)(nr - 1) * 8) <= ref->max_key;
+}
+
 static int check_keys(struct dmrepl_metadata *md, const struct node_ref *ref,
 		      const struct btree_node *n)
 {
 	uint64_t prev = 0;
+
+	if (keys_ok(ref, n))
+		return 0;
 
 	for (uint32_t i = 0; i < n->nr_entries; i++) {
 		uint64_t key = btree_node_key(n, i);
@@ -212,6 +219,37 @@ static int64_t node_search(const struct btree_node *n, uint64_t key)
 		}
 	}
 	return found;
+}
+
+uint64_t btree_node_child_at_key(const struct btree_node *n, uint64_t key)
+{
+	int64_t i = node_search(n, key);
+
+	if (i < 0 || n->leaf || btree_node_key(n, (uint32_t)i) != key)
+		return 0;
+	return node_child(n, (uint32_t)i);
+}
+
+bool btree_node_peek_internal(uint64_t blocknr, const void *data,
+			      struct btree_node *ret_node)
+{
+	const uint8_t *b = data;
+	struct btree_node n = {
+	    .blocknr = blocknr,
+	    .nr_entries = get_le32(b, NODE_NR_ENTRIES),
+	    .max_entries = get_le32(b, NODE_MAX_ENTRIES),
+	    .value_size = get_le32(b, NODE_VALUE_SIZE),
+	    .data = b,
+	};
+
+	if (get_le32(b, NODE_FLAGS) != NODE_FLAG_INTERNAL ||
+	    get_le64(b, NODE_BLOCKNR) != blocknr || n.value_size != 8 ||
+	    n.nr_entries > n.max_entries ||
+	    NODE_HEADER_SIZE + (uint64_t)n.max_entries * 16 >
+		DMREPL_MD_BLOCK_SIZE)
+		return false;
+	*ret_node = n;
+	return true;
 }
 
 /* The key range child @i of internal node @n may hold. */
@@ -378,6 +416,7 @@ int btree_cursor_descend(struct btree_cursor *c)
 		return r;
 	btree_cursor_skip(c);
 	f->index = 0;
+	f->prefetch_next = 0;
 	f->max_key = head.max_key;
 	c->depth++;
 	return 0;

@@ -255,3 +255,202 @@ out:
 	dm_log_end();
 	return r;
 }
+
+/* ---- creating, removing, suspending and listing devices ---- */
+
+/*
+ * With udev running, libdm hands node creation to udev and we wait for
+ * it (a cookie); without it (the test VM, a rescue shell) nobody would
+ * make /dev/mapper nodes, so libdm makes them itself.
+ */
+static int udev_prepare(struct dm_task *dmt, uint32_t *cookie)
+{
+	*cookie = 0;
+	if (access("/run/udev/control", F_OK) == 0)
+		return dm_task_set_cookie(dmt, cookie, 0) ? 0 : -ENOMEM;
+	dm_udev_set_sync_support(0);
+	return 0;
+}
+
+/* Without a cookie, libdm queues its node changes until asked. */
+static void udev_wait(uint32_t cookie)
+{
+	if (cookie)
+		dm_udev_wait(cookie);
+	else
+		dm_task_update_nodes();
+}
+
+
+static int simple_task(struct dmrepl_ctx *ctx, int type, const char *name,
+		       const char *what)
+{
+	struct dm_task *dmt = NULL;
+	uint32_t cookie = 0;
+	int r, e, ok;
+
+	dm_log_begin(ctx);
+	r = task_new(ctx, type, name, &dmt);
+	if (r < 0)
+		goto out;
+	if (type == DM_DEVICE_RESUME && udev_prepare(dmt, &cookie) < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	ok = dm_task_run(dmt);
+	udev_wait(cookie);
+	if (ok) {
+		dbg(ctx, "%s: %s", name, what);
+		goto out;
+	}
+	e = task_errno(dmt);
+	r = e == ENXIO ? -ENODEV : -e;
+	err(ctx, "%s: cannot %s the device-mapper device: %s%s%s%s", name,
+	    what, strerror(e), dm_last_error[0] ? " (" : "", dm_last_error,
+	    dm_last_error[0] ? ")" : "");
+out:
+	if (dmt)
+		dm_task_destroy(dmt);
+	dm_log_end();
+	return r;
+}
+
+int dmrepl_dm_suspend(struct dmrepl_ctx *ctx, const char *name)
+{
+	return simple_task(ctx, DM_DEVICE_SUSPEND, name, "suspend");
+}
+
+int dmrepl_dm_resume(struct dmrepl_ctx *ctx, const char *name)
+{
+	return simple_task(ctx, DM_DEVICE_RESUME, name, "resume");
+}
+
+/*
+ * A device that was just closed may still be busy for a moment (a
+ * udev rule, blkid); retry briefly before giving up.
+ */
+int dmrepl_dm_remove(struct dmrepl_ctx *ctx, const char *name)
+{
+	struct dm_task *dmt = NULL;
+	int r = 0, e = 0, tries, ok;
+	uint32_t cookie;
+
+	dm_log_begin(ctx);
+	for (tries = 0; tries < 50; tries++) {
+		r = task_new(ctx, DM_DEVICE_REMOVE, name, &dmt);
+		if (r < 0)
+			goto out;
+		if (udev_prepare(dmt, &cookie) < 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+		ok = dm_task_run(dmt);
+		udev_wait(cookie);
+		if (ok) {
+			dbg(ctx, "%s: removed", name);
+			r = 0;
+			goto out;
+		}
+		e = task_errno(dmt);
+		dm_task_destroy(dmt);
+		dmt = NULL;
+		if (e != EBUSY)
+			break;
+		usleep(100 * 1000);
+	}
+	r = e == ENXIO ? -ENODEV : -e;
+	if (r != -ENODEV)
+		err(ctx, "%s: cannot remove the device-mapper device: %s", name,
+		    strerror(e));
+out:
+	if (dmt)
+		dm_task_destroy(dmt);
+	dm_log_end();
+	return r;
+}
+
+int dmrepl_dm_create(struct dmrepl_ctx *ctx, const char *name,
+		     const char *type, const char *params,
+		     uint64_t length_sectors, bool read_only,
+		     uint32_t *ret_major, uint32_t *ret_minor)
+{
+	struct dm_task *dmt = NULL;
+	struct dm_info info;
+	uint32_t cookie;
+	int r, e, ok;
+
+	dm_log_begin(ctx);
+	r = task_new(ctx, DM_DEVICE_CREATE, name, &dmt);
+	if (r < 0)
+		goto out;
+	r = -ENOMEM;
+	if (!dm_task_add_target(dmt, 0, length_sectors, type, params))
+		goto out;
+	if (read_only && !dm_task_set_ro(dmt))
+		goto out;
+	if (udev_prepare(dmt, &cookie) < 0)
+		goto out;
+	ok = dm_task_run(dmt);
+	udev_wait(cookie);
+	if (!ok) {
+		e = task_errno(dmt);
+		r = -e;
+		err(ctx, "%s: cannot create the device-mapper device (%s %s): "
+			 "%s%s%s%s",
+		    name, type, params, strerror(e),
+		    dm_last_error[0] ? " (" : "", dm_last_error,
+		    dm_last_error[0] ? ")" : "");
+		goto out;
+	}
+	r = -EIO;
+	if (!dm_task_get_info(dmt, &info) || !info.exists)
+		goto out;
+	*ret_major = info.major;
+	*ret_minor = info.minor;
+	dbg(ctx, "%s: created %u:%u, %s %s", name, info.major, info.minor,
+	    type, params);
+	r = 0;
+out:
+	if (dmt)
+		dm_task_destroy(dmt);
+	dm_log_end();
+	return r;
+}
+
+int dmrepl_dm_foreach(struct dmrepl_ctx *ctx,
+		      int (*fn)(const char *name, void *userdata),
+		      void *userdata)
+{
+	struct dm_task *dmt;
+	struct dm_names *names;
+	unsigned int next = 0;
+	int r = 0;
+
+	dm_log_begin(ctx);
+	dmt = dm_task_create(DM_DEVICE_LIST);
+	if (!dmt) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (!dm_task_run(dmt)) {
+		r = -task_errno(dmt);
+		err(ctx, "cannot list device-mapper devices: %s",
+		    strerror(-r));
+		goto out;
+	}
+	names = dm_task_get_names(dmt);
+	if (!names || !names->dev)
+		goto out;
+	dm_log_end();
+	do {
+		names = (struct dm_names *)((char *)names + next);
+		r = fn(names->name, userdata);
+		next = names->next;
+	} while (r == 0 && next);
+	dm_log_begin(ctx);
+out:
+	if (dmt)
+		dm_task_destroy(dmt);
+	dm_log_end();
+	return r;
+}

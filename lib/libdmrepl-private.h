@@ -74,6 +74,14 @@ int dmrepl_parse_log_priority(const char *s, int *ret_priority);
  * constant.
  */
 uint32_t dmrepl_crc32c(uint32_t crc, const void *data, size_t len);
+/*
+ * The two implementations dmrepl_crc32c() chooses between at load time,
+ * for tests: slicing-by-8, and the SSE4.2 crc32 instruction (which falls
+ * back to slicing-by-8 where the CPU lacks it).
+ */
+uint32_t dmrepl_crc32c_sw(uint32_t crc, const void *data, size_t len);
+uint32_t dmrepl_crc32c_hw(uint32_t crc, const void *data, size_t len);
+bool dmrepl_crc32c_hw_supported(void);
 
 /*
  * Open metadata held in memory (fuzzing, tests). @data must stay valid
@@ -97,7 +105,11 @@ struct dmrepl_ctx *dmrepl_metadata_get_ctx(const struct dmrepl_metadata *md);
 const char *dmrepl_metadata_get_name(const struct dmrepl_metadata *md);
 uint64_t dmrepl_metadata_get_mapping_root(const struct dmrepl_metadata *md);
 uint64_t dmrepl_metadata_get_details_root(const struct dmrepl_metadata *md);
-/* Metadata blocks read so far: tests check that shared subtrees are skipped. */
+/*
+ * Metadata blocks read so far, counted when a block is handed to its
+ * reader (a prefetched block counts once it is used): tests check that
+ * shared subtrees are skipped.
+ */
 uint64_t dmrepl_metadata_get_blocks_read(const struct dmrepl_metadata *md);
 
 /* A buffer for one metadata block, aligned for O_DIRECT; free() it. */
@@ -109,6 +121,102 @@ void *dmrepl_metadata_block_alloc(void);
  */
 int dmrepl_metadata_read_block(struct dmrepl_metadata *md, uint64_t blocknr,
 			       void *buf);
+
+/*
+ * Read-ahead (lib/readahead.c). A metadata device or image opened from a
+ * file reads through a bounded pool of DMREPL_READAHEAD_BLOCKS block
+ * buffers; a walk submits the blocks it will need with
+ * dmrepl_metadata_prefetch(), and they are read with io_uring, several
+ * in flight, blocks that are consecutive on disk merged into one read.
+ * Where io_uring is unavailable (ENOSYS, EPERM from
+ * kernel.io_uring_disabled, seccomp), the same batches are read at once
+ * with preadv. dmrepl_metadata_read_block() takes a block from the pool
+ * when it is there, else reads it; the caller checks it, as before.
+ *
+ * DMREPL_READAHEAD=MODE[:BLOCKS] in the environment overrides the mode
+ * (uring, sync: no io_uring; off: no read-ahead, one pread per block)
+ * and the pool size (8 to 4096 blocks), for tests and benchmarks.
+ */
+#define DMREPL_READAHEAD_BLOCKS 256u
+/* dmrepl_metadata_prefetch() looks at no more blocks than this at once. */
+#define DMREPL_READAHEAD_BATCH_MAX 256u
+
+enum dmrepl_readahead_mode {
+	DMREPL_READAHEAD_URING = 0,
+	DMREPL_READAHEAD_SYNC,
+	DMREPL_READAHEAD_OFF,
+};
+
+struct dmrepl_readahead_stats {
+	enum dmrepl_readahead_mode mode; /* in effect: uring may fall back */
+	uint64_t requests;	/* reads sent to the device (merged or not) */
+	uint64_t blocks_prefetched;
+	uint64_t blocks_unused;	/* prefetched, then forgotten or dropped */
+	uint64_t hits;		/* read_block served from the pool */
+};
+
+struct dmrepl_readahead;
+
+/* @fd stays owned by the caller. Return: 0, -ENOMEM. */
+int dmrepl_readahead_new(struct dmrepl_ctx *ctx, int fd, const char *name,
+			 enum dmrepl_readahead_mode mode, unsigned int nr_blocks,
+			 struct dmrepl_readahead **ret_ra);
+void dmrepl_readahead_free(struct dmrepl_readahead *ra);
+/* How many more blocks dmrepl_readahead_submit() accepts now. */
+unsigned int dmrepl_readahead_room(struct dmrepl_readahead *ra);
+/* Start reading @blocks (at most the room); returns how many it took. */
+size_t dmrepl_readahead_submit(struct dmrepl_readahead *ra,
+			       const uint64_t *blocks, size_t n);
+/*
+ * Copy block @blocknr into @buf: from the pool, waiting for its read if
+ * it is in flight, or with a pread. @ret_got: the bytes read (< 4096 at
+ * the end of the file). Return: 0, or -errno of a failed read.
+ */
+int dmrepl_readahead_read(struct dmrepl_readahead *ra, uint64_t blocknr,
+			  void *buf, size_t *ret_got);
+/* The walk will not read @blocknr after all: free its buffer. */
+void dmrepl_readahead_forget(struct dmrepl_readahead *ra, uint64_t blocknr);
+/*
+ * The contents of @blocknr if it has been read ahead, is not used yet
+ * and not marked, else NULL; unchecked, so only a hint. A walk uses this
+ * to submit the children of nodes it has not reached yet, and marks a
+ * node once all of them are submitted.
+ */
+const void *dmrepl_readahead_peek(struct dmrepl_readahead *ra,
+				  uint64_t blocknr);
+void dmrepl_readahead_mark(struct dmrepl_readahead *ra, uint64_t blocknr);
+/*
+ * While dmrepl_readahead_read() waits for a block, it calls @fn(@data)
+ * after each completion, so the walk can keep the queue full.
+ */
+void dmrepl_readahead_set_refill(struct dmrepl_readahead *ra,
+				 void (*fn)(void *data), void *data);
+void dmrepl_readahead_get_stats(const struct dmrepl_readahead *ra,
+				struct dmrepl_readahead_stats *ret_stats);
+/* Parse DMREPL_READAHEAD: 0, or -EINVAL. */
+int dmrepl_readahead_parse(const char *s, enum dmrepl_readahead_mode *ret_mode,
+			   unsigned int *ret_nr_blocks);
+
+/* Read-ahead through the metadata: no-ops for memory-backed metadata. */
+unsigned int dmrepl_metadata_prefetch_room(const struct dmrepl_metadata *md);
+/* Blocks past the end of the metadata are left for read_block to refuse. */
+size_t dmrepl_metadata_prefetch(struct dmrepl_metadata *md,
+				const uint64_t *blocks, size_t n);
+void dmrepl_metadata_prefetch_forget(struct dmrepl_metadata *md,
+				     uint64_t blocknr);
+const void *dmrepl_metadata_prefetch_peek(struct dmrepl_metadata *md,
+					  uint64_t blocknr);
+void dmrepl_metadata_prefetch_mark(struct dmrepl_metadata *md,
+				   uint64_t blocknr);
+/*
+ * The walk that reads ahead (one at a time): its @fn(@data) is called
+ * while a read waits. @fn NULL: the walk with @data is done.
+ */
+void dmrepl_metadata_set_refill(struct dmrepl_metadata *md,
+				void (*fn)(void *data), void *data);
+/* Return: 0; -ENODATA for memory-backed metadata (no read-ahead). */
+int dmrepl_metadata_get_readahead_stats(const struct dmrepl_metadata *md,
+					struct dmrepl_readahead_stats *ret);
 
 /* Bottom-level tree values: the data block in the top 40 bits. */
 #define DMREPL_BLOCK_TIME_SHIFT 24
@@ -159,6 +267,21 @@ void dmrepl_dm_target_clear(struct dmrepl_dm_target *target);
 int dmrepl_dm_message(struct dmrepl_ctx *ctx, const char *name,
 		      const char *message);
 
+/* Suspend or resume @name (suspend flushes and waits for its I/O). */
+int dmrepl_dm_suspend(struct dmrepl_ctx *ctx, const char *name);
+int dmrepl_dm_resume(struct dmrepl_ctx *ctx, const char *name);
+/* Remove @name, retrying a few seconds while it is busy. -ENODEV: gone. */
+int dmrepl_dm_remove(struct dmrepl_ctx *ctx, const char *name);
+/* Create and activate @name with one target covering @length_sectors. */
+int dmrepl_dm_create(struct dmrepl_ctx *ctx, const char *name,
+		     const char *type, const char *params,
+		     uint64_t length_sectors, bool read_only,
+		     uint32_t *ret_major, uint32_t *ret_minor);
+/* Call @fn for each dm device's name; a non-zero return stops the walk. */
+int dmrepl_dm_foreach(struct dmrepl_ctx *ctx,
+		      int (*fn)(const char *name, void *userdata),
+		      void *userdata);
+
 /* lib/pool.c: pure parsers of thin-pool table and status lines. */
 struct dmrepl_pool_table {
 	uint32_t metadata_major, metadata_minor;
@@ -175,6 +298,15 @@ int dmrepl_pool_parse_status(const char *params,
 			     struct dmrepl_pool_status *ret_status);
 
 const char *dmrepl_pool_get_name(struct dmrepl_pool *pool);
+/* The pool device's own major:minor, as a thin target's table names it. */
+void dmrepl_pool_get_devt(struct dmrepl_pool *pool, uint32_t *ret_major,
+			  uint32_t *ret_minor);
+uint64_t dmrepl_pool_get_block_sectors(struct dmrepl_pool *pool);
+/*
+ * A path to block device @devt: the kernel's name under /dev, else
+ * /dev/block/MAJ:MIN, else a node made in the run directory.
+ */
+int dmrepl_resolve_devt(struct dmrepl_ctx *ctx, dev_t devt, char **ret_path);
 struct dmrepl_ctx *dmrepl_pool_get_ctx(struct dmrepl_pool *pool);
 struct dmrepl_pool *dmrepl_pool_ref(struct dmrepl_pool *pool);
 
@@ -246,6 +378,98 @@ uint64_t dmrepl_pool_snap_get_root(const struct dmrepl_pool_snap *snap);
 int dmrepl_pool_snap_release(struct dmrepl_pool_snap *snap);
 
 /*
+ * ---- Thin devices of a live pool (thinpool.c) ----
+ */
+
+/* Messages to the pool; errors are logged naming the pool and the id. */
+int dmrepl_pool_create_thin(struct dmrepl_pool *pool, uint64_t thin_id);
+int dmrepl_pool_delete_thin(struct dmrepl_pool *pool, uint64_t thin_id);
+/* One above the highest thin id in use (read through a metadata snapshot). */
+int dmrepl_pool_next_free_id(struct dmrepl_pool *pool, uint64_t *ret_id);
+/* The size of an active dm device of @thin_id. Return: 0, -ENOENT. */
+int dmrepl_pool_get_active_size(struct dmrepl_pool *pool, uint64_t thin_id,
+				uint64_t *ret_size_bytes);
+
+/* A thin device activated under a dm name of ours. */
+struct dmrepl_thin_dev;
+int dmrepl_thin_activate(struct dmrepl_pool *pool, uint64_t thin_id,
+			 uint64_t size_bytes, bool read_only, const char *name,
+			 struct dmrepl_thin_dev **ret_dev);
+const char *dmrepl_thin_dev_get_path(const struct dmrepl_thin_dev *dev);
+/* Remove the dm device and free @dev; NULL is a no-op. */
+int dmrepl_thin_deactivate(struct dmrepl_thin_dev *dev);
+
+/*
+ * ---- The mapped extents of one device (mapped.c): a full copy ----
+ * An iterator like dmrepl_delta_next_extent(): COPY extents of the
+ * maximal runs of mapped blocks, in offset order.
+ * Return of next: 0 and *@ret filled; 1 at the end; -errno (final).
+ */
+struct dmrepl_mapped;
+int dmrepl_mapped_new(struct dmrepl_metadata *md, uint64_t thin_id,
+		      struct dmrepl_mapped **ret);
+int dmrepl_mapped_next_extent(struct dmrepl_mapped *m,
+			      struct dmrepl_extent *ret);
+struct dmrepl_mapped *dmrepl_mapped_unref(struct dmrepl_mapped *m);
+
+/*
+ * ---- Lineage records in the state directory (lineage.c) ----
+ */
+
+/* What identifies one thin device's contents over time. */
+struct dmrepl_thin_ident {
+	uint64_t thin_id;
+	uint32_t creation_time;	/* the pool's snapshot counter at creation */
+	uint64_t root;		/* its mapping tree's root block */
+	uint64_t mapped_blocks;
+};
+
+struct dmrepl_lineage_record {
+	char src_pool[128];		/* dm names are at most 127 bytes */
+	struct dmrepl_thin_ident src;	/* the source snapshot */
+	struct dmrepl_thin_ident dst;	/* its replica (staging: being written) */
+	uint64_t size_bytes;
+	uint64_t base_dst_id;		/* DMREPL_THIN_ID_ANY for a full copy */
+	/*
+	 * A hidden snapshot of the replica, taken when it was received. It
+	 * shares every block, so any write to the replica must break the
+	 * sharing and so changes the replica's mapping tree: without it an
+	 * overwrite of an unshared block changes no metadata at all.
+	 */
+	uint64_t anchor_id;
+	uint64_t time;			/* seconds since the epoch */
+	pid_t pid;			/* staging: the replicating process */
+};
+
+/* $DMREPL_STATE_DIR, else /var/lib/dmrepl. */
+const char *dmrepl_state_dir_default(void);
+/* Return: the length, or -ENAMETOOLONG. */
+int dmrepl_lineage_format(const struct dmrepl_lineage_record *rec, char *buf,
+			  size_t size);
+/* Return: 0, or -EINVAL for anything malformed or missing. */
+int dmrepl_lineage_parse(const char *text, size_t len,
+			 struct dmrepl_lineage_record *ret);
+/* The destination pool's folder: STATE/NAME (NAME escaped as lock files). */
+int dmrepl_lineage_dir(const char *state_dir, const char *dst_pool, char *buf,
+		       size_t size);
+int dmrepl_lineage_dir_create(struct dmrepl_ctx *ctx, const char *state_dir,
+			      const char *dir);
+/* @kind: "replica" or "staging". Writes atomically (rename). */
+int dmrepl_lineage_write(struct dmrepl_ctx *ctx, const char *dir,
+			 const char *kind,
+			 const struct dmrepl_lineage_record *rec);
+int dmrepl_lineage_remove(struct dmrepl_ctx *ctx, const char *dir,
+			  const char *kind, uint64_t dst_id);
+/* Malformed records are skipped with a warning. */
+int dmrepl_lineage_foreach(struct dmrepl_ctx *ctx, const char *dir,
+			   const char *kind,
+			   int (*fn)(const struct dmrepl_lineage_record *rec,
+				     void *userdata),
+			   void *userdata);
+/* An exclusive flock on DIR/lock, without waiting: -EBUSY (logged). */
+int dmrepl_lineage_lock(struct dmrepl_ctx *ctx, const char *dir, int *ret_fd);
+
+/*
  * ---- Persistent-data btrees (btree.c) ----
  *
  * A node is a 4096-byte block: a 32-byte header, then max_entries le64
@@ -264,8 +488,20 @@ struct btree_node {
 	const uint8_t *data;
 };
 
-uint64_t btree_node_key(const struct btree_node *n, uint32_t i);
-const void *btree_node_value(const struct btree_node *n, uint32_t i);
+#define DMREPL_BTREE_NODE_HEADER_SIZE 32u
+
+/* Inline: a delta calls these for every mapping it compares. */
+static inline uint64_t btree_node_key(const struct btree_node *n, uint32_t i)
+{
+	return get_le64(n->data, DMREPL_BTREE_NODE_HEADER_SIZE + (size_t)i * 8);
+}
+
+static inline const void *btree_node_value(const struct btree_node *n,
+					   uint32_t i)
+{
+	return n->data + DMREPL_BTREE_NODE_HEADER_SIZE +
+	       (size_t)n->max_entries * 8 + (size_t)i * n->value_size;
+}
 
 /*
  * Look up @key in the tree at @root, whose leaves hold @value_size-byte
@@ -299,6 +535,7 @@ struct btree_item {
 struct btree_frame {
 	struct btree_node node;
 	uint32_t index;		/* the next entry */
+	uint32_t prefetch_next;	/* read-ahead has dealt with children below */
 	uint64_t max_key;
 	uint8_t *buf;
 };
@@ -328,5 +565,99 @@ int btree_cursor_descend(struct btree_cursor *c);
 /* The next leaf entry. Return: 0; 1 at the end; or as btree_lookup(). */
 int btree_cursor_next(struct btree_cursor *c, uint64_t *ret_key,
 		      const void **ret_value);
+/* The child of internal node @n whose key is @key, or 0 if none. */
+uint64_t btree_node_child_at_key(const struct btree_node *n, uint64_t key);
+/*
+ * @data, not checked, as an internal node, for read-ahead hints: false
+ * unless its header is that of an internal node whose entries fit.
+ */
+bool btree_node_peek_internal(uint64_t blocknr, const void *data,
+			      struct btree_node *ret_node);
+
+/*
+ * ---------------------------------------------------------------------
+ * I/O engines (lib/io.c, lib/io-uring.c, lib/io-aio.c, lib/io-sync.c)
+ *
+ * lib/copy.c drives one of three engines through this ops table. A
+ * request is a single read or write of one buffer; the engine may hold
+ * submitted requests back until the next reap (batching). Short
+ * transfers and -EAGAIN are returned as they are: the caller resubmits.
+ * ---------------------------------------------------------------------
+ */
+struct iovec;
+
+enum dmrepl_io_dir { DMREPL_IO_READ = 0, DMREPL_IO_WRITE };
+
+struct dmrepl_io_req {
+	int fd;
+	enum dmrepl_io_dir dir;
+	unsigned int tag;	/* < depth: the engine's per-request slot */
+	int buf_index;		/* registered buffer holding @buf, or -1 */
+	void *buf;
+	uint64_t offset_bytes;
+	uint32_t length_bytes;
+	int64_t result;		/* on completion: bytes moved or -errno */
+};
+
+struct dmrepl_io {
+	const struct dmrepl_io_ops *ops;
+	struct dmrepl_ctx *ctx;
+	unsigned int depth;		/* at most this many requests in flight */
+	const struct iovec *bufs;	/* to register (io_uring), nr_bufs of them */
+	unsigned int nr_bufs;
+	int ioprio;			/* IOPRIO_PRIO_VALUE(), 0 for none */
+	int saved_ioprio;		/* the thread's, restored by close; -1 */
+	unsigned int inflight;		/* submitted and not yet reaped */
+	void *priv;			/* the engine's */
+};
+
+struct dmrepl_io_ops {
+	const char *name;		/* "uring", "aio", "sync" */
+	/*
+	 * Return: 0; -ENOSYS, -EPERM, -EAGAIN, -ENOTSUP when the kernel
+	 * refuses the engine (the caller falls back); -ENOMEM.
+	 */
+	int (*setup)(struct dmrepl_io *io);
+	/* Queue @req; it stays owned by the engine until reaped. */
+	int (*submit)(struct dmrepl_io *io, struct dmrepl_io_req *req);
+	/*
+	 * Send what is queued, wait for at least @min_nr completions (fewer
+	 * on a signal), and store up to @max_nr completed requests in @reqs.
+	 * Return: the number stored, or -errno.
+	 */
+	int (*reap)(struct dmrepl_io *io, unsigned int min_nr,
+		    struct dmrepl_io_req **reqs, unsigned int max_nr);
+	void (*teardown)(struct dmrepl_io *io);
+};
+
+extern const struct dmrepl_io_ops dmrepl_io_uring_ops;
+extern const struct dmrepl_io_ops dmrepl_io_aio_ops;
+extern const struct dmrepl_io_ops dmrepl_io_sync_ops;
+
+/*
+ * Set up @io (ctx, depth, bufs, nr_bufs and ioprio filled in) with
+ * @engine, or for DMREPL_ENGINE_AUTO the first of io_uring, libaio and
+ * sync that the kernel accepts; the choice and the reason for a fallback
+ * are logged at LOG_INFO. io_uring counts as unavailable when
+ * /proc/sys/kernel/io_uring_disabled says so, or (a test hook) when the
+ * environment has DMREPL_IO_URING_DISABLE=1. Sync and libaio carry
+ * @io->ioprio through ioprio_set() on the calling thread.
+ * Return: 0; -ENOTSUP when a forced engine is unavailable (logged).
+ */
+int dmrepl_io_open(struct dmrepl_io *io, enum dmrepl_engine engine);
+/* Tear down (every request must have been reaped) and restore the ioprio. */
+void dmrepl_io_close(struct dmrepl_io *io);
+
+/*
+ * lib/extents.c: one line of an extents list, as `dmrepl delta
+ * --format=extents` prints it: "OFFSET_BYTES LENGTH_BYTES copy|discard",
+ * decimal, separated by blanks, with an optional line end. @len bytes of
+ * @line are read (no NUL needed).
+ * Return: 0 and *@ret_extent filled; 1 for a blank line; -EINVAL with
+ * *@ret_reason (a static string) naming the fault.
+ */
+int dmrepl_extent_parse_line(const char *line, size_t len,
+			     struct dmrepl_extent *ret_extent,
+			     const char **ret_reason);
 
 #endif /* LIBDMREPL_PRIVATE_H */

@@ -303,6 +303,169 @@ const char *dmrepl_run_kind_name(enum dmrepl_run_kind kind);
 
 /*
  * ---------------------------------------------------------------------
+ * Copy engine (lib/io.c, lib/io-uring.c, lib/io-aio.c, lib/io-sync.c,
+ * lib/copy.c)
+ * ---------------------------------------------------------------------
+ */
+
+/**
+ * enum dmrepl_engine - the I/O engine of a copy.
+ * @DMREPL_ENGINE_AUTO: io_uring, else libaio, else sync (the default).
+ * @DMREPL_ENGINE_URING: io_uring, with registered buffers.
+ * @DMREPL_ENGINE_AIO: Linux native AIO (libaio).
+ * @DMREPL_ENGINE_SYNC: pread()/pwrite(), one request at a time.
+ */
+enum dmrepl_engine {
+	DMREPL_ENGINE_AUTO = 0,	/* io_uring, else libaio, else sync */
+	DMREPL_ENGINE_URING,
+	DMREPL_ENGINE_AIO,
+	DMREPL_ENGINE_SYNC,
+};
+
+/**
+ * dmrepl_engine_name() - "auto", "uring", "aio", "sync"; NULL for an
+ * unknown value.
+ */
+const char *dmrepl_engine_name(enum dmrepl_engine engine);
+
+/**
+ * dmrepl_engine_from_name() - the engine called @name (as
+ * dmrepl_engine_name() spells it).
+ * Return: 0, or -EINVAL for an unknown name.
+ */
+int dmrepl_engine_from_name(const char *name, enum dmrepl_engine *ret_engine);
+
+/* Flags for dmrepl_copy_set_flags(). */
+enum {
+	/* Blocks read as all zeroes are discarded on the destination
+	 * instead of written, so a thin destination stays thin. */
+	DMREPL_COPY_DETECT_ZEROES = 1 << 0,
+	/* The destination is known to read as zeroes wherever nothing is
+	 * written (a new thin device): discards are counted but not sent. */
+	DMREPL_COPY_DST_ZEROED = 1 << 1,
+};
+
+/**
+ * struct dmrepl_copy_stats - what a copy has done so far.
+ *
+ * Each byte of each completed extent is counted once in copied_bytes,
+ * discarded_bytes or zeroed_bytes, so done_bytes is their sum.
+ * zero_detected_bytes counts the bytes of copy extents that read as
+ * zeroes and were therefore discarded or zeroed, not copied.
+ */
+struct dmrepl_copy_stats {
+	uint64_t total_bytes;		/* as set by dmrepl_copy_set_total(); 0 if unknown */
+	uint64_t done_bytes;		/* bytes of extents completed (copied + discarded) */
+	uint64_t copied_bytes;		/* written with data */
+	uint64_t discarded_bytes;	/* unmapped on the destination */
+	uint64_t zeroed_bytes;		/* written as zeroes (no discard support, unaligned edges) */
+	uint64_t zero_detected_bytes;	/* read as zeroes and discarded (DETECT_ZEROES) */
+};
+
+/**
+ * struct dmrepl_copy - applies extents from a source to a destination.
+ *
+ * A copy reads each copy extent from the source and writes it at the
+ * same offset of the destination, through queue depth x I/O size bytes
+ * of buffers (so memory does not grow with the volume), with O_DIRECT
+ * where the offsets allow it. A discard extent becomes BLKDISCARD on a
+ * block device (which unmaps on a thin device) or a punched hole in a
+ * file, over the part aligned to the destination's discard granularity;
+ * the unaligned edges, and everything on a destination that cannot
+ * discard, are written as zeroes. A discarded range must read back as
+ * zeroes (thin devices, loop devices, files): a destination whose
+ * discards leave old data is not supported.
+ */
+struct dmrepl_copy;
+
+/**
+ * dmrepl_copy_new() - prepare to apply extents from @src_path to
+ * @dst_path (files or block devices). Nothing is opened yet.
+ * Return: 0, -ENOMEM, -EINVAL.
+ */
+int dmrepl_copy_new(struct dmrepl_ctx *ctx, const char *src_path,
+		    const char *dst_path, struct dmrepl_copy **ret_copy);
+
+/**
+ * dmrepl_copy_unref() - wait for any I/O in flight, close both ends and
+ * free @copy. Return: NULL.
+ */
+struct dmrepl_copy *dmrepl_copy_unref(struct dmrepl_copy *copy);
+
+/*
+ * Setters: only before the first dmrepl_copy_add() (engine, queue depth,
+ * I/O size and I/O priority also only before dmrepl_copy_open()); -EBUSY
+ * after, -EINVAL for bad values. Queue depth 1-1024 (default 32); I/O
+ * size a multiple of 4096 from 4 KiB to 64 MiB (default 1 MiB); ioprio
+ * class 1 (realtime), 2 (best effort) or 3 (idle) with level 0-7, or
+ * class 0 to leave the thread's priority alone.
+ */
+int dmrepl_copy_set_engine(struct dmrepl_copy *copy, enum dmrepl_engine engine);
+int dmrepl_copy_set_queue_depth(struct dmrepl_copy *copy, unsigned int depth);	/* 0 = default */
+int dmrepl_copy_set_io_size(struct dmrepl_copy *copy, uint32_t bytes);		/* 0 = default */
+int dmrepl_copy_set_bwlimit(struct dmrepl_copy *copy, uint64_t bytes_per_sec);	/* 0 = none */
+int dmrepl_copy_set_ioprio(struct dmrepl_copy *copy, int ioprio_class, int level);
+int dmrepl_copy_set_flags(struct dmrepl_copy *copy, unsigned int flags);
+/* The total for progress (the sum of the extents to come); may be set at any time. */
+int dmrepl_copy_set_total(struct dmrepl_copy *copy, uint64_t total_bytes);
+/* Called from within add/finish, at most about every 100 ms, and once at the end. */
+int dmrepl_copy_set_progress_fn(struct dmrepl_copy *copy,
+				void (*fn)(const struct dmrepl_copy_stats *stats, void *userdata),
+				void *userdata);
+
+/**
+ * dmrepl_copy_open() - open both ends and choose the engine (logged at
+ * LOG_INFO: "engine uring, queue depth 32, 1 MiB I/Os"). Called by the
+ * first dmrepl_copy_add() if not called before.
+ *
+ * Return: 0; -ENOENT, -EACCES, ... (logged with the path); -ENOTSUP when
+ * a forced engine is not available.
+ */
+int dmrepl_copy_open(struct dmrepl_copy *copy);
+
+/* The engine in use after dmrepl_copy_open(): "uring", "aio" or "sync"; NULL before. */
+const char *dmrepl_copy_get_engine_name(const struct dmrepl_copy *copy);
+/*
+ * Size in bytes of source and destination (after open). A character
+ * device has no size: UINT64_MAX.
+ */
+uint64_t dmrepl_copy_get_src_size(const struct dmrepl_copy *copy);
+uint64_t dmrepl_copy_get_dst_size(const struct dmrepl_copy *copy);
+
+/**
+ * dmrepl_copy_add() - queue one extent.
+ *
+ * @extent comes from the delta API: COPY reads the source and writes the
+ * destination at the same offset, DISCARD unmaps it on the destination.
+ * Blocks while the queue is full. Extents need not be aligned; an extent
+ * past the end of either side is -EINVAL (logged). Extents are applied
+ * in order where they overlap.
+ *
+ * Return: 0; the first I/O error met so far (-EIO, -ENOSPC, ..., logged
+ * with the device path, the operation and the byte offset), after the
+ * I/O in flight is reaped; -ECANCELED after dmrepl_copy_cancel().
+ */
+int dmrepl_copy_add(struct dmrepl_copy *copy, const struct dmrepl_extent *extent);
+
+/**
+ * dmrepl_copy_finish() - wait for every queued I/O, then flush the
+ * destination (fsync).
+ * Return: as dmrepl_copy_add(); 0 means every byte is on stable storage.
+ */
+int dmrepl_copy_finish(struct dmrepl_copy *copy);
+
+/**
+ * dmrepl_copy_cancel() - stop the copy. Thread-safe and
+ * async-signal-safe: in-flight I/O completes, nothing more is started,
+ * and the running or next add or finish returns -ECANCELED.
+ */
+void dmrepl_copy_cancel(struct dmrepl_copy *copy);
+
+/* Thread-safe (another thread may poll while add/finish run). */
+void dmrepl_copy_get_stats(const struct dmrepl_copy *copy, struct dmrepl_copy_stats *ret_stats);
+
+/*
+ * ---------------------------------------------------------------------
  * Live pools through device-mapper (lib/dm.c, lib/pool.c, lib/lock.c,
  * lib/metasnap.c)
  *
@@ -396,6 +559,299 @@ const char *dmrepl_pool_get_metadata_path(struct dmrepl_pool *pool);
  */
 int dmrepl_metadata_open_pool(struct dmrepl_ctx *ctx, const char *pool_dm_name,
 			      struct dmrepl_metadata **ret_md);
+
+/*
+ * ---------------------------------------------------------------------
+ * Snapshots and replication between live pools (lib/thinpool.c,
+ * lib/lineage.c, lib/replicate.c)
+ * ---------------------------------------------------------------------
+ */
+
+/* dm-thin device ids are 24 bits wide. */
+#define DMREPL_THIN_ID_MAX ((UINT64_C(1) << 24) - 1)
+/* "Pick an id" (as a new id), or "none" (as a base). */
+#define DMREPL_THIN_ID_ANY UINT64_MAX
+
+/**
+ * dmrepl_pool_create_snapshot() - a consistent snapshot of thin
+ * @origin_id: every active device of the origin is suspended (which
+ * flushes its writes), create_snap is sent, and they are resumed, also
+ * when the message fails.
+ * @new_id: the snapshot's id, or DMREPL_THIN_ID_ANY for one above the
+ * highest id in use (read through the pool's metadata snapshot).
+ * @ret_id: the id used; may be NULL.
+ *
+ * Return: 0; -EEXIST (@new_id in use); -ENODATA (no thin @origin_id);
+ * -EINVAL; errors of the device-mapper calls, logged.
+ */
+int dmrepl_pool_create_snapshot(struct dmrepl_pool *pool, uint64_t origin_id,
+				uint64_t new_id, uint64_t *ret_id);
+
+/**
+ * struct dmrepl_replicate - one replication of a source snapshot into a
+ * destination pool: the blueprint's snapshot_replicate(snapshot,
+ * source, destination, force_full_copy), run as a job.
+ *
+ * Full (no base, or dmrepl_replicate_set_full()): a new thin device in
+ * the destination receives the snapshot's mapped extents. Incremental:
+ * the destination's replica of the base is snapshotted inside the
+ * destination pool and the delta from base to snapshot is applied to
+ * that new device.
+ *
+ * The lineage (which destination device replicates which source
+ * snapshot) is kept in a state directory (default /var/lib/dmrepl, or
+ * $DMREPL_STATE_DIR). A device becomes a replica only after every byte
+ * is on stable storage; an interrupted or failed replication deletes
+ * its unfinished device, and one left by a killed process is deleted by
+ * the next replication into the same pool. An incremental is refused
+ * when the destination holds no replica of the base, when that replica
+ * was written to since it was received, or when the base id in the
+ * source now names another device (deleted and reused).
+ */
+struct dmrepl_replicate;
+
+enum dmrepl_replicate_phase {
+	DMREPL_PHASE_PENDING = 0,	/* not started */
+	DMREPL_PHASE_PREPARE,		/* locks, checks, stale work removed */
+	DMREPL_PHASE_DELTA,		/* reading the source pool's metadata */
+	DMREPL_PHASE_COPY,		/* moving the extents */
+	DMREPL_PHASE_COMMIT,		/* recording the replica */
+	DMREPL_PHASE_DONE,		/* finished, successfully or not */
+};
+
+/* "pending", "prepare", "delta", "copy", "commit", "done". */
+const char *dmrepl_replicate_phase_name(enum dmrepl_replicate_phase phase);
+
+struct dmrepl_replicate_progress {
+	enum dmrepl_replicate_phase phase;
+	uint64_t done_bytes;
+	uint64_t total_bytes;		/* known from the copy phase on */
+	int finished;			/* dmrepl_replicate_wait() will not block */
+};
+
+struct dmrepl_replicate_result {
+	uint64_t dst_thin_id;		/* the replica */
+	uint64_t base_dst_thin_id;	/* replica it was built on; ANY when full */
+	uint64_t size_bytes;
+	uint64_t extents;
+	uint64_t copied_bytes;
+	uint64_t discarded_bytes;
+	uint64_t zeroed_bytes;
+	int full;
+	int already_replicated;		/* nothing done: the replica existed */
+};
+
+/**
+ * dmrepl_replicate_new() - describe a replication of thin @snap_id of
+ * pool @src_pool into pool @dst_pool (device-mapper names).
+ * Return: 0, -EINVAL, -ENOMEM.
+ */
+int dmrepl_replicate_new(struct dmrepl_ctx *ctx, const char *src_pool,
+			 uint64_t snap_id, const char *dst_pool,
+			 struct dmrepl_replicate **ret_rep);
+struct dmrepl_replicate *dmrepl_replicate_unref(struct dmrepl_replicate *rep);
+
+/* Setters, before the job starts (else -EBUSY). */
+int dmrepl_replicate_set_base(struct dmrepl_replicate *rep, uint64_t base_id);
+int dmrepl_replicate_set_full(struct dmrepl_replicate *rep, int full);
+int dmrepl_replicate_set_state_dir(struct dmrepl_replicate *rep,
+				   const char *dir);
+/* The snapshot's size; by default that of an active device of it. */
+int dmrepl_replicate_set_size(struct dmrepl_replicate *rep,
+			      uint64_t size_bytes);
+/* Passed to the copy engine (see dmrepl_copy_set_*()). */
+int dmrepl_replicate_set_engine(struct dmrepl_replicate *rep,
+				enum dmrepl_engine engine);
+int dmrepl_replicate_set_queue_depth(struct dmrepl_replicate *rep,
+				     unsigned int depth);
+int dmrepl_replicate_set_io_size(struct dmrepl_replicate *rep, uint32_t bytes);
+int dmrepl_replicate_set_bwlimit(struct dmrepl_replicate *rep,
+				 uint64_t bytes_per_sec);
+int dmrepl_replicate_set_ioprio(struct dmrepl_replicate *rep,
+				int ioprio_class, int level);
+int dmrepl_replicate_set_copy_flags(struct dmrepl_replicate *rep,
+				    unsigned int flags);
+
+/**
+ * dmrepl_snapshot_replicate() - start the replication as a job on a
+ * thread of its own, and return at once. The job logs through @rep's
+ * context from that thread. Poll it with dmrepl_replicate_get_progress(),
+ * stop it with dmrepl_replicate_cancel(), and collect it with
+ * dmrepl_replicate_wait().
+ * Return: 0; -EBUSY (already started); -EAGAIN/-ENOMEM (no thread).
+ */
+int dmrepl_snapshot_replicate(struct dmrepl_replicate *rep);
+/* Thread-safe. */
+int dmrepl_replicate_get_progress(struct dmrepl_replicate *rep,
+				  struct dmrepl_replicate_progress *ret);
+/* Thread-safe (not from a signal handler): the job stops, undoes its
+ * unfinished device, and ends with -ECANCELED. */
+void dmrepl_replicate_cancel(struct dmrepl_replicate *rep);
+/**
+ * dmrepl_replicate_wait() - wait for the job to end.
+ * Return: the job's result: 0 with *@ret filled (may be NULL); -ECANCELED;
+ * -ENOENT (no such snapshot, or base replica missing); -ESTALE (the
+ * base replica was written to, or the base id was reused); -EBUSY
+ * (another replication into the pool runs); -ENOSPC; -EIO; another
+ * -errno; -EINVAL when never started.
+ */
+int dmrepl_replicate_wait(struct dmrepl_replicate *rep,
+			  struct dmrepl_replicate_result *ret);
+/* Run the job on the calling thread: start and wait in one. */
+int dmrepl_replicate_run(struct dmrepl_replicate *rep,
+			 struct dmrepl_replicate_result *ret);
+
+enum dmrepl_replica_state {
+	DMREPL_REPLICA_OK = 0,		/* unchanged since it was received */
+	DMREPL_REPLICA_MODIFIED,	/* written to since: no longer a base */
+	DMREPL_REPLICA_MISSING,		/* deleted from the pool */
+};
+
+struct dmrepl_replica_info {
+	const char *src_pool;
+	uint64_t src_thin_id;
+	uint64_t dst_thin_id;
+	uint64_t base_dst_thin_id;	/* DMREPL_THIN_ID_ANY: a full copy */
+	uint64_t size_bytes;
+	uint64_t received_time;		/* seconds since the epoch */
+	enum dmrepl_replica_state state;
+};
+
+/* "ok", "modified", "missing". */
+const char *dmrepl_replica_state_name(enum dmrepl_replica_state state);
+
+/**
+ * dmrepl_replicas_foreach() - the replicas pool @dst_pool holds, by
+ * destination id, each checked against the pool's metadata.
+ * @state_dir: NULL for the default.
+ * Return: 0; what @fn returned, when not 0; errors of
+ * dmrepl_metadata_open_pool().
+ */
+int dmrepl_replicas_foreach(struct dmrepl_ctx *ctx, const char *state_dir,
+			    const char *dst_pool,
+			    int (*fn)(const struct dmrepl_replica_info *info,
+				      void *userdata),
+			    void *userdata);
+
+/*
+ * ---------------------------------------------------------------------
+ * Verify (lib/verify.c)
+ * ---------------------------------------------------------------------
+ */
+
+/**
+ * struct dmrepl_verify - compares two files or block devices by hashing.
+ *
+ * Each range given to dmrepl_verify_range() is read on both sides, in
+ * large sequential reads (O_DIRECT on block devices, so the device's
+ * contents are compared, not the page cache), both sides at once. Each
+ * chunk (by default 1 MiB; chunks start at multiples of the chunk size,
+ * clipped to the range) is hashed with XXH3-128 on each side and the
+ * hashes compared. Memory is bounded (two 8 MiB buffers) whatever the
+ * size of the devices.
+ */
+struct dmrepl_verify;
+
+/**
+ * dmrepl_verify_new() - prepare to compare @path1 with @path2 (regular
+ * files or block devices). Nothing is opened yet.
+ * Return: 0, -EINVAL, -ENOMEM.
+ */
+int dmrepl_verify_new(struct dmrepl_ctx *ctx, const char *path1, const char *path2,
+		      struct dmrepl_verify **ret_verify);
+struct dmrepl_verify *dmrepl_verify_unref(struct dmrepl_verify *verify);
+
+/**
+ * dmrepl_verify_set_chunk_size() - the unit of comparison, and so of the
+ * mismatching ranges reported: a multiple of 512 from 512 bytes to 64 MiB;
+ * 0 for the default, 1 MiB.
+ * Return: 0; -EINVAL (logged); -EBUSY after dmrepl_verify_open().
+ */
+int dmrepl_verify_set_chunk_size(struct dmrepl_verify *verify, uint32_t bytes);
+
+/**
+ * dmrepl_verify_set_total() - the bytes all ranges to come add up to, for
+ * progress; may be set at any time. 0: unknown.
+ */
+int dmrepl_verify_set_total(struct dmrepl_verify *verify, uint64_t total_bytes);
+
+/**
+ * dmrepl_verify_set_progress_fn() - have @fn called from within
+ * dmrepl_verify_range() with the bytes compared so far and the total:
+ * at most about every 100 ms, and when the total is reached.
+ */
+int dmrepl_verify_set_progress_fn(struct dmrepl_verify *verify,
+				  void (*fn)(uint64_t done_bytes, uint64_t total_bytes,
+					     void *userdata),
+				  void *userdata);
+
+/**
+ * dmrepl_verify_open() - open both sides and read their sizes. Sizes
+ * that differ are not an error: compare them with
+ * dmrepl_verify_get_size(). Called by the first dmrepl_verify_range()
+ * if not before.
+ * Return: 0; -ENOENT, -EACCES, ... (logged with the path); -EINVAL for
+ * something neither a regular file nor a block device; -ENOMEM.
+ */
+int dmrepl_verify_open(struct dmrepl_verify *verify);
+
+/**
+ * dmrepl_verify_get_size() - the size in bytes of side @side (0 for
+ * @path1, 1 for @path2); 0 before dmrepl_verify_open().
+ */
+uint64_t dmrepl_verify_get_size(const struct dmrepl_verify *verify, int side);
+
+/**
+ * dmrepl_verify_range() - hash and compare [@offset_bytes,
+ * @offset_bytes + @length_bytes) on both sides.
+ *
+ * A difference is not an error: it is recorded in the result. Give
+ * ranges in increasing offset order: mismatching chunks that are
+ * adjacent, within one range or across two calls, make one mismatching
+ * range.
+ * Return: 0 (equal or not: see dmrepl_verify_get_result()); -errno of a
+ * failed read (logged with the path and byte offset; -EIO when a file
+ * ended early), which every later call returns too; -EINVAL (logged)
+ * when the range ends past the end of either side; -ECANCELED after
+ * dmrepl_verify_cancel(); errors of dmrepl_verify_open().
+ */
+int dmrepl_verify_range(struct dmrepl_verify *verify, uint64_t offset_bytes,
+			uint64_t length_bytes);
+
+/**
+ * struct dmrepl_verify_result - what the ranges compared so far showed.
+ * @compared_bytes: the bytes compared on each side.
+ * @mismatched_bytes: the bytes of the chunks whose hashes differ.
+ * @nr_mismatches: maximal mismatching ranges (adjacent chunks merged).
+ * @digest: XXH3-128 of each side's compared bytes, in the order compared,
+ * in canonical (big-endian) byte order: for one whole-device range, what
+ * xxh128sum prints for that device.
+ */
+struct dmrepl_verify_result {
+	uint64_t compared_bytes;
+	uint64_t mismatched_bytes;
+	uint64_t nr_mismatches;
+	uint8_t digest[2][16];
+};
+
+/** dmrepl_verify_get_result() - Return: 0, -EINVAL. */
+int dmrepl_verify_get_result(const struct dmrepl_verify *verify,
+			     struct dmrepl_verify_result *ret);
+
+/**
+ * dmrepl_verify_get_mismatch() - mismatching range @index (from 0): the
+ * first 16 are kept, in the order found.
+ * Return: 0; -ENOENT past the last one kept.
+ */
+int dmrepl_verify_get_mismatch(const struct dmrepl_verify *verify, unsigned int index,
+			       uint64_t *ret_offset_bytes, uint64_t *ret_length_bytes);
+
+/**
+ * dmrepl_verify_cancel() - make dmrepl_verify_range() return -ECANCELED
+ * before its next read (within one 8 MiB span). Thread-safe and
+ * async-signal-safe.
+ */
+void dmrepl_verify_cancel(struct dmrepl_verify *verify);
 
 #ifdef __cplusplus
 }

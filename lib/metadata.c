@@ -2,7 +2,8 @@
 /*
  * Thin-pool metadata: open an image or device, read and check the
  * superblock (and, on request, the held metadata snapshot's copy of it),
- * and read 4096-byte metadata blocks.
+ * and read 4096-byte metadata blocks: from memory, or from a file or
+ * device through the read-ahead pool (lib/readahead.c).
  */
 #include "config.h"
 
@@ -49,6 +50,7 @@ struct dmrepl_metadata {
 	int fd;
 	const uint8_t *mem; /* memory-backed source, or NULL */
 	size_t mem_size;
+	struct dmrepl_readahead *ra; /* NULL: memory, or DMREPL_READAHEAD=off */
 	struct dmrepl_pool_info info;
 	uint64_t mapping_root;
 	uint64_t details_root;
@@ -122,8 +124,12 @@ static int read_raw(struct dmrepl_metadata *md, uint64_t blocknr, void *buf)
 	size_t got = 0;
 	int r;
 
-	r = md->mem ? read_mem(md, off, buf, &got)
-		    : read_fd(md, off, buf, &got);
+	if (md->mem)
+		r = read_mem(md, off, buf, &got);
+	else if (md->ra)
+		r = dmrepl_readahead_read(md->ra, blocknr, buf, &got);
+	else
+		r = read_fd(md, off, buf, &got);
 	if (r < 0) {
 		err(md->ctx, "%s: cannot read metadata block %" PRIu64 ": %s",
 		    md->name, blocknr, strerror(-r));
@@ -335,6 +341,7 @@ static struct dmrepl_metadata *metadata_alloc(struct dmrepl_ctx *ctx,
 
 static void metadata_free(struct dmrepl_metadata *md)
 {
+	dmrepl_readahead_free(md->ra);
 	if (md->fd >= 0)
 		close(md->fd);
 	if (md->release_fn)
@@ -371,6 +378,27 @@ static int direct_for_block_device(struct dmrepl_metadata *md)
 	return 0;
 }
 
+/* The read-ahead pool, as DMREPL_READAHEAD says (see the header). */
+static int setup_readahead(struct dmrepl_metadata *md)
+{
+	enum dmrepl_readahead_mode mode = DMREPL_READAHEAD_URING;
+	unsigned int nr_blocks = DMREPL_READAHEAD_BLOCKS;
+	const char *env = secure_getenv("DMREPL_READAHEAD");
+
+	if (env && dmrepl_readahead_parse(env, &mode, &nr_blocks) < 0) {
+		warn(md->ctx,
+		     "ignoring DMREPL_READAHEAD='%s': expected uring, sync "
+		     "or off, optionally followed by :BLOCKS (8-4096)",
+		     env);
+		mode = DMREPL_READAHEAD_URING;
+		nr_blocks = DMREPL_READAHEAD_BLOCKS;
+	}
+	if (mode == DMREPL_READAHEAD_OFF)
+		return 0;
+	return dmrepl_readahead_new(md->ctx, md->fd, md->name, mode, nr_blocks,
+				    &md->ra);
+}
+
 static int open_device(struct dmrepl_metadata *md, unsigned int flags)
 {
 	int oflags = O_RDONLY | O_CLOEXEC;
@@ -379,8 +407,11 @@ static int open_device(struct dmrepl_metadata *md, unsigned int flags)
 	if (flags & DMREPL_METADATA_DIRECT)
 		oflags |= O_DIRECT;
 	md->fd = open(md->name, oflags);
-	if (md->fd >= 0)
-		return direct_for_block_device(md);
+	if (md->fd >= 0) {
+		int r = direct_for_block_device(md);
+
+		return r < 0 ? r : setup_readahead(md);
+	}
 	e = errno;
 	if (e == EINVAL && (flags & DMREPL_METADATA_DIRECT))
 		err(md->ctx, "cannot open %s: it does not support O_DIRECT reads",
@@ -509,4 +540,62 @@ uint64_t dmrepl_metadata_get_details_root(const struct dmrepl_metadata *md)
 uint64_t dmrepl_metadata_get_blocks_read(const struct dmrepl_metadata *md)
 {
 	return md->blocks_read;
+}
+
+unsigned int dmrepl_metadata_prefetch_room(const struct dmrepl_metadata *md)
+{
+	return md->ra ? dmrepl_readahead_room(md->ra) : 0;
+}
+
+size_t dmrepl_metadata_prefetch(struct dmrepl_metadata *md,
+				const uint64_t *blocks, size_t n)
+{
+	uint64_t ok[DMREPL_READAHEAD_BATCH_MAX];
+	size_t nr = 0;
+
+	if (!md->ra)
+		return 0;
+	if (n > ARRAY_SIZE(ok))
+		n = ARRAY_SIZE(ok);
+	for (size_t i = 0; i < n; i++)
+		if (blocks[i] < md->info.nr_metadata_blocks)
+			ok[nr++] = blocks[i];
+	dmrepl_readahead_submit(md->ra, ok, nr);
+	return n;
+}
+
+void dmrepl_metadata_prefetch_forget(struct dmrepl_metadata *md,
+				     uint64_t blocknr)
+{
+	if (md->ra)
+		dmrepl_readahead_forget(md->ra, blocknr);
+}
+
+const void *dmrepl_metadata_prefetch_peek(struct dmrepl_metadata *md,
+					  uint64_t blocknr)
+{
+	return md->ra ? dmrepl_readahead_peek(md->ra, blocknr) : NULL;
+}
+
+void dmrepl_metadata_prefetch_mark(struct dmrepl_metadata *md,
+				   uint64_t blocknr)
+{
+	if (md->ra)
+		dmrepl_readahead_mark(md->ra, blocknr);
+}
+
+void dmrepl_metadata_set_refill(struct dmrepl_metadata *md,
+				void (*fn)(void *data), void *data)
+{
+	if (md->ra)
+		dmrepl_readahead_set_refill(md->ra, fn, data);
+}
+
+int dmrepl_metadata_get_readahead_stats(const struct dmrepl_metadata *md,
+					struct dmrepl_readahead_stats *ret)
+{
+	if (!md->ra)
+		return -ENODATA;
+	dmrepl_readahead_get_stats(md->ra, ret);
+	return 0;
 }

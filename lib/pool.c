@@ -22,6 +22,7 @@ struct dmrepl_pool {
 	struct dmrepl_ctx *ctx;
 	char *name;
 	struct dmrepl_pool_table table;
+	uint32_t major, minor;		/* of the pool device itself */
 	char *metadata_path;
 };
 
@@ -326,7 +327,7 @@ out:
  * Without udev, /dev/block/ may be missing but devtmpfs still has the
  * kernel's name; a private node in the run directory is the last resort.
  */
-static int resolve_devt(struct dmrepl_ctx *ctx, dev_t devt, char **ret_path)
+int dmrepl_resolve_devt(struct dmrepl_ctx *ctx, dev_t devt, char **ret_path)
 {
 	char *path = path_from_sysfs(devt);
 
@@ -347,8 +348,9 @@ found:
 /* ---- the pool ---- */
 
 static int read_table(struct dmrepl_ctx *ctx, const char *name,
-		      struct dmrepl_pool_table *ret_table)
+		      struct dmrepl_pool *pool)
 {
+	struct dmrepl_pool_table *ret_table = &pool->table;
 	struct dmrepl_dm_target t = {0};
 	int r;
 
@@ -364,6 +366,8 @@ static int read_table(struct dmrepl_ctx *ctx, const char *name,
 		    t.params);
 		r = -EBADMSG;
 	}
+	pool->major = t.major;
+	pool->minor = t.minor;
 	dmrepl_dm_target_clear(&t);
 	return r;
 }
@@ -386,11 +390,11 @@ DMREPL_EXPORT int dmrepl_pool_open(struct dmrepl_ctx *ctx, const char *dm_name,
 	r = -ENOMEM;
 	if (!pool->name)
 		goto fail;
-	r = read_table(ctx, dm_name, &pool->table);
+	r = read_table(ctx, dm_name, pool);
 	if (r < 0)
 		goto fail;
 	meta = makedev(pool->table.metadata_major, pool->table.metadata_minor);
-	r = resolve_devt(ctx, meta, &pool->metadata_path);
+	r = dmrepl_resolve_devt(ctx, meta, &pool->metadata_path);
 	if (r < 0)
 		goto fail;
 	dbg(ctx, "%s: thin pool, metadata %s, data block %" PRIu64 " sectors",
@@ -472,4 +476,16 @@ const char *dmrepl_pool_get_name(struct dmrepl_pool *pool)
 struct dmrepl_ctx *dmrepl_pool_get_ctx(struct dmrepl_pool *pool)
 {
 	return pool->ctx;
+}
+
+void dmrepl_pool_get_devt(struct dmrepl_pool *pool, uint32_t *ret_major,
+			  uint32_t *ret_minor)
+{
+	*ret_major = pool->major;
+	*ret_minor = pool->minor;
+}
+
+uint64_t dmrepl_pool_get_block_sectors(struct dmrepl_pool *pool)
+{
+	return pool->table.data_block_size_sectors;
 }

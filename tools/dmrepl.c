@@ -21,6 +21,11 @@ const char *program_name = "dmrepl";
 static const struct subcommand subcommands[] = {
 	{ "ls", "list the thin devices of a pool", cmd_ls },
 	{ "delta", "show the blocks that differ between two thin devices", cmd_delta },
+	{ "copy", "copy extents, or a whole device, from one device or file to another", cmd_copy },
+	{ "verify", "compare two devices by hashing, whole or over extents", cmd_verify },
+	{ "snapshot", "take a consistent snapshot of an active thin device", cmd_snapshot },
+	{ "replicate", "replicate a thin snapshot into another pool, in full or incrementally", cmd_replicate },
+	{ "replicas", "list the replicas a destination pool holds", cmd_replicas },
 	{ "help", "show help for dmrepl or one subcommand", cmd_help },
 	{ "version", "print the version", cmd_version },
 };

@@ -42,6 +42,18 @@ int tool_usage_error(const char *subcmd, const char *fmt, ...)
 /* Parse a decimal or 0x number no larger than @max: 0, -EINVAL, -ERANGE. */
 int tool_parse_u64(const char *s, uint64_t max, uint64_t *ret);
 
+/*
+ * Parse a size or rate: a number with an optional suffix K, M, G or T
+ * (powers of 1024; "KiB" and "k" accepted too). 0, -EINVAL, -ERANGE.
+ */
+int tool_parse_size(const char *s, uint64_t *ret);
+
+/*
+ * Parse --ionice CLASS[:LEVEL]: CLASS is 1..3 or realtime, best-effort,
+ * idle; LEVEL 0..7 (default 4). 0 or -EINVAL.
+ */
+int tool_parse_ionice(const char *s, int *ret_class, int *ret_level);
+
 /* Parse the value of thin-id option @opt, or report and return EXIT_USAGE. */
 int tool_parse_thin_id(const char *subcmd, const char *opt, const char *s,
 		       uint64_t *ret);
@@ -89,5 +101,10 @@ int cmd_help(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_version(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_ls(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_delta(struct dmrepl_ctx *ctx, int argc, char *argv[]);
+int cmd_copy(struct dmrepl_ctx *ctx, int argc, char *argv[]);
+int cmd_snapshot(struct dmrepl_ctx *ctx, int argc, char *argv[]);
+int cmd_replicate(struct dmrepl_ctx *ctx, int argc, char *argv[]);
+int cmd_replicas(struct dmrepl_ctx *ctx, int argc, char *argv[]);
+int cmd_verify(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 
 #endif

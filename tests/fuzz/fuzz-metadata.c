@@ -8,7 +8,10 @@
  *
  * Each input is read twice: as it is, and with every block's checksum
  * made right, since a mutated block almost never keeps a valid checksum
- * and the fuzzer would otherwise never get past the checks.
+ * and the fuzzer would otherwise never get past the checks. The second
+ * copy is also read as a file (a memfd), through the read-ahead pool
+ * with a small pool (DMREPL_READAHEAD=sync:8), so that read-ahead and
+ * its look into nodes not yet checked see hostile input too.
  *
  * Build and run: tests/fuzz/run.sh [SECONDS]
  */
@@ -19,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "libdmrepl-private.h"
 
@@ -101,6 +106,24 @@ static void read_image(struct dmrepl_ctx *ctx, const uint8_t *data, size_t size)
 	}
 }
 
+static void read_file(struct dmrepl_ctx *ctx, const uint8_t *data, size_t size)
+{
+	struct dmrepl_metadata *md = NULL;
+	char path[64];
+	int fd = memfd_create("fuzz", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (write(fd, data, size) == (ssize_t)size) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		if (dmrepl_metadata_open(ctx, path, 0, &md) == 0) {
+			exercise(md);
+			dmrepl_metadata_unref(md);
+		}
+	}
+	close(fd);
+}
+
 static void reseal(uint8_t *block, uint32_t xor)
 {
 	uint32_t csum = htole32(
@@ -135,6 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			return 0;
 		dmrepl_set_log_fn(ctx, format_and_drop, NULL);
 		dmrepl_set_log_priority(ctx, LOG_DEBUG);
+		setenv("DMREPL_READAHEAD", "sync:8", 1);
 	}
 	read_image(ctx, data, size);
 	copy = malloc(size ? size : 1);
@@ -143,6 +167,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(copy, data, size);
 	reseal_all(copy, size);
 	read_image(ctx, copy, size);
+	read_file(ctx, copy, size);
 	free(copy);
 	return 0;
 }

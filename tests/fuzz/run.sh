@@ -1,14 +1,18 @@
 #!/bin/sh
-# Build the metadata fuzz target with clang and libFuzzer (address and
+# Build the fuzz targets with clang and libFuzzer (address and
 # undefined-behaviour sanitizers), straight from the library sources,
-# and run it from the seed corpus.
+# and run each from its seed corpus:
+#   fuzz-metadata  the thin-pool metadata reader and delta walk
+#   fuzz-extents   the extents-list line parser (dmrepl copy --extents)
 #
 #   tests/fuzz/run.sh [SECONDS] [LIBFUZZER-OPTION...]
 #
-# SECONDS defaults to 30. New inputs go to $FUZZ_OUT/corpus (default
-# build-fuzz/ at the top of the tree), never into the seed corpus; a
-# crash leaves its input in $FUZZ_OUT and makes the exit status non-zero.
-# Exit 77 when clang is missing.
+# SECONDS (default 30) is split: two thirds for the metadata reader, one
+# third for the extents parser, at least one second each. New inputs go
+# to $FUZZ_OUT/corpus and $FUZZ_OUT/corpus-extents (default build-fuzz/
+# at the top of the tree), never into the seed corpora; a crash leaves
+# its input in $FUZZ_OUT and makes the exit status non-zero. Exit 77
+# when clang is missing.
 set -eu
 
 seconds=${1:-30}
@@ -22,18 +26,33 @@ if ! command -v "$CC" >/dev/null 2>&1; then
 	echo "SKIP: $CC not found (install clang and libclang-rt-dev)"
 	exit 77
 fi
-mkdir -p "$out/corpus"
+mkdir -p "$out/corpus" "$out/corpus-extents"
 printf '#define PACKAGE_VERSION "fuzz"\n' >"$out/config.h"
 
-"$CC" -g -O1 -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=undefined -D_GNU_SOURCE \
-	-include "$out/config.h" -I"$out" -I"$top/lib" \
-	"$here/fuzz-metadata.c" \
-	"$top/lib/context.c" "$top/lib/crc32c.c" "$top/lib/metadata.c" \
-	"$top/lib/btree.c" "$top/lib/thin.c" "$top/lib/delta.c" \
-	-o "$out/fuzz-metadata"
+build() {	# TARGET SOURCES...
+	target=$1
+	shift
+	"$CC" -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -D_GNU_SOURCE \
+		-include "$out/config.h" -I"$out" -I"$top/lib" \
+		"$here/$target.c" "$@" -o "$out/$target"
+}
+
+build fuzz-metadata "$top/lib/context.c" "$top/lib/crc32c.c" \
+	"$top/lib/metadata.c" "$top/lib/btree.c" "$top/lib/thin.c" \
+	"$top/lib/delta.c" "$top/lib/readahead.c" -luring
+build fuzz-extents "$top/lib/context.c" "$top/lib/extents.c"
+
+md_seconds=$((seconds * 2 / 3))
+[ "$md_seconds" -ge 1 ] || md_seconds=1
+ext_seconds=$((seconds - md_seconds))
+[ "$ext_seconds" -ge 1 ] || ext_seconds=1
 
 # Seed images are at most 34 blocks of 4 KiB: allow up to 40.
-exec "$out/fuzz-metadata" -max_total_time="$seconds" -max_len=163840 \
+"$out/fuzz-metadata" -max_total_time="$md_seconds" -max_len=163840 \
 	-timeout=10 -rss_limit_mb=1024 -artifact_prefix="$out/" "$@" \
 	"$out/corpus" "$here/corpus-metadata"
+
+exec "$out/fuzz-extents" -max_total_time="$ext_seconds" -max_len=4096 \
+	-timeout=10 -rss_limit_mb=1024 -artifact_prefix="$out/extents-" "$@" \
+	"$out/corpus-extents" "$here/corpus-extents"

@@ -10,10 +10,17 @@
  * thin_delta run on the (possibly patched) image.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "metadata-util.h"
@@ -549,6 +556,283 @@ static void test_shared_leaf(void)
 	close_case(&sc);
 }
 
+/* ---- read-ahead: the same runs and block counts in every mode ---- */
+
+static const char *const ra_modes[] = {"off", "sync", "uring", "sync:8",
+				       "uring:8", "uring:4096"};
+
+/* Open @path with DMREPL_READAHEAD=@mode. */
+static struct dmrepl_metadata *open_mode(struct dmrepl_ctx *ctx,
+					 const char *path, const char *mode,
+					 unsigned int flags, int *ret_r)
+{
+	struct dmrepl_metadata *md = NULL;
+
+	setenv("DMREPL_READAHEAD", mode, 1);
+	*ret_r = dmrepl_metadata_open(ctx, path, flags, &md);
+	unsetenv("DMREPL_READAHEAD");
+	return md;
+}
+
+struct walk_result {
+	struct run_list runs;
+	uint64_t blocks_read;
+	struct dmrepl_readahead_stats st;
+	int have_stats;
+};
+
+/* Runs of @a -> @b, and the blocks the walk read (beyond the lookups). */
+static int walk(struct dmrepl_metadata *md, uint64_t a, uint64_t b,
+		unsigned int flags, struct walk_result *w)
+{
+	struct dmrepl_delta *delta = NULL;
+	struct dmrepl_run run;
+	uint64_t before;
+	int r;
+
+	r = dmrepl_delta_new(md, a, b, flags, &delta);
+	before = dmrepl_metadata_get_blocks_read(md);
+	while (r == 0 && (r = dmrepl_delta_next_run(delta, &run)) == 0)
+		run_list_add(&w->runs, run.kind, run.begin_blocks,
+			     run.length_blocks);
+	dmrepl_delta_unref(delta);
+	w->blocks_read = dmrepl_metadata_get_blocks_read(md) - before;
+	w->have_stats = dmrepl_metadata_get_readahead_stats(md, &w->st) == 0;
+	return r == 1 ? 0 : r;
+}
+
+/* @path's delta in every mode equals the delta read from memory. */
+static void check_modes(const char *path, const struct image *img,
+			uint64_t a, uint64_t b, unsigned int flags,
+			bool expect_prefetch)
+{
+	struct dmrepl_ctx *ctx = NULL;
+	struct dmrepl_metadata *md = NULL;
+	struct walk_result ref = {0};
+	int r;
+
+	CU_ASSERT_EQUAL(dmrepl_new(&ctx), 0);
+	CU_ASSERT_EQUAL(dmrepl_metadata_open_memory(ctx, img->data, img->size,
+						    "memory", 0, &md),
+			0);
+	CU_ASSERT_EQUAL(walk(md, a, b, flags, &ref), 0);
+	dmrepl_metadata_unref(md);
+	for (size_t m = 0; m < ARRAY_SIZE(ra_modes); m++) {
+		struct walk_result w = {0};
+
+		md = open_mode(ctx, path, ra_modes[m], 0, &r);
+		CU_ASSERT_EQUAL_FATAL(r, 0);
+		CU_ASSERT_EQUAL(walk(md, a, b, flags, &w), 0);
+		CU_ASSERT(run_list_equal(&w.runs, &ref.runs));
+		/* read-ahead never changes what the walk reads */
+		CU_ASSERT_EQUAL(w.blocks_read, ref.blocks_read);
+		if (m == 0) {
+			CU_ASSERT_FALSE(w.have_stats);
+		} else {
+			CU_ASSERT_TRUE(w.have_stats);
+			/* in extents mode, nothing read ahead goes unused */
+			if (flags & DMREPL_DELTA_SKIP_SAME)
+				CU_ASSERT_EQUAL(w.st.blocks_unused, 0);
+			if (expect_prefetch)
+				CU_ASSERT(w.st.blocks_prefetched > 0 &&
+					  w.st.hits > 0);
+		}
+		if (!run_list_equal(&w.runs, &ref.runs) ||
+		    w.blocks_read != ref.blocks_read)
+			fprintf(stderr, "\n  %s %" PRIu64 " -> %" PRIu64
+				" mode %s: %" PRIu64 " blocks, memory %" PRIu64,
+				path, a, b, ra_modes[m], w.blocks_read,
+				ref.blocks_read);
+		run_list_free(&w.runs);
+		dmrepl_metadata_unref(md);
+	}
+	run_list_free(&ref.runs);
+	dmrepl_unref(ctx);
+}
+
+static void test_readahead_fixtures(void)
+{
+	static const char *const names[] = {"deep", "leaves", "random-1",
+					    "random-2", "random-3"};
+
+	for (size_t f = 0; f < ARRAY_SIZE(names); f++) {
+		struct image img;
+		bool deep = strcmp(names[f], "deep") == 0;
+
+		CU_ASSERT_EQUAL_FATAL(image_load(names[f], &img), 0);
+		for (uint64_t a = 1; a <= 3; a++)
+			for (uint64_t b = 1; b <= 3; b++) {
+				check_modes(fixture_path(names[f]), &img, a, b,
+					    0, deep && a != b);
+				check_modes(fixture_path(names[f]), &img, a, b,
+					    DMREPL_DELTA_SKIP_SAME, false);
+			}
+		image_free(&img);
+	}
+}
+
+/* Shared subtrees, read from a file: none of them is read ahead. */
+static void test_readahead_shared(void)
+{
+	struct image img;
+	uint64_t r1, r2;
+	char *path;
+
+	CU_ASSERT_EQUAL_FATAL(image_load("deep", &img), 0);
+	r1 = image_thin_root(&img, 1);
+	r2 = image_thin_root(&img, 2);
+	for (uint32_t i = 0; i < node_nr_entries(&img, r2); i += 2)
+		put64(node_value(&img, r2, i), get64(node_value(&img, r1, i)));
+	reseal_node(&img, r2);
+	path = image_write_temp(&img, img.size);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(path);
+	check_modes(path, &img, 1, 2, DMREPL_DELTA_SKIP_SAME, true);
+	check_modes(path, &img, 1, 2, 0, true);
+	check_modes(path, &img, 2, 1, 0, true);
+	check_modes(path, &img, 3, 2, DMREPL_DELTA_SKIP_SAME, true);
+	unlink(path);
+	free(path);
+	image_free(&img);
+}
+
+/* The last leaf of thin 1: read ahead long before the walk reaches it. */
+static uint64_t last_leaf(struct image *img, uint64_t blocknr)
+{
+	while (!node_is_leaf(img, blocknr))
+		blocknr = get64(
+		    node_value(img, blocknr, node_nr_entries(img, blocknr) - 1));
+	return blocknr;
+}
+
+/* A corrupt block read ahead is reported, by number, when it is used. */
+static void test_readahead_corrupt(void)
+{
+	struct image img;
+	uint64_t leaf;
+	char *path, needle[64];
+
+	CU_ASSERT_EQUAL_FATAL(image_load("deep", &img), 0);
+	leaf = last_leaf(&img, image_thin_root(&img, 1));
+	image_block(&img, leaf)[100] ^= 1;
+	path = image_write_temp(&img, img.size);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(path);
+	snprintf(needle, sizeof(needle), "block %" PRIu64 ": bad checksum",
+		 leaf);
+	for (size_t m = 0; m < ARRAY_SIZE(ra_modes); m++) {
+		struct log_capture log;
+		struct dmrepl_ctx *ctx = capture_ctx(&log);
+		struct walk_result w = {0};
+		struct dmrepl_metadata *md;
+		int r;
+
+		md = open_mode(ctx, path, ra_modes[m], 0, &r);
+		CU_ASSERT_EQUAL_FATAL(r, 0);
+		CU_ASSERT_EQUAL(walk(md, 1, 2, DMREPL_DELTA_SKIP_SAME, &w),
+				-EBADMSG);
+		CU_ASSERT(log_has(&log, needle));
+		if (m > 0)
+			CU_ASSERT(w.st.blocks_prefetched > 0);
+		run_list_free(&w.runs);
+		dmrepl_metadata_unref(md);
+		dmrepl_unref(ctx);
+	}
+	unlink(path);
+	free(path);
+	image_free(&img);
+}
+
+/* Through O_DIRECT, as a live pool's metadata device is read. */
+static void test_readahead_direct(void)
+{
+	struct run_list ref = {0};
+	struct dmrepl_ctx *ctx = NULL;
+	struct dmrepl_metadata *md;
+	int r;
+
+	CU_ASSERT_EQUAL(dmrepl_new(&ctx), 0);
+	md = open_mode(ctx, fixture_path("deep"), "off", 0, &r);
+	CU_ASSERT_EQUAL(delta_collect(md, 1, 2, 0, &ref), 0);
+	dmrepl_metadata_unref(md);
+	for (size_t m = 1; m < ARRAY_SIZE(ra_modes); m++) {
+		struct walk_result w = {0};
+
+		md = open_mode(ctx, fixture_path("deep"), ra_modes[m],
+			       DMREPL_METADATA_DIRECT, &r);
+		if (r == -EINVAL) {
+			fprintf(stderr, "(no O_DIRECT here) ");
+			break;
+		}
+		CU_ASSERT_EQUAL_FATAL(r, 0);
+		CU_ASSERT_EQUAL(walk(md, 1, 2, 0, &w), 0);
+		CU_ASSERT(run_list_equal(&w.runs, &ref));
+		CU_ASSERT(w.st.blocks_prefetched > 0);
+		run_list_free(&w.runs);
+		dmrepl_metadata_unref(md);
+	}
+	run_list_free(&ref);
+	dmrepl_unref(ctx);
+}
+
+/* Make io_uring_setup fail with ENOSYS, as seccomp may. */
+static int deny_io_uring(void)
+{
+	struct sock_filter filter[] = {
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		     offsetof(struct seccomp_data, nr)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {ARRAY_SIZE(filter), filter};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+}
+
+/* In a child without io_uring: exit 0 when the fallback did its job. */
+static int child_without_uring(void)
+{
+	struct dmrepl_ctx *ctx = NULL;
+	struct dmrepl_metadata *md;
+	struct walk_result w = {0}, off = {0};
+	int r;
+
+	if (deny_io_uring() < 0)
+		return 77;
+	if (dmrepl_new(&ctx) < 0)
+		return 2;
+	md = open_mode(ctx, fixture_path("deep"), "off", 0, &r);
+	if (r < 0 || walk(md, 1, 2, 0, &off) < 0)
+		return 3;
+	dmrepl_metadata_unref(md);
+	md = open_mode(ctx, fixture_path("deep"), "uring", 0, &r);
+	if (r < 0 || walk(md, 1, 2, 0, &w) < 0)
+		return 4;
+	if (w.st.mode != DMREPL_READAHEAD_SYNC || !w.st.blocks_prefetched)
+		return 5;
+	if (!run_list_equal(&w.runs, &off.runs) ||
+	    w.blocks_read != off.blocks_read)
+		return 6;
+	return 0;
+}
+
+static void test_readahead_no_uring(void)
+{
+	pid_t pid = fork();
+	int status = 0;
+
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0)
+		_exit(child_without_uring());
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		fprintf(stderr, "(seccomp not available: not checked) ");
+	else
+		CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
+}
+
 static CU_TestInfo run_tests[] = {
     {"small: every kind", test_small},
     {"edge cases", test_edge},
@@ -576,10 +860,20 @@ static CU_TestInfo shared_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
+static CU_TestInfo readahead_tests[] = {
+    {"every mode: same runs, same blocks read", test_readahead_fixtures},
+    {"shared subtrees are not read ahead", test_readahead_shared},
+    {"corrupt block read ahead", test_readahead_corrupt},
+    {"O_DIRECT", test_readahead_direct},
+    {"io_uring denied: preadv fallback", test_readahead_no_uring},
+    CU_TEST_INFO_NULL,
+};
+
 static CU_SuiteInfo suites[] = {
     {"runs and extents", NULL, NULL, NULL, NULL, run_tests},
     {"reference", NULL, NULL, NULL, NULL, reference_tests},
     {"shared subtrees", NULL, NULL, NULL, NULL, shared_tests},
+    {"read-ahead", NULL, NULL, NULL, NULL, readahead_tests},
     CU_SUITE_INFO_NULL,
 };
 

@@ -9,7 +9,9 @@
  * intended fault remains) and opened with dmrepl_metadata_open_memory().
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,223 @@ static void test_crc32c(void)
 	/* the standard CRC-32C check value is the inverted raw CRC */
 	CU_ASSERT_EQUAL(~dmrepl_crc32c(0xffffffffu, check, 9), 0xe3069283u);
 	CU_ASSERT_EQUAL(dmrepl_crc32c(0x1234u, check, 0), 0x1234u);
+}
+
+/* Published CRC-32C check values (RFC 3720, B.4), as final values. */
+static void check_vectors(uint32_t (*crc)(uint32_t, const void *, size_t))
+{
+	uint8_t buf[32];
+
+	CU_ASSERT_EQUAL(~crc(0xffffffffu, "123456789", 9), 0xe3069283u);
+	CU_ASSERT_EQUAL(crc(0x1234u, "x", 0), 0x1234u);
+	memset(buf, 0, sizeof(buf));
+	CU_ASSERT_EQUAL(~crc(0xffffffffu, buf, 32), 0x8a9136aau);
+	memset(buf, 0xff, sizeof(buf));
+	CU_ASSERT_EQUAL(~crc(0xffffffffu, buf, 32), 0x62a8ab43u);
+	for (int i = 0; i < 32; i++)
+		buf[i] = (uint8_t)i;
+	CU_ASSERT_EQUAL(~crc(0xffffffffu, buf, 32), 0x46dd794eu);
+	for (int i = 0; i < 32; i++)
+		buf[i] = (uint8_t)(31 - i);
+	CU_ASSERT_EQUAL(~crc(0xffffffffu, buf, 32), 0x113fdb5cu);
+}
+
+static void test_crc32c_paths(void)
+{
+	check_vectors(dmrepl_crc32c_sw);
+	check_vectors(dmrepl_crc32c_hw);
+	if (!dmrepl_crc32c_hw_supported())
+		fprintf(stderr, "(no SSE4.2: the hardware path is the "
+				"table one here) ");
+}
+
+/* Both paths, and the one in use, agree at every length and alignment. */
+static void test_crc32c_random(void)
+{
+	static uint8_t buf[DMREPL_MD_BLOCK_SIZE + 64];
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		buf[i] = (uint8_t)x;
+	}
+	for (int t = 0; t < 2000; t++) {
+		size_t off, len;
+		uint32_t seed, sw;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		off = x % 64;
+		len = t < 100 ? (size_t)t : (x >> 8) % (DMREPL_MD_BLOCK_SIZE + 1);
+		seed = (uint32_t)(x >> 32);
+		sw = dmrepl_crc32c_sw(seed, buf + off, len);
+		bad += sw != dmrepl_crc32c_hw(seed, buf + off, len);
+		bad += sw != dmrepl_crc32c(seed, buf + off, len);
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	/* a whole block, as the reader checksums it */
+	CU_ASSERT_EQUAL(dmrepl_crc32c_sw(0xffffffffu, buf + 4, 4092),
+			dmrepl_crc32c_hw(0xffffffffu, buf + 4, 4092));
+}
+
+static void test_readahead_parse(void)
+{
+	enum dmrepl_readahead_mode m = DMREPL_READAHEAD_OFF;
+	unsigned int n = 0;
+
+	CU_ASSERT_EQUAL(dmrepl_readahead_parse("uring", &m, &n), 0);
+	CU_ASSERT(m == DMREPL_READAHEAD_URING && n == DMREPL_READAHEAD_BLOCKS);
+	CU_ASSERT_EQUAL(dmrepl_readahead_parse("sync:64", &m, &n), 0);
+	CU_ASSERT(m == DMREPL_READAHEAD_SYNC && n == 64);
+	CU_ASSERT_EQUAL(dmrepl_readahead_parse("off", &m, &n), 0);
+	CU_ASSERT(m == DMREPL_READAHEAD_OFF);
+	CU_ASSERT_EQUAL(dmrepl_readahead_parse("uring:8", &m, &n), 0);
+	CU_ASSERT_EQUAL(dmrepl_readahead_parse("uring:4096", &m, &n), 0);
+	m = DMREPL_READAHEAD_OFF, n = 1;
+	CU_ASSERT_EQUAL(dmrepl_readahead_parse("uring:7", &m, &n), -EINVAL);
+	CU_ASSERT_EQUAL(dmrepl_readahead_parse("uring:4097", &m, &n), -EINVAL);
+	CU_ASSERT_EQUAL(dmrepl_readahead_parse("sync:", &m, &n), -EINVAL);
+	CU_ASSERT_EQUAL(dmrepl_readahead_parse("sync:12x", &m, &n), -EINVAL);
+	CU_ASSERT_EQUAL(dmrepl_readahead_parse("uringx", &m, &n), -EINVAL);
+	CU_ASSERT_EQUAL(dmrepl_readahead_parse("", &m, &n), -EINVAL);
+	CU_ASSERT(m == DMREPL_READAHEAD_OFF && n == 1); /* untouched */
+}
+
+/* Can this process use io_uring at all? Then read-ahead must use it. */
+static bool uring_works(void)
+{
+	struct io_uring ring;
+
+	if (io_uring_queue_init(2, &ring, 0) < 0)
+		return false;
+	io_uring_queue_exit(&ring);
+	return true;
+}
+
+struct ra_case {
+	struct dmrepl_ctx *ctx;
+	int fd;
+	uint8_t *want; /* the file */
+	uint64_t nr_blocks;
+	uint8_t buf[DMREPL_MD_BLOCK_SIZE];
+};
+
+/* Read @blocknr through @ra: it must be the file's block. */
+static void expect_block(struct ra_case *rc, struct dmrepl_readahead *ra,
+			 uint64_t blocknr)
+{
+	size_t got = 1;
+
+	CU_ASSERT_EQUAL(dmrepl_readahead_read(ra, blocknr, rc->buf, &got), 0);
+	if (blocknr >= rc->nr_blocks) {
+		CU_ASSERT_EQUAL(got, 0);
+		return;
+	}
+	CU_ASSERT_EQUAL(got, DMREPL_MD_BLOCK_SIZE);
+	CU_ASSERT(memcmp(rc->buf, rc->want + blocknr * DMREPL_MD_BLOCK_SIZE,
+			 DMREPL_MD_BLOCK_SIZE) == 0);
+}
+
+static const void *peek_ready(struct dmrepl_readahead *ra, uint64_t blocknr)
+{
+	const void *p = NULL;
+
+	for (int tries = 0; tries < 2000 && !p; tries++) {
+		dmrepl_readahead_room(ra); /* takes completions */
+		p = dmrepl_readahead_peek(ra, blocknr);
+		if (!p)
+			usleep(1000);
+	}
+	return p;
+}
+
+static void readahead_engine(struct ra_case *rc,
+			     enum dmrepl_readahead_mode mode)
+{
+	static const uint64_t batch[] = {5, 9, 7, 6, 3, 3};
+	struct dmrepl_readahead_stats st;
+	struct dmrepl_readahead *ra = NULL;
+	uint64_t many[20];
+	const void *p;
+
+	CU_ASSERT_EQUAL_FATAL(
+	    dmrepl_readahead_new(rc->ctx, rc->fd, "deep", mode, 8, &ra), 0);
+	CU_ASSERT_EQUAL(dmrepl_readahead_room(ra), 8);
+	/* 3 5 6 7 9: one read, blocks 4 and 8 read into the junk buffer */
+	CU_ASSERT_EQUAL(dmrepl_readahead_submit(ra, batch, 6), 6);
+	CU_ASSERT_EQUAL(dmrepl_readahead_room(ra), 3);
+	for (size_t i = 0; i < 5; i++)
+		expect_block(rc, ra, batch[i]);
+	dmrepl_readahead_get_stats(ra, &st);
+	CU_ASSERT(st.mode == (mode == DMREPL_READAHEAD_URING && !uring_works()
+				  ? DMREPL_READAHEAD_SYNC
+				  : mode));
+	CU_ASSERT_EQUAL(st.requests, 1);
+	CU_ASSERT_EQUAL(st.blocks_prefetched, 5);
+	CU_ASSERT_EQUAL(st.hits, 5);
+	CU_ASSERT_EQUAL(dmrepl_readahead_room(ra), 8); /* used: reusable */
+	expect_block(rc, ra, 5); /* kept: a re-read costs no read */
+	dmrepl_readahead_get_stats(ra, &st);
+	CU_ASSERT_EQUAL(st.hits, 6);
+	CU_ASSERT_EQUAL(st.requests, 1);
+
+	/* forgotten, then read all the same */
+	CU_ASSERT_EQUAL(dmrepl_readahead_submit(ra, (uint64_t[]){20}, 1), 1);
+	dmrepl_readahead_forget(ra, 20);
+	expect_block(rc, ra, 20);
+	/* peeked and marked: shown once, still used from the pool */
+	CU_ASSERT_EQUAL(dmrepl_readahead_submit(ra, (uint64_t[]){21}, 1), 1);
+	p = peek_ready(ra, 21);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT(memcmp(p, rc->want + 21 * DMREPL_MD_BLOCK_SIZE, 64) == 0);
+	dmrepl_readahead_mark(ra, 21);
+	CU_ASSERT_PTR_NULL(dmrepl_readahead_peek(ra, 21));
+	dmrepl_readahead_get_stats(ra, &st);
+	expect_block(rc, ra, 21);
+	{
+		struct dmrepl_readahead_stats st2;
+
+		dmrepl_readahead_get_stats(ra, &st2);
+		CU_ASSERT_EQUAL(st2.hits, st.hits + 1);
+		CU_ASSERT_PTR_NULL(dmrepl_readahead_peek(ra, 21)); /* used */
+	}
+	/* past the end of the file: a short read, never kept */
+	CU_ASSERT_EQUAL(dmrepl_readahead_submit(
+			    ra, (uint64_t[]){rc->nr_blocks}, 1), 1);
+	expect_block(rc, ra, rc->nr_blocks);
+	expect_block(rc, ra, rc->nr_blocks);
+
+	/* more than the pool holds: it takes what fits, reads the rest */
+	for (uint64_t i = 0; i < 20; i++)
+		many[i] = 100 + 2 * i;
+	CU_ASSERT(dmrepl_readahead_submit(ra, many, 20) <= 8);
+	for (uint64_t i = 0; i < 20; i++)
+		expect_block(rc, ra, many[i]);
+	dmrepl_readahead_get_stats(ra, &st);
+	CU_ASSERT(st.blocks_unused >= 2); /* block 20, the block past the end */
+	dmrepl_readahead_free(ra);
+}
+
+static void test_readahead_engine(void)
+{
+	struct image img;
+	struct ra_case rc = {0};
+
+	CU_ASSERT_EQUAL_FATAL(image_load("deep", &img), 0);
+	CU_ASSERT_FATAL(img.nr_blocks > 200);
+	rc.want = img.data;
+	rc.nr_blocks = img.nr_blocks;
+	CU_ASSERT_EQUAL(dmrepl_new(&rc.ctx), 0);
+	rc.fd = open(fixture_path("deep"), O_RDONLY | O_CLOEXEC);
+	CU_ASSERT_FATAL(rc.fd >= 0);
+	readahead_engine(&rc, DMREPL_READAHEAD_URING);
+	readahead_engine(&rc, DMREPL_READAHEAD_SYNC);
+	if (!uring_works())
+		fprintf(stderr, "(io_uring not allowed here: uring mode "
+				"checked as its sync fallback) ");
+	close(rc.fd);
+	dmrepl_unref(rc.ctx);
+	image_free(&img);
 }
 
 static void test_pool_info(void)
@@ -758,6 +977,10 @@ static void test_held_root_corrupt(void)
 
 static CU_TestInfo reader_tests[] = {
     {"crc32c", test_crc32c},
+    {"crc32c: both paths, known values", test_crc32c_paths},
+    {"crc32c: both paths, random data", test_crc32c_random},
+    {"read-ahead: DMREPL_READAHEAD", test_readahead_parse},
+    {"read-ahead: pool, merging, fallback", test_readahead_engine},
     {"pool info", test_pool_info},
     {"foreach thin", test_foreach_thin},
     {"get thin", test_get_thin},

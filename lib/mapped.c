@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The mapped extents of one thin device: what a full copy must move.
+ * A walk of the device's own mapping tree, merging consecutive mapped
+ * virtual blocks into one extent; memory is the cursor's stack.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "libdmrepl-private.h"
+
+#define MAPPING_VALUE_SIZE 8u
+
+struct dmrepl_mapped {
+	struct dmrepl_metadata *md;
+	struct btree_cursor cursor;
+	uint64_t block_bytes;
+	bool have_run, done;
+	uint64_t run_begin, run_end;	/* virtual blocks [begin, end) */
+	int error;
+};
+
+int dmrepl_mapped_new(struct dmrepl_metadata *md, uint64_t thin_id,
+		      struct dmrepl_mapped **ret)
+{
+	struct dmrepl_pool_info pi;
+	struct dmrepl_mapped *m;
+	uint64_t root;
+	int r;
+
+	r = dmrepl_metadata_get_pool_info(md, &pi);
+	if (r < 0)
+		return r;
+	r = dmrepl_thin_get_mapping_root(md, thin_id, &root);
+	if (r == -ENOENT)
+		err(dmrepl_metadata_get_ctx(md), "%s: no thin device %" PRIu64,
+		    dmrepl_metadata_get_name(md), thin_id);
+	if (r < 0)
+		return r;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->md = dmrepl_metadata_ref(md);
+	m->block_bytes = pi.data_block_size_sectors * 512;
+	btree_cursor_init(&m->cursor, md, "mapping tree", root,
+			  MAPPING_VALUE_SIZE);
+	*ret = m;
+	return 0;
+}
+
+struct dmrepl_mapped *dmrepl_mapped_unref(struct dmrepl_mapped *m)
+{
+	if (!m)
+		return NULL;
+	btree_cursor_release(&m->cursor);
+	dmrepl_metadata_unref(m->md);
+	free(m);
+	return NULL;
+}
+
+static int emit(struct dmrepl_mapped *m, struct dmrepl_extent *ret)
+{
+	uint64_t len = m->run_end - m->run_begin;
+
+	if (m->run_begin > UINT64_MAX / m->block_bytes ||
+	    len > UINT64_MAX / m->block_bytes - m->run_begin) {
+		err(dmrepl_metadata_get_ctx(m->md),
+		    "%s: virtual block %" PRIu64 " is beyond any device size",
+		    dmrepl_metadata_get_name(m->md), m->run_begin);
+		return -EOVERFLOW;
+	}
+	ret->op = DMREPL_EXTENT_COPY;
+	ret->offset_bytes = m->run_begin * m->block_bytes;
+	ret->length_bytes = len * m->block_bytes;
+	return 0;
+}
+
+/* Return: 0 and *@ret filled; 1 at the end; -errno (final). */
+int dmrepl_mapped_next_extent(struct dmrepl_mapped *m,
+			      struct dmrepl_extent *ret)
+{
+	const void *value;
+	uint64_t key;
+	int r;
+
+	if (m->error)
+		return m->error;
+	while (!m->done) {
+		r = btree_cursor_next(&m->cursor, &key, &value);
+		if (r < 0)
+			return m->error = r;
+		if (r == 1) {
+			m->done = true;
+			break;
+		}
+		if (m->have_run && key == m->run_end) {
+			m->run_end++;
+			continue;
+		}
+		if (m->have_run) {
+			r = emit(m, ret);
+			m->run_begin = key;
+			m->run_end = key + 1;
+			return r < 0 ? (m->error = r) : 0;
+		}
+		m->have_run = true;
+		m->run_begin = key;
+		m->run_end = key + 1;
+	}
+	if (!m->have_run)
+		return 1;
+	m->have_run = false;
+	r = emit(m, ret);
+	return r < 0 ? (m->error = r) : 0;
+}

@@ -1,0 +1,1021 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Local replication of a thin snapshot into another pool, as a job.
+ *
+ *   prepare  lock the destination's lineage folder; delete the
+ *            unfinished device of a replication that was killed
+ *   delta    through the source pool's metadata snapshot: identify the
+ *            snapshot (and base), and spool the extents to a temporary
+ *            file, so the metadata snapshot is held for milliseconds,
+ *            not for the whole copy
+ *   copy     check the base's replica is unchanged, create the new
+ *            device (create_thin, or create_snap of the base's replica)
+ *            with a "staging" record, activate both, copy, flush
+ *   commit   identify the new device and write its replica record,
+ *            then drop the staging record
+ *
+ * Any failure after the staging record deletes the new device; a
+ * killed process leaves the record, and the next run cleans up.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libdmrepl-private.h"
+
+struct dmrepl_replicate {
+	int refcount;
+	struct dmrepl_ctx *ctx;
+	char *src_name, *dst_name, *state_dir;
+	uint64_t snap_id, base_id, size_bytes;
+	bool full;
+	enum dmrepl_engine engine;
+	unsigned int queue_depth, copy_flags;
+	uint32_t io_size;
+	uint64_t bwlimit;
+	int ioprio_class, ioprio_level;
+
+	/* the job */
+	pthread_mutex_t lock;		/* phase, copy, finished */
+	pthread_t thread;
+	bool started, threaded, joined;
+	int cancelled;			/* atomic */
+	enum dmrepl_replicate_phase phase;
+	struct dmrepl_copy *copy;	/* while copying */
+	bool finished;
+	int status;
+	struct dmrepl_replicate_result result;
+};
+
+/* Everything one run of the job holds; released in one place. */
+struct job {
+	struct dmrepl_replicate *rep;
+	struct dmrepl_ctx *ctx;
+	char dir[PATH_MAX];
+	int lock_fd;
+	struct dmrepl_pool *src, *dst;
+	FILE *spool;
+	uint64_t nr_extents, total_bytes, extent_end;
+	uint32_t src_block_size;
+	struct dmrepl_lineage_record base_rec;	/* incremental only */
+	struct dmrepl_lineage_record rec;	/* the new replica */
+	bool staged;				/* staging record written */
+	bool created;				/* the new thin exists */
+	bool anchored;				/* and its anchor */
+	struct dmrepl_thin_dev *src_dev, *dst_dev;
+};
+
+static const char *const phase_names[] = {
+    [DMREPL_PHASE_PENDING] = "pending", [DMREPL_PHASE_PREPARE] = "prepare",
+    [DMREPL_PHASE_DELTA] = "delta",     [DMREPL_PHASE_COPY] = "copy",
+    [DMREPL_PHASE_COMMIT] = "commit",   [DMREPL_PHASE_DONE] = "done",
+};
+
+DMREPL_EXPORT const char *
+dmrepl_replicate_phase_name(enum dmrepl_replicate_phase phase)
+{
+	if ((unsigned int)phase >= ARRAY_SIZE(phase_names))
+		return NULL;
+	return phase_names[phase];
+}
+
+static void set_phase(struct dmrepl_replicate *rep,
+		      enum dmrepl_replicate_phase phase)
+{
+	pthread_mutex_lock(&rep->lock);
+	rep->phase = phase;
+	pthread_mutex_unlock(&rep->lock);
+}
+
+static bool cancelled(struct dmrepl_replicate *rep)
+{
+	return __atomic_load_n(&rep->cancelled, __ATOMIC_ACQUIRE);
+}
+
+/* ---- identities ---- */
+
+static int thin_ident(struct dmrepl_metadata *md, uint64_t id,
+		      struct dmrepl_thin_ident *ret)
+{
+	struct dmrepl_thin_info info;
+	int r;
+
+	r = dmrepl_metadata_get_thin(md, id, &info);
+	if (r < 0)
+		return r;
+	r = dmrepl_thin_get_mapping_root(md, id, &ret->root);
+	if (r < 0)
+		return r;
+	ret->thin_id = id;
+	ret->creation_time = info.creation_time;
+	ret->mapped_blocks = info.mapped_blocks;
+	return 0;
+}
+
+static bool ident_equal(const struct dmrepl_thin_ident *a,
+			const struct dmrepl_thin_ident *b)
+{
+	return a->thin_id == b->thin_id &&
+	       a->creation_time == b->creation_time && a->root == b->root &&
+	       a->mapped_blocks == b->mapped_blocks;
+}
+
+/* ---- prepare: the destination's folder, lock, and stale work ---- */
+
+static int delete_if_there(struct job *job, uint64_t id)
+{
+	struct dmrepl_metadata *md = NULL;
+	struct dmrepl_thin_info info;
+	int r;
+
+	r = dmrepl_metadata_open_pool(job->ctx, job->rep->dst_name, &md);
+	if (r < 0)
+		return r;
+	r = dmrepl_metadata_get_thin(md, id, &info);
+	dmrepl_metadata_unref(md);
+	if (r == -ENOENT)
+		return 0;
+	return r < 0 ? r : dmrepl_pool_delete_thin(job->dst, id);
+}
+
+static int remove_stale(const struct dmrepl_lineage_record *rec, void *data)
+{
+	struct job *job = data;
+	char name[128];
+	int r;
+
+	snprintf(name, sizeof(name), "dmrepl-%d-dst-%" PRIu64, (int)rec->pid,
+		 rec->dst.thin_id);
+	dmrepl_dm_remove(job->ctx, name);
+	snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64, (int)rec->pid,
+		 rec->src.thin_id);
+	dmrepl_dm_remove(job->ctx, name);
+	r = delete_if_there(job, rec->anchor_id);
+	if (r == 0)
+		r = delete_if_there(job, rec->dst.thin_id);
+	if (r < 0)
+		return r;
+	warn(job->ctx,
+	     "%s: deleted thin %" PRIu64 ", an unfinished replica of thin %" PRIu64
+	     " of %s left by dmrepl process %d",
+	     job->rep->dst_name, rec->dst.thin_id, rec->src.thin_id,
+	     rec->src_pool, (int)rec->pid);
+	return dmrepl_lineage_remove(job->ctx, job->dir, "staging",
+				     rec->dst.thin_id);
+}
+
+static int prepare(struct job *job)
+{
+	struct dmrepl_replicate *rep = job->rep;
+	int r;
+
+	r = dmrepl_pool_open(job->ctx, rep->src_name, &job->src);
+	if (r < 0)
+		return r;
+	r = dmrepl_pool_open(job->ctx, rep->dst_name, &job->dst);
+	if (r < 0)
+		return r;
+	r = dmrepl_lineage_dir(rep->state_dir, rep->dst_name, job->dir,
+			       sizeof(job->dir));
+	if (r < 0)
+		return r;
+	r = dmrepl_lineage_dir_create(job->ctx, rep->state_dir, job->dir);
+	if (r < 0)
+		return r;
+	r = dmrepl_lineage_lock(job->ctx, job->dir, &job->lock_fd);
+	if (r < 0)
+		return r;
+	/* We hold the lock: every staging record is a dead process's. */
+	return dmrepl_lineage_foreach(job->ctx, job->dir, "staging",
+				      remove_stale, job);
+}
+
+/* ---- delta: identify the snapshots, spool the extents ---- */
+
+struct find_replica {
+	const char *src_pool;
+	uint64_t src_id;
+	struct dmrepl_lineage_record *ret;
+	bool found;
+};
+
+/* The newest record wins: a source id may have been replicated twice. */
+static int match_replica(const struct dmrepl_lineage_record *rec, void *data)
+{
+	struct find_replica *f = data;
+
+	if (strcmp(rec->src_pool, f->src_pool) != 0 || rec->src.thin_id != f->src_id)
+		return 0;
+	if (!f->found || rec->time >= f->ret->time)
+		*f->ret = *rec;
+	f->found = true;
+	return 0;
+}
+
+static bool find_replica(struct job *job, uint64_t src_id,
+			 struct dmrepl_lineage_record *ret)
+{
+	struct find_replica f = {job->rep->src_name, src_id, ret, false};
+
+	dmrepl_lineage_foreach(job->ctx, job->dir, "replica", match_replica, &f);
+	return f.found;
+}
+
+static int check_base_source(struct job *job, struct dmrepl_metadata *md)
+{
+	struct dmrepl_replicate *rep = job->rep;
+	struct dmrepl_thin_ident now;
+	int r;
+
+	if (!find_replica(job, rep->base_id, &job->base_rec)) {
+		err(job->ctx,
+		    "%s holds no replica of thin %" PRIu64 " of %s, so it "
+		    "cannot be the base: replicate it first, or copy in full "
+		    "(--full)",
+		    rep->dst_name, rep->base_id, rep->src_name);
+		return -ENOENT;
+	}
+	r = thin_ident(md, rep->base_id, &now);
+	if (r == -ENOENT) {
+		err(job->ctx, "%s: no thin %" PRIu64 " (the base) in the source "
+			      "pool",
+		    rep->src_name, rep->base_id);
+		return r;
+	}
+	if (r < 0)
+		return r;
+	if (!ident_equal(&now, &job->base_rec.src)) {
+		err(job->ctx,
+		    "thin %" PRIu64 " of %s is not the snapshot that thin %" PRIu64
+		    " of %s replicates: it was deleted and its id reused, or "
+		    "written to since (creation time %u, %" PRIu64
+		    " mapped blocks, was %u, %" PRIu64 "); use --full",
+		    rep->base_id, rep->src_name, job->base_rec.dst.thin_id,
+		    rep->dst_name, now.creation_time, now.mapped_blocks,
+		    job->base_rec.src.creation_time,
+		    job->base_rec.src.mapped_blocks);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+static int spool_extent(struct job *job, const struct dmrepl_extent *e)
+{
+	if (fwrite(e, sizeof(*e), 1, job->spool) != 1) {
+		err(job->ctx, "cannot write the extent list to a temporary "
+			      "file: %s",
+		    strerror(errno));
+		return -errno ? -errno : -EIO;
+	}
+	job->nr_extents++;
+	if (e->op == DMREPL_EXTENT_COPY)
+		job->total_bytes += e->length_bytes;
+	if (e->offset_bytes + e->length_bytes > job->extent_end)
+		job->extent_end = e->offset_bytes + e->length_bytes;
+	return 0;
+}
+
+static int spool_delta(struct job *job, struct dmrepl_metadata *md,
+		       uint64_t from, uint64_t to)
+{
+	struct dmrepl_delta *delta = NULL;
+	struct dmrepl_extent e;
+	int r;
+
+	r = dmrepl_delta_new(md, from, to, DMREPL_DELTA_SKIP_SAME, &delta);
+	while (r == 0 && !cancelled(job->rep)) {
+		r = dmrepl_delta_next_extent(delta, &e);
+		if (r == 0)
+			r = spool_extent(job, &e);
+	}
+	dmrepl_delta_unref(delta);
+	if (r == 0)
+		return -ECANCELED;
+	return r == 1 ? 0 : r;
+}
+
+static int spool_mapped(struct job *job, struct dmrepl_metadata *md,
+			uint64_t id)
+{
+	struct dmrepl_mapped *m = NULL;
+	struct dmrepl_extent e;
+	int r;
+
+	r = dmrepl_mapped_new(md, id, &m);
+	while (r == 0 && !cancelled(job->rep)) {
+		r = dmrepl_mapped_next_extent(m, &e);
+		if (r == 0)
+			r = spool_extent(job, &e);
+	}
+	dmrepl_mapped_unref(m);
+	if (r == 0)
+		return -ECANCELED;
+	return r == 1 ? 0 : r;
+}
+
+static int read_source(struct job *job)
+{
+	struct dmrepl_replicate *rep = job->rep;
+	struct dmrepl_metadata *md = NULL;
+	struct dmrepl_pool_info pi;
+	int r;
+
+	r = dmrepl_metadata_open_pool(job->ctx, rep->src_name, &md);
+	if (r < 0)
+		return r;
+	r = thin_ident(md, rep->snap_id, &job->rec.src);
+	if (r == -ENOENT)
+		err(job->ctx, "%s: no thin %" PRIu64 " to replicate",
+		    rep->src_name, rep->snap_id);
+	if (r < 0)
+		goto out;
+	r = dmrepl_metadata_get_pool_info(md, &pi);
+	if (r < 0)
+		goto out;
+	job->src_block_size = pi.data_block_size_sectors * 512;
+	if (!rep->full && rep->base_id != DMREPL_THIN_ID_ANY) {
+		r = check_base_source(job, md);
+		if (r < 0)
+			goto out;
+	}
+	job->spool = tmpfile();
+	if (!job->spool) {
+		r = -errno;
+		err(job->ctx, "cannot create a temporary file: %s", strerror(-r));
+		goto out;
+	}
+	if (rep->full || rep->base_id == DMREPL_THIN_ID_ANY)
+		r = spool_mapped(job, md, rep->snap_id);
+	else
+		r = spool_delta(job, md, rep->base_id, rep->snap_id);
+	if (r == 0 && fflush(job->spool) != 0)
+		r = -EIO;
+	rewind(job->spool);
+out:
+	dmrepl_metadata_unref(md); /* releases the metadata snapshot */
+	return r;
+}
+
+/* ---- the snapshot's size ---- */
+
+static int resolve_size(struct job *job)
+{
+	struct dmrepl_replicate *rep = job->rep;
+	uint64_t size = rep->size_bytes;
+	int r;
+
+	if (!size) {
+		r = dmrepl_pool_get_active_size(job->src, rep->snap_id, &size);
+		/* else the base's, when it has a replica (also with --full) */
+		if (r == -ENOENT && rep->base_id != DMREPL_THIN_ID_ANY &&
+		    (job->base_rec.size_bytes ||
+		     find_replica(job, rep->base_id, &job->base_rec)))
+			size = job->base_rec.size_bytes;
+		else if (r == -ENOENT) {
+			err(job->ctx,
+			    "%s: the size of thin %" PRIu64 " is not known: "
+			    "no active device maps it; give it (--size)",
+			    rep->src_name, rep->snap_id);
+			return -EINVAL;
+		} else if (r < 0)
+			return r;
+	}
+	if (job->extent_end > size) {
+		err(job->ctx,
+		    "%s: thin %" PRIu64 " maps data up to byte %" PRIu64
+		    ", beyond its size %" PRIu64 "; give the right size (--size)",
+		    rep->src_name, rep->snap_id, job->extent_end, size);
+		return -EINVAL;
+	}
+	job->rec.size_bytes = size;
+	return 0;
+}
+
+/* ---- the destination: check the base's replica, create the new device ---- */
+
+struct max_rec {
+	uint64_t max;
+	bool any;
+};
+
+static int note_rec(const struct dmrepl_lineage_record *rec, void *data)
+{
+	struct max_rec *m = data;
+
+	uint64_t id = rec->dst.thin_id > rec->anchor_id ? rec->dst.thin_id
+							: rec->anchor_id;
+
+	if (!m->any || id > m->max)
+		m->max = id;
+	m->any = true;
+	return 0;
+}
+
+/* Above every id in the pool and every id the lineage ever named. */
+static int pick_dst_id(struct job *job, uint64_t *ret_id)
+{
+	struct max_rec m = {0};
+	uint64_t id;
+	int r;
+
+	r = dmrepl_pool_next_free_id(job->dst, &id);
+	if (r < 0)
+		return r;
+	dmrepl_lineage_foreach(job->ctx, job->dir, "replica", note_rec, &m);
+	if (m.any && m.max >= id)
+		id = m.max + 1;
+	if (id + 1 > DMREPL_THIN_ID_MAX)	/* the replica and its anchor */
+		return -ENOSPC;
+	*ret_id = id;
+	return 0;
+}
+
+static int check_base_replica(struct job *job)
+{
+	struct dmrepl_replicate *rep = job->rep;
+	const struct dmrepl_thin_ident *want = &job->base_rec.dst;
+	struct dmrepl_metadata *md = NULL;
+	struct dmrepl_thin_ident now;
+	int r;
+
+	r = dmrepl_metadata_open_pool(job->ctx, rep->dst_name, &md);
+	if (r < 0)
+		return r;
+	r = thin_ident(md, want->thin_id, &now);
+	dmrepl_metadata_unref(md);
+	if (r == -ENOENT) {
+		err(job->ctx,
+		    "%s: thin %" PRIu64 ", the replica of thin %" PRIu64
+		    " of %s, was deleted; replicate in full (--full)",
+		    rep->dst_name, want->thin_id, rep->base_id, rep->src_name);
+		return -ENOENT;
+	}
+	if (r < 0)
+		return r;
+	if (!ident_equal(&now, want)) {
+		err(job->ctx,
+		    "%s: thin %" PRIu64 ", the replica of thin %" PRIu64
+		    " of %s, was written to since it was received (%" PRIu64
+		    " mapped blocks, was %" PRIu64 "), so it cannot be the "
+		    "base; replicate in full (--full)",
+		    rep->dst_name, want->thin_id, rep->base_id, rep->src_name,
+		    now.mapped_blocks, want->mapped_blocks);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+static int create_new(struct job *job)
+{
+	struct dmrepl_replicate *rep = job->rep;
+	uint64_t id;
+	int r;
+
+	if (job->rec.base_dst_id != DMREPL_THIN_ID_ANY) {
+		r = check_base_replica(job);
+		if (r < 0)
+			return r;
+	}
+	r = pick_dst_id(job, &id);
+	if (r < 0)
+		return r;
+	snprintf(job->rec.src_pool, sizeof(job->rec.src_pool), "%s",
+		 rep->src_name);
+	job->rec.dst.thin_id = id;
+	job->rec.anchor_id = id + 1;
+	job->rec.pid = getpid();
+	job->rec.time = (uint64_t)time(NULL);
+	r = dmrepl_lineage_write(job->ctx, job->dir, "staging", &job->rec);
+	if (r < 0)
+		return r;
+	job->staged = true;
+	if (job->rec.base_dst_id == DMREPL_THIN_ID_ANY)
+		r = dmrepl_pool_create_thin(job->dst, id);
+	else
+		r = dmrepl_pool_create_snapshot(job->dst, job->rec.base_dst_id,
+						id, NULL);
+	if (r < 0)
+		return r;
+	job->created = true;
+	info(job->ctx, "%s: writing thin %" PRIu64 " (%s)", rep->dst_name, id,
+	     job->rec.base_dst_id == DMREPL_THIN_ID_ANY ? "full copy"
+							: "incremental");
+	return 0;
+}
+
+/* ---- copy ---- */
+
+static int activate(struct job *job)
+{
+	char name[128];
+	int r;
+
+	snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64, (int)getpid(),
+		 job->rep->snap_id);
+	r = dmrepl_thin_activate(job->src, job->rep->snap_id, job->rec.size_bytes,
+				 true, name, &job->src_dev);
+	if (r < 0)
+		return r;
+	snprintf(name, sizeof(name), "dmrepl-%d-dst-%" PRIu64, (int)getpid(),
+		 job->rec.dst.thin_id);
+	return dmrepl_thin_activate(job->dst, job->rec.dst.thin_id,
+				    job->rec.size_bytes, false, name,
+				    &job->dst_dev);
+}
+
+static int setup_copy(struct job *job, struct dmrepl_copy *copy)
+{
+	struct dmrepl_replicate *rep = job->rep;
+	unsigned int flags = rep->copy_flags;
+	int r = 0;
+
+	/* A new thin device reads as zeroes: nothing to discard. */
+	if (job->rec.base_dst_id == DMREPL_THIN_ID_ANY)
+		flags |= DMREPL_COPY_DST_ZEROED;
+	r = r ?: dmrepl_copy_set_engine(copy, rep->engine);
+	r = r ?: dmrepl_copy_set_queue_depth(copy, rep->queue_depth);
+	r = r ?: dmrepl_copy_set_io_size(copy, rep->io_size);
+	r = r ?: dmrepl_copy_set_bwlimit(copy, rep->bwlimit);
+	if (rep->ioprio_class)
+		r = r ?: dmrepl_copy_set_ioprio(copy, rep->ioprio_class,
+						rep->ioprio_level);
+	r = r ?: dmrepl_copy_set_flags(copy, flags);
+	r = r ?: dmrepl_copy_set_total(copy, job->total_bytes);
+	return r ?: dmrepl_copy_open(copy);
+}
+
+static int feed(struct job *job, struct dmrepl_copy *copy)
+{
+	struct dmrepl_extent e;
+	uint64_t i;
+	int r = 0;
+
+	for (i = 0; i < job->nr_extents && r == 0; i++) {
+		if (fread(&e, sizeof(e), 1, job->spool) != 1) {
+			err(job->ctx, "cannot read back the extent list");
+			return -EIO;
+		}
+		r = dmrepl_copy_add(copy, &e);
+	}
+	return r;
+}
+
+static int copy_extents(struct job *job)
+{
+	struct dmrepl_replicate *rep = job->rep;
+	struct dmrepl_copy *copy = NULL;
+	struct dmrepl_copy_stats st;
+	int r;
+
+	r = dmrepl_copy_new(job->ctx, dmrepl_thin_dev_get_path(job->src_dev),
+			    dmrepl_thin_dev_get_path(job->dst_dev), &copy);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&rep->lock);
+	rep->copy = copy;
+	pthread_mutex_unlock(&rep->lock);
+	if (cancelled(rep))
+		dmrepl_copy_cancel(copy);
+	r = setup_copy(job, copy);
+	if (r == 0)
+		r = feed(job, copy);
+	if (r == 0)
+		r = dmrepl_copy_finish(copy);
+	dmrepl_copy_get_stats(copy, &st);
+	rep->result.copied_bytes = st.copied_bytes;
+	rep->result.discarded_bytes = st.discarded_bytes;
+	rep->result.zeroed_bytes = st.zeroed_bytes;
+	pthread_mutex_lock(&rep->lock);
+	rep->copy = NULL;
+	rep->result.extents = job->nr_extents;
+	pthread_mutex_unlock(&rep->lock);
+	dmrepl_copy_unref(copy);
+	return r;
+}
+
+static int deactivate(struct job *job)
+{
+	int r = dmrepl_thin_deactivate(job->dst_dev);
+	int q = dmrepl_thin_deactivate(job->src_dev);
+
+	job->dst_dev = job->src_dev = NULL;
+	return r ?: q;
+}
+
+/* ---- commit ---- */
+
+static int commit(struct job *job)
+{
+	struct dmrepl_metadata *md = NULL;
+	int r;
+
+	r = dmrepl_pool_create_snapshot(job->dst, job->rec.dst.thin_id,
+					job->rec.anchor_id, NULL);
+	if (r < 0)
+		return r;
+	job->anchored = true;
+	/* Reserving the metadata snapshot commits the pool's transaction. */
+	r = dmrepl_metadata_open_pool(job->ctx, job->rep->dst_name, &md);
+	if (r < 0)
+		return r;
+	r = thin_ident(md, job->rec.dst.thin_id, &job->rec.dst);
+	dmrepl_metadata_unref(md);
+	if (r < 0)
+		return r;
+	job->rec.pid = 0;
+	job->rec.time = (uint64_t)time(NULL);
+	r = dmrepl_lineage_write(job->ctx, job->dir, "replica", &job->rec);
+	if (r < 0)
+		return r;
+	/* From here on the device is a replica: never delete it. */
+	job->created = false;
+	job->anchored = false;
+	job->staged = false;
+	dmrepl_lineage_remove(job->ctx, job->dir, "staging",
+			      job->rec.dst.thin_id);
+	return 0;
+}
+
+/* ---- undo and release ---- */
+
+static void undo(struct job *job)
+{
+	int r;
+
+	deactivate(job);
+	if (job->anchored &&
+	    dmrepl_pool_delete_thin(job->dst, job->rec.anchor_id) < 0)
+		return; /* keep the staging record for the next run */
+	if (job->created) {
+		r = dmrepl_pool_delete_thin(job->dst, job->rec.dst.thin_id);
+		if (r < 0) {
+			err(job->ctx,
+			    "%s: the unfinished thin %" PRIu64 " could not be "
+			    "deleted; the next replication into the pool will "
+			    "delete it",
+			    job->rep->dst_name, job->rec.dst.thin_id);
+			return; /* keep the staging record for that */
+		}
+		info(job->ctx, "%s: deleted the unfinished thin %" PRIu64,
+		     job->rep->dst_name, job->rec.dst.thin_id);
+	}
+	if (job->staged)
+		dmrepl_lineage_remove(job->ctx, job->dir, "staging",
+				      job->rec.dst.thin_id);
+}
+
+static void job_release(struct job *job)
+{
+	if (job->spool)
+		fclose(job->spool);
+	if (job->lock_fd >= 0)
+		close(job->lock_fd);
+	dmrepl_pool_unref(job->dst);
+	dmrepl_pool_unref(job->src);
+}
+
+/* ---- the job ---- */
+
+static int already_done(struct job *job)
+{
+	struct dmrepl_lineage_record rec;
+	struct dmrepl_replicate *rep = job->rep;
+
+	if (rep->full || !find_replica(job, rep->snap_id, &rec) ||
+	    !ident_equal(&rec.src, &job->rec.src))
+		return 0;
+	notice(job->ctx, "thin %" PRIu64 " of %s is already replicated as thin %" PRIu64
+			 " of %s",
+	       rep->snap_id, rep->src_name, rec.dst.thin_id, rep->dst_name);
+	rep->result.dst_thin_id = rec.dst.thin_id;
+	rep->result.base_dst_thin_id = rec.base_dst_id;
+	rep->result.size_bytes = rec.size_bytes;
+	rep->result.already_replicated = 1;
+	return 1;
+}
+
+static int run_steps(struct job *job)
+{
+	struct dmrepl_replicate *rep = job->rep;
+	int r;
+
+	set_phase(rep, DMREPL_PHASE_PREPARE);
+	r = prepare(job);
+	if (r < 0)
+		return r;
+	set_phase(rep, DMREPL_PHASE_DELTA);
+	job->rec.base_dst_id = DMREPL_THIN_ID_ANY;
+	r = read_source(job);
+	if (r < 0)
+		return r;
+	if (already_done(job))
+		return 0;
+	if (!rep->full && rep->base_id != DMREPL_THIN_ID_ANY)
+		job->rec.base_dst_id = job->base_rec.dst.thin_id;
+	r = resolve_size(job);
+	if (r < 0 || cancelled(rep))
+		return r < 0 ? r : -ECANCELED;
+	set_phase(rep, DMREPL_PHASE_COPY);
+	r = create_new(job);
+	if (r == 0 && !cancelled(rep))
+		r = activate(job);
+	if (r == 0 && !cancelled(rep))
+		r = copy_extents(job);
+	if (r == 0)
+		r = deactivate(job);
+	if (r == 0 && cancelled(rep))
+		r = -ECANCELED;
+	if (r < 0)
+		return r;
+	set_phase(rep, DMREPL_PHASE_COMMIT);
+	r = commit(job);
+	if (r < 0)
+		return r;
+	rep->result.dst_thin_id = job->rec.dst.thin_id;
+	rep->result.base_dst_thin_id = job->rec.base_dst_id;
+	rep->result.size_bytes = job->rec.size_bytes;
+	rep->result.full = job->rec.base_dst_id == DMREPL_THIN_ID_ANY;
+	return 0;
+}
+
+static int run_job(struct dmrepl_replicate *rep)
+{
+	struct job job = {.rep = rep, .ctx = rep->ctx, .lock_fd = -1};
+	int r;
+
+	r = run_steps(&job);
+	if (r < 0)
+		undo(&job);
+	job_release(&job);
+	pthread_mutex_lock(&rep->lock);
+	rep->status = r;
+	rep->phase = DMREPL_PHASE_DONE;
+	rep->finished = true;
+	pthread_mutex_unlock(&rep->lock);
+	return r;
+}
+
+static void *job_thread(void *data)
+{
+	run_job(data);
+	return NULL;
+}
+
+/* ---- the API ---- */
+
+DMREPL_EXPORT int dmrepl_replicate_new(struct dmrepl_ctx *ctx,
+				       const char *src_pool, uint64_t snap_id,
+				       const char *dst_pool,
+				       struct dmrepl_replicate **ret_rep)
+{
+	struct dmrepl_replicate *rep;
+
+	if (!ctx || !src_pool || !*src_pool || !dst_pool || !*dst_pool ||
+	    snap_id > DMREPL_THIN_ID_MAX || !ret_rep)
+		return -EINVAL;
+	if (strcmp(src_pool, dst_pool) == 0) {
+		err(ctx, "%s: the source and destination pools are the same",
+		    src_pool);
+		return -EINVAL;
+	}
+	rep = calloc(1, sizeof(*rep));
+	if (!rep)
+		return -ENOMEM;
+	rep->refcount = 1;
+	rep->ctx = dmrepl_ref(ctx);
+	rep->snap_id = snap_id;
+	rep->base_id = DMREPL_THIN_ID_ANY;
+	pthread_mutex_init(&rep->lock, NULL);
+	rep->src_name = strdup(src_pool);
+	rep->dst_name = strdup(dst_pool);
+	rep->state_dir = strdup(dmrepl_state_dir_default());
+	if (!rep->src_name || !rep->dst_name || !rep->state_dir) {
+		dmrepl_replicate_unref(rep);
+		return -ENOMEM;
+	}
+	*ret_rep = rep;
+	return 0;
+}
+
+DMREPL_EXPORT struct dmrepl_replicate *
+dmrepl_replicate_unref(struct dmrepl_replicate *rep)
+{
+	if (!rep || --rep->refcount > 0)
+		return NULL;
+	if (rep->threaded && !rep->joined) {
+		dmrepl_replicate_cancel(rep);
+		pthread_join(rep->thread, NULL);
+	}
+	pthread_mutex_destroy(&rep->lock);
+	free(rep->src_name);
+	free(rep->dst_name);
+	free(rep->state_dir);
+	dmrepl_unref(rep->ctx);
+	free(rep);
+	return NULL;
+}
+
+#define SETTER_CHECK(rep)                                                     \
+	do {                                                                  \
+		if (!(rep))                                                   \
+			return -EINVAL;                                       \
+		if ((rep)->started)                                           \
+			return -EBUSY;                                        \
+	} while (0)
+
+DMREPL_EXPORT int dmrepl_replicate_set_base(struct dmrepl_replicate *rep,
+					    uint64_t base_id)
+{
+	SETTER_CHECK(rep);
+	if (base_id > DMREPL_THIN_ID_MAX && base_id != DMREPL_THIN_ID_ANY)
+		return -EINVAL;
+	if (base_id == rep->snap_id) {
+		err(rep->ctx, "the base and the snapshot are both thin %" PRIu64,
+		    base_id);
+		return -EINVAL;
+	}
+	rep->base_id = base_id;
+	return 0;
+}
+
+DMREPL_EXPORT int dmrepl_replicate_set_full(struct dmrepl_replicate *rep,
+					    int full)
+{
+	SETTER_CHECK(rep);
+	rep->full = full != 0;
+	return 0;
+}
+
+DMREPL_EXPORT int dmrepl_replicate_set_state_dir(struct dmrepl_replicate *rep,
+						 const char *dir)
+{
+	char *s;
+
+	SETTER_CHECK(rep);
+	if (!dir || !*dir)
+		return -EINVAL;
+	s = strdup(dir);
+	if (!s)
+		return -ENOMEM;
+	free(rep->state_dir);
+	rep->state_dir = s;
+	return 0;
+}
+
+DMREPL_EXPORT int dmrepl_replicate_set_size(struct dmrepl_replicate *rep,
+					    uint64_t size_bytes)
+{
+	SETTER_CHECK(rep);
+	if (size_bytes % 512)
+		return -EINVAL;
+	rep->size_bytes = size_bytes;
+	return 0;
+}
+
+DMREPL_EXPORT int dmrepl_replicate_set_engine(struct dmrepl_replicate *rep,
+					      enum dmrepl_engine engine)
+{
+	SETTER_CHECK(rep);
+	if (!dmrepl_engine_name(engine))
+		return -EINVAL;
+	rep->engine = engine;
+	return 0;
+}
+
+DMREPL_EXPORT int
+dmrepl_replicate_set_queue_depth(struct dmrepl_replicate *rep,
+				 unsigned int depth)
+{
+	SETTER_CHECK(rep);
+	rep->queue_depth = depth;
+	return 0;
+}
+
+DMREPL_EXPORT int dmrepl_replicate_set_io_size(struct dmrepl_replicate *rep,
+					       uint32_t bytes)
+{
+	SETTER_CHECK(rep);
+	rep->io_size = bytes;
+	return 0;
+}
+
+DMREPL_EXPORT int dmrepl_replicate_set_bwlimit(struct dmrepl_replicate *rep,
+					       uint64_t bytes_per_sec)
+{
+	SETTER_CHECK(rep);
+	rep->bwlimit = bytes_per_sec;
+	return 0;
+}
+
+DMREPL_EXPORT int dmrepl_replicate_set_ioprio(struct dmrepl_replicate *rep,
+					      int ioprio_class, int level)
+{
+	SETTER_CHECK(rep);
+	if (ioprio_class < 1 || ioprio_class > 3 || level < 0 || level > 7)
+		return -EINVAL;
+	rep->ioprio_class = ioprio_class;
+	rep->ioprio_level = level;
+	return 0;
+}
+
+DMREPL_EXPORT int
+dmrepl_replicate_set_copy_flags(struct dmrepl_replicate *rep,
+				unsigned int flags)
+{
+	SETTER_CHECK(rep);
+	if (flags & ~(unsigned int)DMREPL_COPY_DETECT_ZEROES)
+		return -EINVAL;
+	rep->copy_flags = flags;
+	return 0;
+}
+
+/* The job's thread takes no signals: they stay with the application. */
+DMREPL_EXPORT int dmrepl_snapshot_replicate(struct dmrepl_replicate *rep)
+{
+	sigset_t all, old;
+	int r;
+
+	if (!rep)
+		return -EINVAL;
+	if (rep->started)
+		return -EBUSY;
+	rep->started = true;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = pthread_create(&rep->thread, NULL, job_thread, rep);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		rep->started = false;
+		err(rep->ctx, "cannot start the replication thread: %s",
+		    strerror(r));
+		return -r;
+	}
+	rep->threaded = true;
+	return 0;
+}
+
+DMREPL_EXPORT int dmrepl_replicate_get_progress(
+    struct dmrepl_replicate *rep, struct dmrepl_replicate_progress *ret)
+{
+	struct dmrepl_copy_stats st = {0};
+
+	if (!rep || !ret)
+		return -EINVAL;
+	pthread_mutex_lock(&rep->lock);
+	if (rep->copy)
+		dmrepl_copy_get_stats(rep->copy, &st);
+	else if (rep->phase >= DMREPL_PHASE_COMMIT)
+		st.done_bytes = st.total_bytes = rep->result.copied_bytes;
+	ret->phase = rep->phase;
+	ret->done_bytes = st.done_bytes;
+	ret->total_bytes = st.total_bytes;
+	ret->finished = rep->finished;
+	pthread_mutex_unlock(&rep->lock);
+	return 0;
+}
+
+DMREPL_EXPORT void dmrepl_replicate_cancel(struct dmrepl_replicate *rep)
+{
+	if (!rep)
+		return;
+	__atomic_store_n(&rep->cancelled, 1, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&rep->lock);
+	if (rep->copy)
+		dmrepl_copy_cancel(rep->copy);
+	pthread_mutex_unlock(&rep->lock);
+}
+
+DMREPL_EXPORT int dmrepl_replicate_wait(struct dmrepl_replicate *rep,
+					struct dmrepl_replicate_result *ret)
+{
+	if (!rep || !rep->started)
+		return -EINVAL;
+	if (rep->threaded && !rep->joined) {
+		pthread_join(rep->thread, NULL);
+		rep->joined = true;
+	}
+	if (rep->status == 0 && ret)
+		*ret = rep->result;
+	return rep->status;
+}
+
+DMREPL_EXPORT int dmrepl_replicate_run(struct dmrepl_replicate *rep,
+				       struct dmrepl_replicate_result *ret)
+{
+	if (!rep)
+		return -EINVAL;
+	if (rep->started)
+		return -EBUSY;
+	rep->started = true;
+	run_job(rep);
+	return dmrepl_replicate_wait(rep, ret);
+}

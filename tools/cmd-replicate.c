@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * dmrepl replicate: replicate a thin snapshot into another pool on this
+ * host, in full or as the delta from a base both pools hold. A thin user
+ * of the library's job API: it starts the job, shows its progress, and
+ * cancels it on SIGINT/SIGTERM.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "dmrepl.h"
+#include "json.h"
+#include "progress.h"
+
+static const char *const subcmd = "replicate";
+
+struct replicate_opts {
+	const char *src_pool, *dst_pool, *state_dir;
+	uint64_t snap_id, base_id, size_bytes;
+	bool has_snap, full, json, quiet, detect_zeroes;
+	enum dmrepl_engine engine;
+	uint64_t queue_depth, io_size, bwlimit;
+	int ioprio_class, ioprio_level;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage:\n"
+		"  %1$s replicate --pool SRC --snap ID [--base ID] --to-pool DST\n"
+		"                 [--full] [--size SIZE] [options]\n"
+		"\n"
+		"Replicate thin snapshot ID of pool SRC into pool DST, both active\n"
+		"device-mapper thin pools on this host. With --base, only the blocks\n"
+		"that differ from BASE are copied, into a snapshot of DST's replica\n"
+		"of BASE; without it, or with --full, the snapshot's mapped blocks\n"
+		"are copied into a new thin device. The new device becomes a replica\n"
+		"only when every byte is on disk. The lineage is kept in the state\n"
+		"directory.\n"
+		"\n"
+		"Options:\n"
+		"  -p, --pool SRC          the source pool (dm name)\n"
+		"  -s, --snap ID           the thin snapshot to replicate\n"
+		"  -b, --base ID           an older snapshot DST holds a replica of\n"
+		"  -t, --to-pool DST       the destination pool (dm name)\n"
+		"  -f, --full              copy in full even with --base (force_full_copy)\n"
+		"      --size SIZE         the snapshot's size (default: that of an\n"
+		"                          active device of it, else of the base)\n"
+		"      --state-dir DIR     lineage records (default /var/lib/dmrepl)\n"
+		"      --engine ENGINE     auto, uring, aio or sync (default auto)\n"
+		"      --queue-depth N     I/Os in flight (default 32)\n"
+		"      --io-size SIZE      largest I/O (default 1M)\n"
+		"      --bwlimit RATE      bytes per second, e.g. 100M\n"
+		"      --ionice CLASS[:LEVEL]  I/O priority: realtime, best-effort, idle\n"
+		"      --detect-zeroes     write blocks of zeroes as discards\n"
+		"  -j, --json              progress lines and a result object on stdout\n"
+		"  -q, --quiet             no progress\n"
+		"  -h, --help              show this help\n"
+		"\n"
+		"Exit status: 0 replicated; 1 failed (nothing was recorded, and the\n"
+		"unfinished device was deleted); 2 usage; 128+N interrupted by signal N.\n",
+		program_name);
+}
+
+static int parse_number(const char *opt, const char *arg, bool size,
+			uint64_t *ret)
+{
+	int r = size ? tool_parse_size(arg, ret) : tool_parse_u64(arg, UINT32_MAX, ret);
+
+	if (r < 0)
+		return tool_usage_error(subcmd, "%s: invalid value '%s'", opt, arg);
+	return 0;
+}
+
+enum {
+	OPT_SIZE = 256, OPT_STATE_DIR, OPT_ENGINE, OPT_QD, OPT_IO_SIZE,
+	OPT_BWLIMIT, OPT_IONICE, OPT_DETECT_ZEROES,
+};
+
+static int parse_one(int c, const char *arg, struct replicate_opts *o)
+{
+	switch (c) {
+	case 'p': o->src_pool = arg; return 0;
+	case 't': o->dst_pool = arg; return 0;
+	case 's': o->has_snap = true; return tool_parse_thin_id(subcmd, "--snap", arg, &o->snap_id);
+	case 'b': return tool_parse_thin_id(subcmd, "--base", arg, &o->base_id);
+	case 'f': o->full = true; return 0;
+	case 'j': o->json = true; return 0;
+	case 'q': o->quiet = true; return 0;
+	case OPT_SIZE: return parse_number("--size", arg, true, &o->size_bytes);
+	case OPT_STATE_DIR: o->state_dir = arg; return 0;
+	case OPT_QD: return parse_number("--queue-depth", arg, false, &o->queue_depth);
+	case OPT_IO_SIZE: return parse_number("--io-size", arg, true, &o->io_size);
+	case OPT_BWLIMIT: return parse_number("--bwlimit", arg, true, &o->bwlimit);
+	case OPT_DETECT_ZEROES: o->detect_zeroes = true; return 0;
+	case OPT_ENGINE:
+		if (dmrepl_engine_from_name(arg, &o->engine) < 0)
+			return tool_usage_error(subcmd, "--engine: '%s' is not one of auto, uring, aio, sync", arg);
+		return 0;
+	case OPT_IONICE:
+		if (tool_parse_ionice(arg, &o->ioprio_class, &o->ioprio_level) < 0)
+			return tool_usage_error(subcmd, "--ionice: '%s' is not CLASS[:LEVEL]", arg);
+		return 0;
+	case 'h': usage(stdout); return -1;
+	default: return tool_usage_error(subcmd, "unrecognized option");
+	}
+}
+
+static int parse_options(int argc, char *argv[], struct replicate_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "pool", required_argument, NULL, 'p' },
+		{ "snap", required_argument, NULL, 's' },
+		{ "base", required_argument, NULL, 'b' },
+		{ "to-pool", required_argument, NULL, 't' },
+		{ "full", no_argument, NULL, 'f' },
+		{ "size", required_argument, NULL, OPT_SIZE },
+		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+		{ "engine", required_argument, NULL, OPT_ENGINE },
+		{ "queue-depth", required_argument, NULL, OPT_QD },
+		{ "io-size", required_argument, NULL, OPT_IO_SIZE },
+		{ "bwlimit", required_argument, NULL, OPT_BWLIMIT },
+		{ "ionice", required_argument, NULL, OPT_IONICE },
+		{ "detect-zeroes", no_argument, NULL, OPT_DETECT_ZEROES },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, r;
+
+	o->base_id = DMREPL_THIN_ID_ANY;
+	while ((c = getopt_long(argc, argv, "p:s:b:t:fjqh", longopts, NULL)) != -1) {
+		r = parse_one(c, optarg, o);
+		if (r)
+			return r;
+	}
+	if (optind < argc)
+		return tool_usage_error(subcmd, "unexpected argument '%s'", argv[optind]);
+	if (!o->src_pool || !o->dst_pool || !o->has_snap)
+		return tool_usage_error(subcmd, "--pool, --snap and --to-pool are required");
+	if (o->base_id == o->snap_id)
+		return tool_usage_error(subcmd, "--base and --snap are the same thin id");
+	return 0;
+}
+
+static int configure(struct dmrepl_replicate *rep, const struct replicate_opts *o)
+{
+	int r = 0;
+
+	if (o->base_id != DMREPL_THIN_ID_ANY)
+		r = r ?: dmrepl_replicate_set_base(rep, o->base_id);
+	r = r ?: dmrepl_replicate_set_full(rep, o->full);
+	if (o->state_dir)
+		r = r ?: dmrepl_replicate_set_state_dir(rep, o->state_dir);
+	r = r ?: dmrepl_replicate_set_size(rep, o->size_bytes);
+	r = r ?: dmrepl_replicate_set_engine(rep, o->engine);
+	r = r ?: dmrepl_replicate_set_queue_depth(rep, (unsigned int)o->queue_depth);
+	r = r ?: dmrepl_replicate_set_io_size(rep, (uint32_t)o->io_size);
+	r = r ?: dmrepl_replicate_set_bwlimit(rep, o->bwlimit);
+	if (o->ioprio_class)
+		r = r ?: dmrepl_replicate_set_ioprio(rep, o->ioprio_class, o->ioprio_level);
+	if (o->detect_zeroes)
+		r = r ?: dmrepl_replicate_set_copy_flags(rep, DMREPL_COPY_DETECT_ZEROES);
+	return r;
+}
+
+/* Poll the job ten times a second until it ends; a signal cancels it. */
+static void watch(struct dmrepl_replicate *rep, struct progress *p)
+{
+	const struct timespec tick = { 0, 100 * 1000 * 1000 };
+	struct dmrepl_replicate_progress pr;
+	bool cancelled = false;
+
+	for (;;) {
+		dmrepl_replicate_get_progress(rep, &pr);
+		progress_update(p, dmrepl_replicate_phase_name(pr.phase),
+				pr.done_bytes, pr.total_bytes);
+		if (pr.finished)
+			return;
+		if (tool_interrupted && !cancelled) {
+			dmrepl_replicate_cancel(rep);
+			cancelled = true;
+		}
+		nanosleep(&tick, NULL);
+	}
+}
+
+static void print_result(const struct replicate_opts *o,
+			 const struct dmrepl_replicate_result *res, int status,
+			 double seconds)
+{
+	struct json j;
+
+	json_init(&j, stdout);
+	json_open_object(&j, NULL);
+	json_string(&j, "type", "result");
+	json_bool(&j, "ok", status == 0);
+	if (status < 0)
+		json_string(&j, "error", strerror(-status));
+	json_string(&j, "src_pool", o->src_pool);
+	json_u64(&j, "snap", o->snap_id);
+	json_string(&j, "dst_pool", o->dst_pool);
+	if (status == 0) {
+		json_u64(&j, "replica", res->dst_thin_id);
+		if (res->base_dst_thin_id != DMREPL_THIN_ID_ANY)
+			json_u64(&j, "base_replica", res->base_dst_thin_id);
+		json_bool(&j, "full", res->full);
+		json_bool(&j, "already_replicated", res->already_replicated);
+		json_u64(&j, "size_bytes", res->size_bytes);
+		json_u64(&j, "extents", res->extents);
+		json_u64(&j, "copied_bytes", res->copied_bytes);
+		json_u64(&j, "discarded_bytes", res->discarded_bytes);
+		json_u64(&j, "zeroed_bytes", res->zeroed_bytes);
+	}
+	json_u64(&j, "milliseconds", (uint64_t)(seconds * 1000));
+	json_close_object(&j);
+	json_end(&j);
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int run(struct dmrepl_replicate *rep, const struct replicate_opts *o,
+	       struct dmrepl_replicate_result *res)
+{
+	struct progress *p;
+	int r;
+
+	p = progress_new(o->json ? PROGRESS_JSON : o->quiet ? PROGRESS_QUIET : PROGRESS_AUTO,
+			 subcmd);
+	r = dmrepl_snapshot_replicate(rep);
+	if (r == 0) {
+		watch(rep, p);
+		r = dmrepl_replicate_wait(rep, res);
+	}
+	progress_free(p);
+	return r;
+}
+
+int cmd_replicate(struct dmrepl_ctx *ctx, int argc, char *argv[])
+{
+	struct replicate_opts o = { 0 };
+	struct dmrepl_replicate *rep = NULL;
+	struct dmrepl_replicate_result res = { 0 };
+	double start = now_seconds();
+	int r, rc = EXIT_FAILURE_OP;
+
+	r = parse_options(argc, argv, &o);
+	if (r)
+		return r < 0 ? EXIT_OK : r;
+	tool_catch_signals();
+	r = dmrepl_replicate_new(ctx, o.src_pool, o.snap_id, o.dst_pool, &rep);
+	if (r == 0)
+		r = configure(rep, &o);
+	if (r < 0) {
+		tool_fail(subcmd, "invalid settings: %s", strerror(-r));
+		goto out;
+	}
+	r = run(rep, &o, &res);
+	if (o.json)
+		print_result(&o, &res, r, now_seconds() - start);
+	if (r == -ECANCELED && tool_interrupted) {
+		rc = tool_interrupted_exit(subcmd);
+		goto out;
+	}
+	if (r < 0) {
+		tool_fail(subcmd, "thin %" PRIu64 " of %s was not replicated: %s",
+			  o.snap_id, o.src_pool, strerror(-r));
+		goto out;
+	}
+	if (!o.json && !o.quiet)
+		printf("thin %" PRIu64 " of %s %s thin %" PRIu64 " of %s\n",
+			o.snap_id, o.src_pool,
+			res.already_replicated ? "was already replicated as" : "replicated as",
+			res.dst_thin_id, o.dst_pool);
+	rc = EXIT_OK;
+out:
+	dmrepl_replicate_unref(rep);
+	return rc;
+}
