@@ -4,11 +4,12 @@
 # and run each from its seed corpus:
 #   fuzz-metadata  the thin-pool metadata reader and delta walk
 #   fuzz-extents   the extents-list line parser (dmrepl copy --extents)
+#   fuzz-lineage   the lineage records of the state directory
 #
 #   tests/fuzz/run.sh [SECONDS] [LIBFUZZER-OPTION...]
 #
-# SECONDS (default 30) is split: two thirds for the metadata reader, one
-# third for the extents parser, at least one second each. New inputs go
+# SECONDS (default 30) is split: two thirds for the metadata reader, the
+# rest shared by the extents and lineage parsers, at least one second each. New inputs go
 # to $FUZZ_OUT/corpus and $FUZZ_OUT/corpus-extents (default build-fuzz/
 # at the top of the tree), never into the seed corpora; a crash leaves
 # its input in $FUZZ_OUT and makes the exit status non-zero. Exit 77
@@ -26,7 +27,7 @@ if ! command -v "$CC" >/dev/null 2>&1; then
 	echo "SKIP: $CC not found (install clang and libclang-rt-dev)"
 	exit 77
 fi
-mkdir -p "$out/corpus" "$out/corpus-extents"
+mkdir -p "$out/corpus" "$out/corpus-extents" "$out/corpus-lineage"
 printf '#define PACKAGE_VERSION "fuzz"\n' >"$out/config.h"
 
 build() {	# TARGET SOURCES...
@@ -42,17 +43,24 @@ build fuzz-metadata "$top/lib/context.c" "$top/lib/crc32c.c" \
 	"$top/lib/metadata.c" "$top/lib/btree.c" "$top/lib/thin.c" \
 	"$top/lib/delta.c" "$top/lib/readahead.c" -luring
 build fuzz-extents "$top/lib/context.c" "$top/lib/extents.c"
+build fuzz-lineage "$top/lib/context.c" "$top/lib/lineage.c" "$top/lib/lock.c"
 
 md_seconds=$((seconds * 2 / 3))
 [ "$md_seconds" -ge 1 ] || md_seconds=1
-ext_seconds=$((seconds - md_seconds))
+ext_seconds=$(((seconds - md_seconds) / 2))
 [ "$ext_seconds" -ge 1 ] || ext_seconds=1
+lin_seconds=$((seconds - md_seconds - ext_seconds))
+[ "$lin_seconds" -ge 1 ] || lin_seconds=1
 
 # Seed images are at most 34 blocks of 4 KiB: allow up to 40.
 "$out/fuzz-metadata" -max_total_time="$md_seconds" -max_len=163840 \
 	-timeout=10 -rss_limit_mb=1024 -artifact_prefix="$out/" "$@" \
 	"$out/corpus" "$here/corpus-metadata"
 
-exec "$out/fuzz-extents" -max_total_time="$ext_seconds" -max_len=4096 \
+"$out/fuzz-extents" -max_total_time="$ext_seconds" -max_len=4096 \
 	-timeout=10 -rss_limit_mb=1024 -artifact_prefix="$out/extents-" "$@" \
 	"$out/corpus-extents" "$here/corpus-extents"
+
+exec "$out/fuzz-lineage" -max_total_time="$lin_seconds" -max_len=4096 \
+	-timeout=10 -rss_limit_mb=1024 -artifact_prefix="$out/lineage-" "$@" \
+	"$out/corpus-lineage" "$here/corpus-lineage"

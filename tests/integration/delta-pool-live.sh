@@ -10,7 +10,9 @@
 #  2. With every metadata read slowed down (a dm-delay target between the
 #     pool and its metadata loop device), a run interrupted by SIGTERM or
 #     SIGINT once it holds the snapshot exits 143 or 130, says it was
-#     interrupted, and leaves no metadata snapshot held.
+#     interrupted, and leaves no metadata snapshot held: reading one block
+#     at a time (DMREPL_READAHEAD=off), and once more with read-ahead,
+#     its reads in flight when the signal comes.
 #  3. While one run holds the pool, a second fails (exit 1) naming the
 #     pool and the first run's pid; the first still prints the right delta.
 #  4. With a metadata snapshot reserved by hand (dmsetup), a run fails
@@ -197,8 +199,21 @@ phase "runs under writes done"
 # ---------------------------------------------------------------- 2. signals
 
 meta_table "0 $meta_sectors delay $meta_loop 0 $DELAY_MS $meta_loop 0 0"
+# Read-ahead (lib/readahead.c) would end this walk in a few round trips,
+# before a signal or a second run could meet it: from here on, one
+# metadata read at a time, except in the interruption below.
+DMREPL_READAHEAD=off
+export DMREPL_READAHEAD
 interrupt TERM 143
 interrupt INT 130
+# With read-ahead, reads are in flight when the signal comes: slow each
+# to a second so that the walk is still going; the run must still wait
+# for them, release the snapshot and exit.
+meta_table "0 $meta_sectors delay $meta_loop 0 1000 $meta_loop 0 0"
+DMREPL_READAHEAD=uring
+interrupt TERM 143
+DMREPL_READAHEAD=off
+meta_table "0 $meta_sectors delay $meta_loop 0 $DELAY_MS $meta_loop 0 0"
 phase "interrupted runs done"
 
 # ---------------------------------------------------------------- 3. a second run

@@ -122,6 +122,29 @@ dmt_assert_eq "" "$(dmsetup ls | grep '^dmrepl-' || :)" "no dmrepl devices left 
 dmt_assert_eq "$(thin_sha src "$S3")" "$(thin_sha dst "$R3")" "the rerun's replica is exact"
 dmt_assert_eq $((before + 1)) "$(replicas | wc -l)" "one more replica after the rerun"
 
+# SIGTERM in the middle of a copy: the job is cancelled, its device
+# deleted, nothing recorded, and the exit status says which signal.
+before=$(replicas | wc -l)
+thins=$(dmrepl ls --pool "$(dmt_name dst)" --no-headers | wc -l)
+echo "+ dmrepl replicate --snap $S3 --full --bwlimit 4M & (SIGTERM)" >&2
+dmrepl replicate --pool "$(dmt_name src)" --state-dir "$STATE" --snap "$S3" \
+	--full --size "$VOL_BYTES" --bwlimit 4M --to-pool "$(dmt_name dst)" \
+	2> "$DMT_TMP/err" &
+pid=$!
+sleep 2
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+cat "$DMT_TMP/err" >&2
+dmt_assert_eq 143 "$rc" "exit status after SIGTERM"
+dmt_assert_eq "" "$(ls "$dst_state" | grep '^staging-' || :)" "no staging record after SIGTERM"
+dmt_assert_eq "$before" "$(replicas | wc -l)" "no replica recorded after SIGTERM"
+dmt_assert_eq "$thins" "$(dmrepl ls --pool "$(dmt_name dst)" --no-headers | wc -l)" \
+	"the cancelled replication's device was deleted"
+dmt_assert_eq "" "$(dmsetup ls | grep '^dmrepl-' || :)" "no dmrepl devices after SIGTERM"
+dmt_assert_eq - "$(dmt_pool_held_root src)" "no metadata snapshot held after SIGTERM"
+dmt_assert_eq - "$(dmt_pool_held_root dst)" "no destination metadata snapshot held after SIGTERM"
+
 # A destination that fills up: 8 MiB of data space for 20 MiB of data.
 small_data=$(dmt_loop small-data 8)
 small_meta=$(dmt_loop small-meta 8)

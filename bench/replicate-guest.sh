@@ -1,0 +1,186 @@
+#!/bin/sh
+# dmrepl-timeout: 5400
+# Guest side of bench/replicate.sh: times `dmrepl replicate` against dd in
+# the test VM (tests/vm/run --disk ...), with GNU time and dd and dmrepl on
+# PATH (in /opt/dmrepl/bin).  The disks, in order:
+#   /dev/vda  source pool metadata       /dev/vdb  source pool data
+#   /dev/vdc  destination pool metadata  /dev/vdd  destination pool data
+#   /dev/vde  random data: its size is the volume's size
+# Both pools have 64 KiB blocks and the kernel's defaults (block zeroing on).
+#
+# The source: thin 1 written in full from /dev/vde (non-zero data), snapshot
+# S1 = 2, then 1% of its blocks rewritten with new random data (distinct
+# blocks drawn with a fixed seed, scattered), snapshot S2 = 3.  Then RUNS
+# rounds, each dropping caches before every command, alternating which
+# command of a pair goes first:
+#   a. dmrepl replicate --snap S1 --full (fresh state directory; the replica
+#      is deleted afterwards) vs dd conv=sparse of S1's device into a fresh
+#      thin device of the destination pool;
+#   b. dmrepl replicate --snap S2 --base S1 (into a snapshot of S1's
+#      replica; deleted afterwards) vs a full dd of S2's device into a fresh
+#      thin device.
+# The replicas of the first round are checked: sha256 equal to the source's.
+# Prints "rbench: RESULT pair cmd round secs peak_rss_kib" lines for the host.
+set -eu
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+dmt_require_target thin-pool thin
+dmt_require dmrepl blockdev sha256sum awk
+BIN=/opt/dmrepl/bin
+[ -x "$BIN/time" ] && [ -x "$BIN/dd" ] || dmt_skip "GNU time and dd are not in $BIN (run bench/replicate.sh)"
+for d in vda vdb vdc vdd vde; do
+	[ -b /dev/$d ] || dmt_fail "/dev/$d is missing: run through bench/replicate.sh"
+done
+
+RUNS=${RBENCH_RUNS:-3}
+BLOCK_SECTORS=128
+BLOCK_BYTES=65536
+SEED=4
+VOL_BYTES=$(blockdev --getsize64 /dev/vde)
+VOL_BYTES=$((VOL_BYTES / 1048576 * 1048576))
+VOL_SECTORS=$((VOL_BYTES / 512))
+NR_BLOCKS=$((VOL_BYTES / BLOCK_BYTES))
+NR_CHANGED=$((NR_BLOCKS / 100))
+S1=2 S2=3
+T=$DMT_TMP/time
+
+say() { echo "rbench: $*"; }
+
+drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+# timed PAIR CMD ROUND PROG ARGS...: run PROG under GNU time after dropping
+# caches, print a RESULT line.
+timed() {
+	_pair=$1 _cmd=$2 _round=$3
+	shift 3
+	drop
+	echo "+ $*" >&2
+	"$BIN/time" -f '%e %M' -o "$T" "$@" > "$DMT_TMP/out" 2> "$DMT_TMP/err" || {
+		cat "$DMT_TMP/out" "$DMT_TMP/err" >&2
+		dmt_fail "$_cmd failed: $*"
+	}
+	say "RESULT $_pair $_cmd $_round $(tail -n 1 "$T")"
+}
+
+# thin_new ID NAME: a new, active thin device in the destination pool.
+thin_new() {
+	dmt_message dst "create_thin $1"
+	dmt_create "$2" "0 $VOL_SECTORS thin $(dmt_dev dst) $1"
+}
+
+# thin_drop ID [NAME]: deactivate NAME if given, delete thin ID of dst.
+thin_drop() {
+	[ $# -lt 2 ] || dmt_remove "$2"
+	dmt_message dst "delete $1"
+}
+
+# sha POOL ID: sha256 of thin ID of POOL.
+sha() {
+	dmt_create "sha" "0 $VOL_SECTORS thin $(dmt_dev "$1") $2"
+	_s=$(sha256sum < "$(dmt_dev sha)" | cut -d' ' -f1)
+	dmt_remove sha
+	echo "$_s"
+}
+
+# replicate PAIR CMD ROUND STATE ARGS...: timed dmrepl replicate; leaves the
+# replica's id in $DMT_TMP/replica.
+replicate() {
+	_p=$1 _c=$2 _r=$3 _st=$4
+	shift 4
+	timed "$_p" "$_c" "$_r" dmrepl replicate --pool "$(dmt_name src)" "$@" \
+		--to-pool "$(dmt_name dst)" --state-dir "$_st" --json
+	tail -n 1 "$DMT_TMP/out" >&2
+	tail -n 1 "$DMT_TMP/out" | sed -n 's/.*"replica":\([0-9]*\).*/\1/p' > "$DMT_TMP/replica"
+	[ -s "$DMT_TMP/replica" ] || dmt_fail "no replica id in the output of dmrepl"
+}
+
+check_replica() {
+	_want=$(sha src "$1")
+	_got=$(sha dst "$2")
+	dmt_assert_eq "$_want" "$_got" "sha256 of replica $2 equals that of source snapshot $1"
+	say "CHECK replica $2 of snapshot $1: sha256 $_got equal"
+}
+
+# ---------------------------------------------------------------- source
+
+say "volume $VOL_BYTES bytes, $NR_BLOCKS blocks of 64 KiB, $NR_CHANGED changed; $RUNS rounds"
+say "kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ { print $2 }' /proc/meminfo) KiB"
+dmt_pool src /dev/vda /dev/vdb "$BLOCK_SECTORS"
+dmt_pool dst /dev/vdc /dev/vdd "$BLOCK_SECTORS"
+dmt_thin src origin 1 "$VOL_SECTORS"
+t0=$(cut -d' ' -f1 /proc/uptime)
+"$BIN/dd" if=/dev/vde of="$(dmt_dev origin)" bs=1M count=$((VOL_BYTES / 1048576)) \
+	iflag=direct oflag=direct status=none
+say "filled the volume in $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { print b - a }') s"
+dmt_snap src origin "$S1" 1
+
+# NR_CHANGED distinct blocks, scattered.
+awk -v n="$NR_BLOCKS" -v k="$NR_CHANGED" -v seed="$SEED" 'BEGIN {
+	srand(seed)
+	while (c < k) { b = int(rand() * n); if (!(b in s)) { s[b] = 1; c++; print b } }
+}' > "$DMT_TMP/changed"
+while read -r b; do
+	"$BIN/dd" if=/dev/urandom of="$(dmt_dev origin)" bs=$BLOCK_BYTES count=1 seek="$b" \
+		iflag=fullblock oflag=direct conv=notrunc status=none
+done < "$DMT_TMP/changed"
+dmt_snap src origin "$S2" 1
+dmt_remove origin
+dmt_thin_activate src snap1 "$S1" "$VOL_SECTORS"
+dmt_thin_activate src snap2 "$S2" "$VOL_SECTORS"
+say "source: $(dmt_dmsetup status "$(dmt_name src)")"
+dmrepl delta --pool "$(dmt_name src)" --snap1 "$S1" --snap2 "$S2" > "$DMT_TMP/delta" 2>&1 ||
+	{ cat "$DMT_TMP/delta" >&2; dmt_fail "dmrepl delta failed"; }
+say "delta S1 -> S2: $(wc -l < "$DMT_TMP/delta") lines"
+
+# ---------------------------------------------------------------- a: full
+
+DDID=100
+for r in $(seq 1 "$RUNS"); do
+	if [ $((r % 2)) = 1 ]; then order="dmrepl dd"; else order="dd dmrepl"; fi
+	for c in $order; do
+		if [ "$c" = dmrepl ]; then
+			rm -rf "$DMT_TMP/state-a"
+			mkdir -p "$DMT_TMP/state-a"
+			replicate full dmrepl "$r" "$DMT_TMP/state-a" --snap "$S1" --full --size "$VOL_BYTES"
+			id=$(cat "$DMT_TMP/replica")
+			[ "$r" = 1 ] && check_replica "$S1" "$id"
+			thin_drop "$id"
+		else
+			thin_new "$DDID" ddthin
+			timed full dd-sparse "$r" "$BIN/dd" if="$(dmt_dev snap1)" of="$(dmt_dev ddthin)" \
+				bs=1M conv=sparse iflag=direct oflag=direct
+			thin_drop "$DDID" ddthin
+		fi
+	done
+done
+
+# ---------------------------------------------------------------- b: incremental
+
+mkdir -p "$DMT_TMP/state-base"
+replicate base dmrepl 0 "$DMT_TMP/state-base" --snap "$S1" --size "$VOL_BYTES"
+base_id=$(cat "$DMT_TMP/replica")
+for r in $(seq 1 "$RUNS"); do
+	if [ $((r % 2)) = 1 ]; then order="dmrepl dd"; else order="dd dmrepl"; fi
+	for c in $order; do
+		if [ "$c" = dmrepl ]; then
+			rm -rf "$DMT_TMP/state-b"
+			cp -a "$DMT_TMP/state-base" "$DMT_TMP/state-b"
+			replicate incr dmrepl "$r" "$DMT_TMP/state-b" --snap "$S2" --base "$S1"
+			id=$(cat "$DMT_TMP/replica")
+			[ "$id" != "$base_id" ] || dmt_fail "the incremental named the base replica $id"
+			[ "$r" = 1 ] && check_replica "$S2" "$id"
+			thin_drop "$id"
+		else
+			thin_new "$DDID" ddthin
+			timed incr dd-full "$r" "$BIN/dd" if="$(dmt_dev snap2)" of="$(dmt_dev ddthin)" \
+				bs=1M iflag=direct oflag=direct
+			thin_drop "$DDID" ddthin
+		fi
+	done
+done
+thin_drop "$base_id"
+say "destination: $(dmt_dmsetup status "$(dmt_name dst)")"
+dmt_remove snap1
+dmt_remove snap2
+say done
