@@ -348,7 +348,7 @@ static void test_discard_holes(void)
 		};
 		uint8_t *want = random_file(dst_path, len, 5 + e), *got;
 
-		random_file(src_path, len, 6);
+		free(random_file(src_path, len, 6));
 		CU_ASSERT_EQUAL_FATAL(run_copy(&run, x, 2), 0);
 		apply(want, NULL, x, 2);
 		got = read_file(dst_path, len);
