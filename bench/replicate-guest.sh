@@ -75,6 +75,13 @@ thin_drop() {
 	dmt_message dst "delete $1"
 }
 
+# replica_drop ID: delete replica ID and its anchor, the snapshot of it
+# dmrepl keeps as ID + 1 (lib/replicate.c) to notice writes to the replica.
+replica_drop() {
+	dmt_message dst "delete $(($1 + 1))"
+	dmt_message dst "delete $1"
+}
+
 # sha POOL ID: sha256 of thin ID of POOL.
 sha() {
 	dmt_create "sha" "0 $VOL_SECTORS thin $(dmt_dev "$1") $2"
@@ -145,7 +152,7 @@ for r in $(seq 1 "$RUNS"); do
 			replicate full dmrepl "$r" "$DMT_TMP/state-a" --snap "$S1" --full --size "$VOL_BYTES"
 			id=$(cat "$DMT_TMP/replica")
 			[ "$r" = 1 ] && check_replica "$S1" "$id"
-			thin_drop "$id"
+			replica_drop "$id"
 		else
 			thin_new "$DDID" ddthin
 			timed full dd-sparse "$r" "$BIN/dd" if="$(dmt_dev snap1)" of="$(dmt_dev ddthin)" \
@@ -170,7 +177,7 @@ for r in $(seq 1 "$RUNS"); do
 			id=$(cat "$DMT_TMP/replica")
 			[ "$id" != "$base_id" ] || dmt_fail "the incremental named the base replica $id"
 			[ "$r" = 1 ] && check_replica "$S2" "$id"
-			thin_drop "$id"
+			replica_drop "$id"
 		else
 			thin_new "$DDID" ddthin
 			timed incr dd-full "$r" "$BIN/dd" if="$(dmt_dev snap2)" of="$(dmt_dev ddthin)" \
@@ -179,8 +186,12 @@ for r in $(seq 1 "$RUNS"); do
 		fi
 	done
 done
-thin_drop "$base_id"
-say "destination: $(dmt_dmsetup status "$(dmt_name dst)")"
+replica_drop "$base_id"
+st=$(dmt_dmsetup status "$(dmt_name dst)")
+say "destination: $st"
+# Everything was deleted: no data block may still be in use.
+dmt_assert_eq 0 "$(echo "$st" | awk '{ split($6, u, "/"); print u[1] }')" \
+	"the destination pool's data blocks are all free at the end"
 dmt_remove snap1
 dmt_remove snap2
 say done
