@@ -28,7 +28,7 @@ set -eu
 dmt_require_target thin-pool thin
 dmt_require dmrepl blockdev sha256sum awk
 BIN=/opt/dmrepl/bin
-[ -x "$BIN/time" ] && [ -x "$BIN/dd" ] || dmt_skip "GNU time and dd are not in $BIN (run bench/replicate.sh)"
+{ [ -x "$BIN/time" ] && [ -x "$BIN/dd" ]; } || dmt_skip "GNU time and dd are not in $BIN (run bench/replicate.sh)"
 for d in vda vdb vdc vdd vde; do
 	[ -b /dev/$d ] || dmt_fail "/dev/$d is missing: run through bench/replicate.sh"
 done
@@ -194,4 +194,4 @@ dmt_assert_eq 0 "$(echo "$st" | awk '{ split($6, u, "/"); print u[1] }')" \
 	"the destination pool's data blocks are all free at the end"
 dmt_remove snap1
 dmt_remove snap2
-say done
+say "done"
