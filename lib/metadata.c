@@ -395,6 +395,12 @@ static int setup_readahead(struct dmrepl_metadata *md)
 	}
 	if (mode == DMREPL_READAHEAD_OFF)
 		return 0;
+	/*
+	 * The walk reads ahead exactly the blocks it needs; the kernel's
+	 * read-ahead around each of them (on a file read through the page
+	 * cache) would only read more.
+	 */
+	posix_fadvise(md->fd, 0, 0, POSIX_FADV_RANDOM);
 	return dmrepl_readahead_new(md->ctx, md->fd, md->name, mode, nr_blocks,
 				    &md->ra);
 }

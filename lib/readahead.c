@@ -37,6 +37,8 @@
 /* ...and may read up to this many unneeded blocks to join two needed. */
 #define MAX_GAP 2u
 #define MIN_BLOCKS 8u
+/* Used blocks kept for a re-read before their buffers are reused. */
+#define KEEP_USED 8u
 #define MAX_BLOCKS 4096u
 #define NONE (-1)
 
@@ -141,6 +143,21 @@ static void list_push(struct dmrepl_readahead *ra, struct list *l, int32_t i)
 	l->n++;
 }
 
+static void list_push_front(struct dmrepl_readahead *ra, struct list *l,
+			    int32_t i)
+{
+	struct slot *s = &ra->slots[i];
+
+	s->prev = NONE;
+	s->next = l->head;
+	if (l->head != NONE)
+		ra->slots[l->head].prev = i;
+	else
+		l->tail = i;
+	l->head = i;
+	l->n++;
+}
+
 static void list_del(struct dmrepl_readahead *ra, struct list *l, int32_t i)
 {
 	struct slot *s = &ra->slots[i];
@@ -192,20 +209,26 @@ static void hash_del(struct dmrepl_readahead *ra, int32_t i)
 
 /* ---- slot states ---- */
 
-/* A buffer for @blocknr: a free one, else the least recently used. */
+/*
+ * A buffer for @blocknr: the least recently used block's, once more than
+ * KEEP_USED are kept, else a free one, the last freed first. A buffer
+ * never touched costs a page fault, which costs as much as a small walk
+ * spends on a block: reuse warm buffers first.
+ */
 static int32_t slot_take(struct dmrepl_readahead *ra, uint64_t blocknr,
 			 enum slot_state state)
 {
-	int32_t i = ra->free_list.head;
+	int32_t i = ra->cached_list.head;
 
-	if (i != NONE) {
-		list_del(ra, &ra->free_list, i);
-	} else {
-		i = ra->cached_list.head;
-		if (i == NONE)
-			return NONE;
+	if (i != NONE &&
+	    (ra->cached_list.n > KEEP_USED || ra->free_list.head == NONE)) {
 		list_del(ra, &ra->cached_list, i);
 		hash_del(ra, i);
+	} else {
+		i = ra->free_list.head;
+		if (i == NONE)
+			return NONE;
+		list_del(ra, &ra->free_list, i);
 	}
 	ra->slots[i].blocknr = blocknr;
 	ra->slots[i].state = state;
@@ -221,7 +244,7 @@ static void slot_free(struct dmrepl_readahead *ra, int32_t i)
 		list_del(ra, &ra->cached_list, i);
 	hash_del(ra, i);
 	ra->slots[i].state = SLOT_FREE;
-	list_push(ra, &ra->free_list, i);
+	list_push_front(ra, &ra->free_list, i);
 }
 
 static void slot_used(struct dmrepl_readahead *ra, int32_t i)
