@@ -10,7 +10,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <linux/fs.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,23 +294,10 @@ static int extents_total(struct extents_in *in, struct dmrepl_copy *copy)
 
 /* ---- running ---- */
 
-static void on_signal(int signo)
+static void cancel_running_copy(void)
 {
-	tool_interrupted = signo;
 	if (running_copy)
 		dmrepl_copy_cancel(running_copy);
-}
-
-static void catch_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
 }
 
 static void on_progress(const struct dmrepl_copy_stats *stats, void *userdata)
@@ -447,7 +433,8 @@ int cmd_copy(struct dmrepl_ctx *ctx, int argc, char *argv[])
 								: PROGRESS_AUTO, "copy");
 	dmrepl_copy_set_progress_fn(copy, on_progress, progress);
 	running_copy = copy;
-	catch_signals();
+	tool_set_interrupt_hook(cancel_running_copy);
+	tool_catch_signals();
 
 	r = prepare_dst(&o);
 	if (r == 0)
@@ -456,6 +443,7 @@ int cmd_copy(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	rc = exit_code(&o, r);
 	if (o.json)
 		print_result(copy, rc, r, now_seconds() - start);
+	tool_set_interrupt_hook(NULL);
 	running_copy = NULL;
 	dmrepl_copy_unref(copy);
 	return rc;

@@ -105,9 +105,18 @@ int tool_parse_thin_id(const char *subcmd, const char *opt, const char *s,
 	return 0;
 }
 
+static void (*interrupt_hook)(void);
+
 static void on_signal(int signo)
 {
 	tool_interrupted = signo;
+	if (interrupt_hook)
+		interrupt_hook();
+}
+
+void tool_set_interrupt_hook(void (*hook)(void))
+{
+	interrupt_hook = hook;
 }
 
 /*

@@ -61,6 +61,11 @@ int tool_parse_thin_id(const char *subcmd, const char *opt, const char *s,
 /* Set by SIGINT/SIGTERM once tool_catch_signals() ran: the signal number. */
 extern volatile sig_atomic_t tool_interrupted;
 void tool_catch_signals(void);
+/*
+ * Also call @hook (async-signal-safe, e.g. a cancel) from the handler;
+ * NULL removes it.
+ */
+void tool_set_interrupt_hook(void (*hook)(void));
 int tool_interrupted_exit(const char *subcmd);
 
 /* Where ls and delta read metadata from: a live pool, or a file or device. */
