@@ -424,6 +424,14 @@ struct dmrepl_thin_ident {
 	uint64_t mapped_blocks;
 };
 
+/* Read @thin_id's identity. Return: 0, -ENOENT, or a read error. */
+int dmrepl_thin_ident_read(struct dmrepl_metadata *md, uint64_t thin_id,
+			   struct dmrepl_thin_ident *ret);
+bool dmrepl_thin_ident_equal(const struct dmrepl_thin_ident *a,
+			     const struct dmrepl_thin_ident *b);
+/* One above the highest thin id in @md (0 when none). -ENOSPC when none is left. */
+int dmrepl_metadata_next_free_id(struct dmrepl_metadata *md, uint64_t *ret_id);
+
 struct dmrepl_lineage_record {
 	char src_pool[128];		/* dm names are at most 127 bytes */
 	struct dmrepl_thin_ident src;	/* the source snapshot */

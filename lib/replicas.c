@@ -57,24 +57,18 @@ static enum dmrepl_replica_state check(struct dmrepl_metadata *md,
 				       const struct dmrepl_lineage_record *rec,
 				       int *ret_err)
 {
-	struct dmrepl_thin_info info;
-	uint64_t root;
+	struct dmrepl_thin_ident now;
 	int r;
 
-	r = dmrepl_metadata_get_thin(md, rec->dst.thin_id, &info);
+	r = dmrepl_thin_ident_read(md, rec->dst.thin_id, &now);
 	if (r == -ENOENT)
 		return DMREPL_REPLICA_MISSING;
-	if (r == 0)
-		r = dmrepl_thin_get_mapping_root(md, rec->dst.thin_id, &root);
 	if (r < 0) {
 		*ret_err = r;
 		return DMREPL_REPLICA_MISSING;
 	}
-	if (info.creation_time != rec->dst.creation_time ||
-	    info.mapped_blocks != rec->dst.mapped_blocks ||
-	    root != rec->dst.root)
-		return DMREPL_REPLICA_MODIFIED;
-	return DMREPL_REPLICA_OK;
+	return dmrepl_thin_ident_equal(&now, &rec->dst) ? DMREPL_REPLICA_OK
+						       : DMREPL_REPLICA_MODIFIED;
 }
 
 static int report(struct dmrepl_metadata *md, const struct collect *c,

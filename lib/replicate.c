@@ -101,50 +101,29 @@ static bool cancelled(struct dmrepl_replicate *rep)
 	return __atomic_load_n(&rep->cancelled, __ATOMIC_ACQUIRE);
 }
 
-/* ---- identities ---- */
-
-static int thin_ident(struct dmrepl_metadata *md, uint64_t id,
-		      struct dmrepl_thin_ident *ret)
-{
-	struct dmrepl_thin_info info;
-	int r;
-
-	r = dmrepl_metadata_get_thin(md, id, &info);
-	if (r < 0)
-		return r;
-	r = dmrepl_thin_get_mapping_root(md, id, &ret->root);
-	if (r < 0)
-		return r;
-	ret->thin_id = id;
-	ret->creation_time = info.creation_time;
-	ret->mapped_blocks = info.mapped_blocks;
-	return 0;
-}
-
-static bool ident_equal(const struct dmrepl_thin_ident *a,
-			const struct dmrepl_thin_ident *b)
-{
-	return a->thin_id == b->thin_id &&
-	       a->creation_time == b->creation_time && a->root == b->root &&
-	       a->mapped_blocks == b->mapped_blocks;
-}
-
 /* ---- prepare: the destination's folder, lock, and stale work ---- */
 
-static int delete_if_there(struct job *job, uint64_t id)
+/* Delete those of @ids that exist (one look at the metadata for all). */
+static int delete_existing(struct job *job, const uint64_t *ids, size_t n)
 {
 	struct dmrepl_metadata *md = NULL;
 	struct dmrepl_thin_info info;
-	int r;
+	bool exists[4];
+	int r = 0;
 
 	r = dmrepl_metadata_open_pool(job->ctx, job->rep->dst_name, &md);
 	if (r < 0)
 		return r;
-	r = dmrepl_metadata_get_thin(md, id, &info);
-	dmrepl_metadata_unref(md);
-	if (r == -ENOENT)
-		return 0;
-	return r < 0 ? r : dmrepl_pool_delete_thin(job->dst, id);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		r = dmrepl_metadata_get_thin(md, ids[i], &info);
+		exists[i] = r == 0;
+		r = r == -ENOENT ? 0 : r;
+	}
+	dmrepl_metadata_unref(md); /* release before sending messages */
+	for (size_t i = 0; i < n && r == 0; i++)
+		if (exists[i])
+			r = dmrepl_pool_delete_thin(job->dst, ids[i]);
+	return r;
 }
 
 static int remove_stale(const struct dmrepl_lineage_record *rec, void *data)
@@ -159,9 +138,8 @@ static int remove_stale(const struct dmrepl_lineage_record *rec, void *data)
 	snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64, (int)rec->pid,
 		 rec->src.thin_id);
 	dmrepl_dm_remove(job->ctx, name);
-	r = delete_if_there(job, rec->anchor_id);
-	if (r == 0)
-		r = delete_if_there(job, rec->dst.thin_id);
+	/* The anchor first: it is a snapshot of the replica. */
+	r = delete_existing(job, (uint64_t[]){rec->anchor_id, rec->dst.thin_id}, 2);
 	if (r < 0)
 		return r;
 	warn(job->ctx,
@@ -244,7 +222,7 @@ static int check_base_source(struct job *job, struct dmrepl_metadata *md)
 		    rep->dst_name, rep->base_id, rep->src_name);
 		return -ENOENT;
 	}
-	r = thin_ident(md, rep->base_id, &now);
+	r = dmrepl_thin_ident_read(md, rep->base_id, &now);
 	if (r == -ENOENT) {
 		err(job->ctx, "%s: no thin %" PRIu64 " (the base) in the source "
 			      "pool",
@@ -253,7 +231,7 @@ static int check_base_source(struct job *job, struct dmrepl_metadata *md)
 	}
 	if (r < 0)
 		return r;
-	if (!ident_equal(&now, &job->base_rec.src)) {
+	if (!dmrepl_thin_ident_equal(&now, &job->base_rec.src)) {
 		err(job->ctx,
 		    "thin %" PRIu64 " of %s is not the snapshot that thin %" PRIu64
 		    " of %s replicates: it was deleted and its id reused, or "
@@ -332,7 +310,7 @@ static int read_source(struct job *job)
 	r = dmrepl_metadata_open_pool(job->ctx, rep->src_name, &md);
 	if (r < 0)
 		return r;
-	r = thin_ident(md, rep->snap_id, &job->rec.src);
+	r = dmrepl_thin_ident_read(md, rep->snap_id, &job->rec.src);
 	if (r == -ENOENT)
 		err(job->ctx, "%s: no thin %" PRIu64 " to replicate",
 		    rep->src_name, rep->snap_id);
@@ -421,13 +399,14 @@ static int note_rec(const struct dmrepl_lineage_record *rec, void *data)
 }
 
 /* Above every id in the pool and every id the lineage ever named. */
-static int pick_dst_id(struct job *job, uint64_t *ret_id)
+static int pick_dst_id(struct job *job, struct dmrepl_metadata *md,
+		       uint64_t *ret_id)
 {
 	struct max_rec m = {0};
 	uint64_t id;
 	int r;
 
-	r = dmrepl_pool_next_free_id(job->dst, &id);
+	r = dmrepl_metadata_next_free_id(md, &id);
 	if (r < 0)
 		return r;
 	dmrepl_lineage_foreach(job->ctx, job->dir, "replica", note_rec, &m);
@@ -439,19 +418,14 @@ static int pick_dst_id(struct job *job, uint64_t *ret_id)
 	return 0;
 }
 
-static int check_base_replica(struct job *job)
+static int check_base_replica(struct job *job, struct dmrepl_metadata *md)
 {
 	struct dmrepl_replicate *rep = job->rep;
 	const struct dmrepl_thin_ident *want = &job->base_rec.dst;
-	struct dmrepl_metadata *md = NULL;
 	struct dmrepl_thin_ident now;
 	int r;
 
-	r = dmrepl_metadata_open_pool(job->ctx, rep->dst_name, &md);
-	if (r < 0)
-		return r;
-	r = thin_ident(md, want->thin_id, &now);
-	dmrepl_metadata_unref(md);
+	r = dmrepl_thin_ident_read(md, want->thin_id, &now);
 	if (r == -ENOENT) {
 		err(job->ctx,
 		    "%s: thin %" PRIu64 ", the replica of thin %" PRIu64
@@ -461,7 +435,7 @@ static int check_base_replica(struct job *job)
 	}
 	if (r < 0)
 		return r;
-	if (!ident_equal(&now, want)) {
+	if (!dmrepl_thin_ident_equal(&now, want)) {
 		err(job->ctx,
 		    "%s: thin %" PRIu64 ", the replica of thin %" PRIu64
 		    " of %s, was written to since it was received (%" PRIu64
@@ -474,18 +448,30 @@ static int check_base_replica(struct job *job)
 	return 0;
 }
 
+/* The destination's metadata, read once: the base's replica, a free id. */
+static int read_destination(struct job *job, uint64_t *ret_id)
+{
+	struct dmrepl_metadata *md = NULL;
+	int r;
+
+	r = dmrepl_metadata_open_pool(job->ctx, job->rep->dst_name, &md);
+	if (r < 0)
+		return r;
+	if (job->rec.base_dst_id != DMREPL_THIN_ID_ANY)
+		r = check_base_replica(job, md);
+	if (r == 0)
+		r = pick_dst_id(job, md, ret_id);
+	dmrepl_metadata_unref(md);
+	return r;
+}
+
 static int create_new(struct job *job)
 {
 	struct dmrepl_replicate *rep = job->rep;
-	uint64_t id;
+	uint64_t id = 0;
 	int r;
 
-	if (job->rec.base_dst_id != DMREPL_THIN_ID_ANY) {
-		r = check_base_replica(job);
-		if (r < 0)
-			return r;
-	}
-	r = pick_dst_id(job, &id);
+	r = read_destination(job, &id);
 	if (r < 0)
 		return r;
 	snprintf(job->rec.src_pool, sizeof(job->rec.src_pool), "%s",
@@ -627,7 +613,7 @@ static int commit(struct job *job)
 	r = dmrepl_metadata_open_pool(job->ctx, job->rep->dst_name, &md);
 	if (r < 0)
 		return r;
-	r = thin_ident(md, job->rec.dst.thin_id, &job->rec.dst);
+	r = dmrepl_thin_ident_read(md, job->rec.dst.thin_id, &job->rec.dst);
 	dmrepl_metadata_unref(md);
 	if (r < 0)
 		return r;
@@ -691,7 +677,7 @@ static int already_done(struct job *job)
 	struct dmrepl_replicate *rep = job->rep;
 
 	if (rep->full || !find_replica(job, rep->snap_id, &rec) ||
-	    !ident_equal(&rec.src, &job->rec.src))
+	    !dmrepl_thin_ident_equal(&rec.src, &job->rec.src))
 		return 0;
 	notice(job->ctx, "thin %" PRIu64 " of %s is already replicated as thin %" PRIu64
 			 " of %s",

@@ -101,3 +101,61 @@ int dmrepl_thin_get_mapping_root(struct dmrepl_metadata *md, uint64_t thin_id,
 	*ret_root = le64toh(v);
 	return 0;
 }
+
+struct max_id {
+	uint64_t max;
+	bool any;
+};
+
+static int note_id(const struct dmrepl_thin_info *info, void *userdata)
+{
+	struct max_id *m = userdata;
+
+	m->any = true;
+	if (info->thin_id > m->max)
+		m->max = info->thin_id;
+	return 0;
+}
+
+int dmrepl_metadata_next_free_id(struct dmrepl_metadata *md, uint64_t *ret_id)
+{
+	struct max_id m = {0};
+	int r;
+
+	r = dmrepl_metadata_foreach_thin(md, note_id, &m);
+	if (r < 0)
+		return r;
+	if (m.any && m.max >= DMREPL_THIN_ID_MAX) {
+		err(dmrepl_metadata_get_ctx(md), "%s: no free thin id above %" PRIu64,
+		    dmrepl_metadata_get_name(md), m.max);
+		return -ENOSPC;
+	}
+	*ret_id = m.any ? m.max + 1 : 0;
+	return 0;
+}
+
+int dmrepl_thin_ident_read(struct dmrepl_metadata *md, uint64_t thin_id,
+			   struct dmrepl_thin_ident *ret)
+{
+	struct dmrepl_thin_info info;
+	int r;
+
+	r = dmrepl_metadata_get_thin(md, thin_id, &info);
+	if (r < 0)
+		return r;
+	r = dmrepl_thin_get_mapping_root(md, thin_id, &ret->root);
+	if (r < 0)
+		return r;
+	ret->thin_id = thin_id;
+	ret->creation_time = info.creation_time;
+	ret->mapped_blocks = info.mapped_blocks;
+	return 0;
+}
+
+bool dmrepl_thin_ident_equal(const struct dmrepl_thin_ident *a,
+			     const struct dmrepl_thin_ident *b)
+{
+	return a->thin_id == b->thin_id &&
+	       a->creation_time == b->creation_time && a->root == b->root &&
+	       a->mapped_blocks == b->mapped_blocks;
+}

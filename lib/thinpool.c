@@ -205,42 +205,18 @@ static int snap_suspended(struct dmrepl_pool *pool, struct find_ctx *f,
 	return r < 0 ? r : q;
 }
 
-struct max_id {
-	uint64_t max;
-	bool any;
-};
-
-static int note_id(const struct dmrepl_thin_info *info, void *userdata)
-{
-	struct max_id *m = userdata;
-
-	m->any = true;
-	if (info->thin_id > m->max)
-		m->max = info->thin_id;
-	return 0;
-}
-
 int dmrepl_pool_next_free_id(struct dmrepl_pool *pool, uint64_t *ret_id)
 {
 	struct dmrepl_metadata *md = NULL;
-	struct max_id m = {0};
 	int r;
 
 	r = dmrepl_metadata_open_pool(dmrepl_pool_get_ctx(pool),
 				      dmrepl_pool_get_name(pool), &md);
 	if (r < 0)
 		return r;
-	r = dmrepl_metadata_foreach_thin(md, note_id, &m);
+	r = dmrepl_metadata_next_free_id(md, ret_id);
 	dmrepl_metadata_unref(md);
-	if (r < 0)
-		return r;
-	if (m.any && m.max >= DMREPL_THIN_ID_MAX) {
-		err(dmrepl_pool_get_ctx(pool), "%s: no free thin id above %" PRIu64,
-		    dmrepl_pool_get_name(pool), m.max);
-		return -ENOSPC;
-	}
-	*ret_id = m.any ? m.max + 1 : 0;
-	return 0;
+	return r;
 }
 
 DMREPL_EXPORT int dmrepl_pool_create_snapshot(struct dmrepl_pool *pool,
