@@ -413,6 +413,20 @@ int dmrepl_mapped_next_extent(struct dmrepl_mapped *m,
 struct dmrepl_mapped *dmrepl_mapped_unref(struct dmrepl_mapped *m);
 
 /*
+ * What a replication ships (mapped.c): the extents of the delta from
+ * @from to @to, or every mapped extent of @thin_id. next returns as
+ * dmrepl_delta_next_extent() does: 0, 1 at the end, or -errno.
+ */
+struct dmrepl_extent_iter;
+int dmrepl_extent_iter_delta(struct dmrepl_metadata *md, uint64_t from,
+			     uint64_t to, struct dmrepl_extent_iter **ret);
+int dmrepl_extent_iter_mapped(struct dmrepl_metadata *md, uint64_t thin_id,
+			      struct dmrepl_extent_iter **ret);
+int dmrepl_extent_iter_next(struct dmrepl_extent_iter *it,
+			    struct dmrepl_extent *ret);
+void dmrepl_extent_iter_free(struct dmrepl_extent_iter *it);
+
+/*
  * ---- Lineage records in the state directory (lineage.c) ----
  */
 
@@ -447,6 +461,14 @@ struct dmrepl_lineage_record {
 	uint64_t anchor_id;
 	uint64_t time;			/* seconds since the epoch */
 	pid_t pid;			/* staging: the replicating process */
+	/*
+	 * Staging of a stream being received (receive.c): it survives its
+	 * process, holding every change below @checkpoint, flushed, of the
+	 * stream whose identity hash is @stream_hash.
+	 */
+	bool resumable;
+	uint64_t stream_hash;
+	uint64_t checkpoint;
 };
 
 /* $DMREPL_STATE_DIR, else /var/lib/dmrepl. */
@@ -655,6 +677,19 @@ extern const struct dmrepl_io_ops dmrepl_io_sync_ops;
 int dmrepl_io_open(struct dmrepl_io *io, enum dmrepl_engine engine);
 /* Tear down (every request must have been reaped) and restore the ioprio. */
 void dmrepl_io_close(struct dmrepl_io *io);
+
+/*
+ * lib/copy.c for streams (receive.c): a copy with no source, whose data
+ * comes from dmrepl_copy_write(); discards go through dmrepl_copy_add()
+ * as usual. The data is copied into the engine's buffers, so the caller
+ * may reuse @data on return.
+ */
+int dmrepl_copy_new_sink(struct dmrepl_ctx *ctx, const char *dst_path,
+			 struct dmrepl_copy **ret_copy);
+int dmrepl_copy_write(struct dmrepl_copy *copy, uint64_t offset,
+		      const void *data, uint64_t len);
+/* Wait for every write in flight, then flush the destination (fsync). */
+int dmrepl_copy_sync(struct dmrepl_copy *copy);
 
 /*
  * lib/extents.c: one line of an extents list, as `dmrepl delta

@@ -88,6 +88,10 @@ int dmrepl_lineage_format(const struct dmrepl_lineage_record *rec, char *buf,
 	r = r ?: put(buf, size, &pos, "anchor_id", rec->anchor_id);
 	r = r ?: put(buf, size, &pos, "time", (uint64_t)rec->time);
 	r = r ?: put(buf, size, &pos, "pid", (uint64_t)rec->pid);
+	if (rec->resumable) {
+		r = r ?: put(buf, size, &pos, "stream", rec->stream_hash);
+		r = r ?: put(buf, size, &pos, "checkpoint", rec->checkpoint);
+	}
 	return r < 0 ? r : (int)pos;
 }
 
@@ -146,6 +150,13 @@ static int set_field(struct dmrepl_lineage_record *rec, const char *key,
 	}
 	if (strcmp(key, "pid") == 0)
 		return parse_u64(value, &v) ?: (rec->pid = (pid_t)v, 0);
+	/* Together, or neither: a resumable staging record. */
+	if (strcmp(key, "stream") == 0)
+		return parse_u64(value, &v) ?:
+		       (rec->stream_hash = v, *seen |= 1ull << 62, 0);
+	if (strcmp(key, "checkpoint") == 0)
+		return parse_u64(value, &v) ?:
+		       (rec->checkpoint = v, *seen |= 1ull << 63, 0);
 	for (i = 0; i < ARRAY_SIZE(fields); i++) {
 		if (strcmp(key, fields[i].key) != 0)
 			continue;
@@ -194,6 +205,10 @@ int dmrepl_lineage_parse(const char *text, size_t len,
 			return -EINVAL;
 	}
 	if (version != 1 || (seen & all) != all)
+		return -EINVAL;
+	if ((seen >> 62) == 3)
+		rec.resumable = true;
+	else if (seen >> 62)
 		return -EINVAL;
 	*ret = rec;
 	return 0;

@@ -116,3 +116,69 @@ int dmrepl_mapped_next_extent(struct dmrepl_mapped *m,
 	r = emit(m, ret);
 	return r < 0 ? (m->error = r) : 0;
 }
+
+/* ---- what to ship: a delta's extents, or the mapped ones ---- */
+
+struct dmrepl_extent_iter {
+	struct dmrepl_delta *delta;
+	struct dmrepl_mapped *mapped;
+};
+
+static int iter_alloc(struct dmrepl_extent_iter **ret)
+{
+	*ret = calloc(1, sizeof(**ret));
+	return *ret ? 0 : -ENOMEM;
+}
+
+int dmrepl_extent_iter_delta(struct dmrepl_metadata *md, uint64_t from,
+			     uint64_t to, struct dmrepl_extent_iter **ret)
+{
+	struct dmrepl_extent_iter *it;
+	int r;
+
+	r = iter_alloc(&it);
+	if (r < 0)
+		return r;
+	r = dmrepl_delta_new(md, from, to, DMREPL_DELTA_SKIP_SAME, &it->delta);
+	if (r < 0) {
+		dmrepl_extent_iter_free(it);
+		return r;
+	}
+	*ret = it;
+	return 0;
+}
+
+int dmrepl_extent_iter_mapped(struct dmrepl_metadata *md, uint64_t thin_id,
+			      struct dmrepl_extent_iter **ret)
+{
+	struct dmrepl_extent_iter *it;
+	int r;
+
+	r = iter_alloc(&it);
+	if (r < 0)
+		return r;
+	r = dmrepl_mapped_new(md, thin_id, &it->mapped);
+	if (r < 0) {
+		dmrepl_extent_iter_free(it);
+		return r;
+	}
+	*ret = it;
+	return 0;
+}
+
+int dmrepl_extent_iter_next(struct dmrepl_extent_iter *it,
+			    struct dmrepl_extent *ret)
+{
+	if (it->delta)
+		return dmrepl_delta_next_extent(it->delta, ret);
+	return dmrepl_mapped_next_extent(it->mapped, ret);
+}
+
+void dmrepl_extent_iter_free(struct dmrepl_extent_iter *it)
+{
+	if (!it)
+		return;
+	dmrepl_delta_unref(it->delta);
+	dmrepl_mapped_unref(it->mapped);
+	free(it);
+}

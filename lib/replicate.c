@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "libdmrepl-private.h"
+#include "dest.h"
 
 struct dmrepl_replicate {
 	int refcount;
@@ -60,18 +61,15 @@ struct dmrepl_replicate {
 struct job {
 	struct dmrepl_replicate *rep;
 	struct dmrepl_ctx *ctx;
-	char dir[PATH_MAX];
-	int lock_fd;
-	struct dmrepl_pool *src, *dst;
+	struct dmrepl_dest dst;		/* the destination side, and the new
+					   replica's record (dst.rec) */
+	struct dmrepl_pool *src;
 	FILE *spool;
 	uint64_t nr_extents, total_bytes, extent_end;
-	uint32_t src_block_size;
 	struct dmrepl_lineage_record base_rec;	/* incremental only */
-	struct dmrepl_lineage_record rec;	/* the new replica */
-	bool staged;				/* staging record written */
-	bool created;				/* the new thin exists */
-	bool anchored;				/* and its anchor */
-	struct dmrepl_thin_dev *src_dev, *dst_dev;
+	bool incremental;
+	struct dmrepl_thin_dev *src_dev;
+	const char *dst_path;
 };
 
 static const char *const phase_names[] = {
@@ -101,55 +99,7 @@ static bool cancelled(struct dmrepl_replicate *rep)
 	return __atomic_load_n(&rep->cancelled, __ATOMIC_ACQUIRE);
 }
 
-/* ---- prepare: the destination's folder, lock, and stale work ---- */
-
-/* Delete those of @ids that exist (one look at the metadata for all). */
-static int delete_existing(struct job *job, const uint64_t *ids, size_t n)
-{
-	struct dmrepl_metadata *md = NULL;
-	struct dmrepl_thin_info info;
-	bool exists[4];
-	int r = 0;
-
-	r = dmrepl_metadata_open_pool(job->ctx, job->rep->dst_name, &md);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n && r == 0; i++) {
-		r = dmrepl_metadata_get_thin(md, ids[i], &info);
-		exists[i] = r == 0;
-		r = r == -ENOENT ? 0 : r;
-	}
-	dmrepl_metadata_unref(md); /* release before sending messages */
-	for (size_t i = 0; i < n && r == 0; i++)
-		if (exists[i])
-			r = dmrepl_pool_delete_thin(job->dst, ids[i]);
-	return r;
-}
-
-static int remove_stale(const struct dmrepl_lineage_record *rec, void *data)
-{
-	struct job *job = data;
-	char name[128];
-	int r;
-
-	snprintf(name, sizeof(name), "dmrepl-%d-dst-%" PRIu64, (int)rec->pid,
-		 rec->dst.thin_id);
-	dmrepl_dm_remove(job->ctx, name);
-	snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64, (int)rec->pid,
-		 rec->src.thin_id);
-	dmrepl_dm_remove(job->ctx, name);
-	/* The anchor first: it is a snapshot of the replica. */
-	r = delete_existing(job, (uint64_t[]){rec->anchor_id, rec->dst.thin_id}, 2);
-	if (r < 0)
-		return r;
-	warn(job->ctx,
-	     "%s: deleted thin %" PRIu64 ", an unfinished replica of thin %" PRIu64
-	     " of %s left by dmrepl process %d",
-	     job->rep->dst_name, rec->dst.thin_id, rec->src.thin_id,
-	     rec->src_pool, (int)rec->pid);
-	return dmrepl_lineage_remove(job->ctx, job->dir, "staging",
-				     rec->dst.thin_id);
-}
+/* ---- prepare: both pools; the destination's folder, lock, stale work ---- */
 
 static int prepare(struct job *job)
 {
@@ -159,54 +109,11 @@ static int prepare(struct job *job)
 	r = dmrepl_pool_open(job->ctx, rep->src_name, &job->src);
 	if (r < 0)
 		return r;
-	r = dmrepl_pool_open(job->ctx, rep->dst_name, &job->dst);
-	if (r < 0)
-		return r;
-	r = dmrepl_lineage_dir(rep->state_dir, rep->dst_name, job->dir,
-			       sizeof(job->dir));
-	if (r < 0)
-		return r;
-	r = dmrepl_lineage_dir_create(job->ctx, rep->state_dir, job->dir);
-	if (r < 0)
-		return r;
-	r = dmrepl_lineage_lock(job->ctx, job->dir, &job->lock_fd);
-	if (r < 0)
-		return r;
-	/* We hold the lock: every staging record is a dead process's. */
-	return dmrepl_lineage_foreach(job->ctx, job->dir, "staging",
-				      remove_stale, job);
+	return dmrepl_dest_open(&job->dst, job->ctx, rep->dst_name,
+				rep->state_dir);
 }
 
 /* ---- delta: identify the snapshots, spool the extents ---- */
-
-struct find_replica {
-	const char *src_pool;
-	uint64_t src_id;
-	struct dmrepl_lineage_record *ret;
-	bool found;
-};
-
-/* The newest record wins: a source id may have been replicated twice. */
-static int match_replica(const struct dmrepl_lineage_record *rec, void *data)
-{
-	struct find_replica *f = data;
-
-	if (strcmp(rec->src_pool, f->src_pool) != 0 || rec->src.thin_id != f->src_id)
-		return 0;
-	if (!f->found || rec->time >= f->ret->time)
-		*f->ret = *rec;
-	f->found = true;
-	return 0;
-}
-
-static bool find_replica(struct job *job, uint64_t src_id,
-			 struct dmrepl_lineage_record *ret)
-{
-	struct find_replica f = {job->rep->src_name, src_id, ret, false};
-
-	dmrepl_lineage_foreach(job->ctx, job->dir, "replica", match_replica, &f);
-	return f.found;
-}
 
 static int check_base_source(struct job *job, struct dmrepl_metadata *md)
 {
@@ -214,7 +121,8 @@ static int check_base_source(struct job *job, struct dmrepl_metadata *md)
 	struct dmrepl_thin_ident now;
 	int r;
 
-	if (!find_replica(job, rep->base_id, &job->base_rec)) {
+	if (!dmrepl_dest_find_replica(&job->dst, rep->src_name, rep->base_id,
+				      &job->base_rec)) {
 		err(job->ctx,
 		    "%s holds no replica of thin %" PRIu64 " of %s, so it "
 		    "cannot be the base: replicate it first, or copy in full "
@@ -262,39 +170,24 @@ static int spool_extent(struct job *job, const struct dmrepl_extent *e)
 	return 0;
 }
 
-static int spool_delta(struct job *job, struct dmrepl_metadata *md,
-		       uint64_t from, uint64_t to)
+/* The extents of the delta (incremental) or the mapped ones (full). */
+static int spool_extents(struct job *job, struct dmrepl_metadata *md)
 {
-	struct dmrepl_delta *delta = NULL;
+	struct dmrepl_replicate *rep = job->rep;
+	struct dmrepl_extent_iter *it = NULL;
 	struct dmrepl_extent e;
 	int r;
 
-	r = dmrepl_delta_new(md, from, to, DMREPL_DELTA_SKIP_SAME, &delta);
-	while (r == 0 && !cancelled(job->rep)) {
-		r = dmrepl_delta_next_extent(delta, &e);
+	if (job->incremental)
+		r = dmrepl_extent_iter_delta(md, rep->base_id, rep->snap_id, &it);
+	else
+		r = dmrepl_extent_iter_mapped(md, rep->snap_id, &it);
+	while (r == 0 && !cancelled(rep)) {
+		r = dmrepl_extent_iter_next(it, &e);
 		if (r == 0)
 			r = spool_extent(job, &e);
 	}
-	dmrepl_delta_unref(delta);
-	if (r == 0)
-		return -ECANCELED;
-	return r == 1 ? 0 : r;
-}
-
-static int spool_mapped(struct job *job, struct dmrepl_metadata *md,
-			uint64_t id)
-{
-	struct dmrepl_mapped *m = NULL;
-	struct dmrepl_extent e;
-	int r;
-
-	r = dmrepl_mapped_new(md, id, &m);
-	while (r == 0 && !cancelled(job->rep)) {
-		r = dmrepl_mapped_next_extent(m, &e);
-		if (r == 0)
-			r = spool_extent(job, &e);
-	}
-	dmrepl_mapped_unref(m);
+	dmrepl_extent_iter_free(it);
 	if (r == 0)
 		return -ECANCELED;
 	return r == 1 ? 0 : r;
@@ -304,23 +197,18 @@ static int read_source(struct job *job)
 {
 	struct dmrepl_replicate *rep = job->rep;
 	struct dmrepl_metadata *md = NULL;
-	struct dmrepl_pool_info pi;
 	int r;
 
 	r = dmrepl_metadata_open_pool(job->ctx, rep->src_name, &md);
 	if (r < 0)
 		return r;
-	r = dmrepl_thin_ident_read(md, rep->snap_id, &job->rec.src);
+	r = dmrepl_thin_ident_read(md, rep->snap_id, &job->dst.rec.src);
 	if (r == -ENOENT)
 		err(job->ctx, "%s: no thin %" PRIu64 " to replicate",
 		    rep->src_name, rep->snap_id);
 	if (r < 0)
 		goto out;
-	r = dmrepl_metadata_get_pool_info(md, &pi);
-	if (r < 0)
-		goto out;
-	job->src_block_size = pi.data_block_size_sectors * 512;
-	if (!rep->full && rep->base_id != DMREPL_THIN_ID_ANY) {
+	if (job->incremental) {
 		r = check_base_source(job, md);
 		if (r < 0)
 			goto out;
@@ -331,10 +219,7 @@ static int read_source(struct job *job)
 		err(job->ctx, "cannot create a temporary file: %s", strerror(-r));
 		goto out;
 	}
-	if (rep->full || rep->base_id == DMREPL_THIN_ID_ANY)
-		r = spool_mapped(job, md, rep->snap_id);
-	else
-		r = spool_delta(job, md, rep->base_id, rep->snap_id);
+	r = spool_extents(job, md);
 	if (r == 0 && fflush(job->spool) != 0)
 		r = -EIO;
 	rewind(job->spool);
@@ -356,7 +241,8 @@ static int resolve_size(struct job *job)
 		/* else the base's, when it has a replica (also with --full) */
 		if (r == -ENOENT && rep->base_id != DMREPL_THIN_ID_ANY &&
 		    (job->base_rec.size_bytes ||
-		     find_replica(job, rep->base_id, &job->base_rec)))
+		     dmrepl_dest_find_replica(&job->dst, rep->src_name,
+					      rep->base_id, &job->base_rec)))
 			size = job->base_rec.size_bytes;
 		else if (r == -ENOENT) {
 			err(job->ctx,
@@ -374,127 +260,7 @@ static int resolve_size(struct job *job)
 		    rep->src_name, rep->snap_id, job->extent_end, size);
 		return -EINVAL;
 	}
-	job->rec.size_bytes = size;
-	return 0;
-}
-
-/* ---- the destination: check the base's replica, create the new device ---- */
-
-struct max_rec {
-	uint64_t max;
-	bool any;
-};
-
-static int note_rec(const struct dmrepl_lineage_record *rec, void *data)
-{
-	struct max_rec *m = data;
-
-	uint64_t id = rec->dst.thin_id > rec->anchor_id ? rec->dst.thin_id
-							: rec->anchor_id;
-
-	if (!m->any || id > m->max)
-		m->max = id;
-	m->any = true;
-	return 0;
-}
-
-/* Above every id in the pool and every id the lineage ever named. */
-static int pick_dst_id(struct job *job, struct dmrepl_metadata *md,
-		       uint64_t *ret_id)
-{
-	struct max_rec m = {0};
-	uint64_t id;
-	int r;
-
-	r = dmrepl_metadata_next_free_id(md, &id);
-	if (r < 0)
-		return r;
-	dmrepl_lineage_foreach(job->ctx, job->dir, "replica", note_rec, &m);
-	if (m.any && m.max >= id)
-		id = m.max + 1;
-	if (id + 1 > DMREPL_THIN_ID_MAX)	/* the replica and its anchor */
-		return -ENOSPC;
-	*ret_id = id;
-	return 0;
-}
-
-static int check_base_replica(struct job *job, struct dmrepl_metadata *md)
-{
-	struct dmrepl_replicate *rep = job->rep;
-	const struct dmrepl_thin_ident *want = &job->base_rec.dst;
-	struct dmrepl_thin_ident now;
-	int r;
-
-	r = dmrepl_thin_ident_read(md, want->thin_id, &now);
-	if (r == -ENOENT) {
-		err(job->ctx,
-		    "%s: thin %" PRIu64 ", the replica of thin %" PRIu64
-		    " of %s, was deleted; replicate in full (--full)",
-		    rep->dst_name, want->thin_id, rep->base_id, rep->src_name);
-		return -ENOENT;
-	}
-	if (r < 0)
-		return r;
-	if (!dmrepl_thin_ident_equal(&now, want)) {
-		err(job->ctx,
-		    "%s: thin %" PRIu64 ", the replica of thin %" PRIu64
-		    " of %s, was written to since it was received (%" PRIu64
-		    " mapped blocks, was %" PRIu64 "), so it cannot be the "
-		    "base; replicate in full (--full)",
-		    rep->dst_name, want->thin_id, rep->base_id, rep->src_name,
-		    now.mapped_blocks, want->mapped_blocks);
-		return -ESTALE;
-	}
-	return 0;
-}
-
-/* The destination's metadata, read once: the base's replica, a free id. */
-static int read_destination(struct job *job, uint64_t *ret_id)
-{
-	struct dmrepl_metadata *md = NULL;
-	int r;
-
-	r = dmrepl_metadata_open_pool(job->ctx, job->rep->dst_name, &md);
-	if (r < 0)
-		return r;
-	if (job->rec.base_dst_id != DMREPL_THIN_ID_ANY)
-		r = check_base_replica(job, md);
-	if (r == 0)
-		r = pick_dst_id(job, md, ret_id);
-	dmrepl_metadata_unref(md);
-	return r;
-}
-
-static int create_new(struct job *job)
-{
-	struct dmrepl_replicate *rep = job->rep;
-	uint64_t id = 0;
-	int r;
-
-	r = read_destination(job, &id);
-	if (r < 0)
-		return r;
-	snprintf(job->rec.src_pool, sizeof(job->rec.src_pool), "%s",
-		 rep->src_name);
-	job->rec.dst.thin_id = id;
-	job->rec.anchor_id = id + 1;
-	job->rec.pid = getpid();
-	job->rec.time = (uint64_t)time(NULL);
-	r = dmrepl_lineage_write(job->ctx, job->dir, "staging", &job->rec);
-	if (r < 0)
-		return r;
-	job->staged = true;
-	if (job->rec.base_dst_id == DMREPL_THIN_ID_ANY)
-		r = dmrepl_pool_create_thin(job->dst, id);
-	else
-		r = dmrepl_pool_create_snapshot(job->dst, job->rec.base_dst_id,
-						id, NULL);
-	if (r < 0)
-		return r;
-	job->created = true;
-	info(job->ctx, "%s: writing thin %" PRIu64 " (%s)", rep->dst_name, id,
-	     job->rec.base_dst_id == DMREPL_THIN_ID_ANY ? "full copy"
-							: "incremental");
+	job->dst.rec.size_bytes = size;
 	return 0;
 }
 
@@ -507,15 +273,12 @@ static int activate(struct job *job)
 
 	snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64, (int)getpid(),
 		 job->rep->snap_id);
-	r = dmrepl_thin_activate(job->src, job->rep->snap_id, job->rec.size_bytes,
-				 true, name, &job->src_dev);
+	r = dmrepl_thin_activate(job->src, job->rep->snap_id,
+				 job->dst.rec.size_bytes, true, name,
+				 &job->src_dev);
 	if (r < 0)
 		return r;
-	snprintf(name, sizeof(name), "dmrepl-%d-dst-%" PRIu64, (int)getpid(),
-		 job->rec.dst.thin_id);
-	return dmrepl_thin_activate(job->dst, job->rec.dst.thin_id,
-				    job->rec.size_bytes, false, name,
-				    &job->dst_dev);
+	return dmrepl_dest_activate(&job->dst, &job->dst_path);
 }
 
 static int setup_copy(struct job *job, struct dmrepl_copy *copy)
@@ -525,7 +288,7 @@ static int setup_copy(struct job *job, struct dmrepl_copy *copy)
 	int r = 0;
 
 	/* A new thin device reads as zeroes: nothing to discard. */
-	if (job->rec.base_dst_id == DMREPL_THIN_ID_ANY)
+	if (!job->incremental)
 		flags |= DMREPL_COPY_DST_ZEROED;
 	r = r ?: dmrepl_copy_set_engine(copy, rep->engine);
 	r = r ?: dmrepl_copy_set_queue_depth(copy, rep->queue_depth);
@@ -563,7 +326,7 @@ static int copy_extents(struct job *job)
 	int r;
 
 	r = dmrepl_copy_new(job->ctx, dmrepl_thin_dev_get_path(job->src_dev),
-			    dmrepl_thin_dev_get_path(job->dst_dev), &copy);
+			    job->dst_path, &copy);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&rep->lock);
@@ -590,82 +353,20 @@ static int copy_extents(struct job *job)
 
 static int deactivate(struct job *job)
 {
-	int r = dmrepl_thin_deactivate(job->dst_dev);
+	int r = dmrepl_dest_deactivate(&job->dst);
 	int q = dmrepl_thin_deactivate(job->src_dev);
 
-	job->dst_dev = job->src_dev = NULL;
+	job->src_dev = NULL;
 	return r ?: q;
 }
 
-/* ---- commit ---- */
-
-static int commit(struct job *job)
-{
-	struct dmrepl_metadata *md = NULL;
-	int r;
-
-	r = dmrepl_pool_create_snapshot(job->dst, job->rec.dst.thin_id,
-					job->rec.anchor_id, NULL);
-	if (r < 0)
-		return r;
-	job->anchored = true;
-	/* Reserving the metadata snapshot commits the pool's transaction. */
-	r = dmrepl_metadata_open_pool(job->ctx, job->rep->dst_name, &md);
-	if (r < 0)
-		return r;
-	r = dmrepl_thin_ident_read(md, job->rec.dst.thin_id, &job->rec.dst);
-	dmrepl_metadata_unref(md);
-	if (r < 0)
-		return r;
-	job->rec.pid = 0;
-	job->rec.time = (uint64_t)time(NULL);
-	r = dmrepl_lineage_write(job->ctx, job->dir, "replica", &job->rec);
-	if (r < 0)
-		return r;
-	/* From here on the device is a replica: never delete it. */
-	job->created = false;
-	job->anchored = false;
-	job->staged = false;
-	dmrepl_lineage_remove(job->ctx, job->dir, "staging",
-			      job->rec.dst.thin_id);
-	return 0;
-}
-
-/* ---- undo and release ---- */
-
-static void undo(struct job *job)
-{
-	int r;
-
-	deactivate(job);
-	if (job->anchored &&
-	    dmrepl_pool_delete_thin(job->dst, job->rec.anchor_id) < 0)
-		return; /* keep the staging record for the next run */
-	if (job->created) {
-		r = dmrepl_pool_delete_thin(job->dst, job->rec.dst.thin_id);
-		if (r < 0) {
-			err(job->ctx,
-			    "%s: the unfinished thin %" PRIu64 " could not be "
-			    "deleted; the next replication into the pool will "
-			    "delete it",
-			    job->rep->dst_name, job->rec.dst.thin_id);
-			return; /* keep the staging record for that */
-		}
-		info(job->ctx, "%s: deleted the unfinished thin %" PRIu64,
-		     job->rep->dst_name, job->rec.dst.thin_id);
-	}
-	if (job->staged)
-		dmrepl_lineage_remove(job->ctx, job->dir, "staging",
-				      job->rec.dst.thin_id);
-}
+/* ---- release ---- */
 
 static void job_release(struct job *job)
 {
 	if (job->spool)
 		fclose(job->spool);
-	if (job->lock_fd >= 0)
-		close(job->lock_fd);
-	dmrepl_pool_unref(job->dst);
+	dmrepl_dest_close(&job->dst);
 	dmrepl_pool_unref(job->src);
 }
 
@@ -676,8 +377,9 @@ static int already_done(struct job *job)
 	struct dmrepl_lineage_record rec;
 	struct dmrepl_replicate *rep = job->rep;
 
-	if (rep->full || !find_replica(job, rep->snap_id, &rec) ||
-	    !dmrepl_thin_ident_equal(&rec.src, &job->rec.src))
+	if (rep->full ||
+	    !dmrepl_dest_find_replica(&job->dst, rep->src_name, rep->snap_id, &rec) ||
+	    !dmrepl_thin_ident_equal(&rec.src, &job->dst.rec.src))
 		return 0;
 	notice(job->ctx, "thin %" PRIu64 " of %s is already replicated as thin %" PRIu64
 			 " of %s",
@@ -687,6 +389,25 @@ static int already_done(struct job *job)
 	rep->result.size_bytes = rec.size_bytes;
 	rep->result.already_replicated = 1;
 	return 1;
+}
+
+static int copy_steps(struct job *job)
+{
+	struct dmrepl_replicate *rep = job->rep;
+	int r;
+
+	snprintf(job->dst.rec.src_pool, sizeof(job->dst.rec.src_pool), "%s",
+		 rep->src_name);
+	r = dmrepl_dest_begin(&job->dst, job->incremental ? &job->base_rec : NULL);
+	if (r == 0 && !cancelled(rep))
+		r = activate(job);
+	if (r == 0 && !cancelled(rep))
+		r = copy_extents(job);
+	if (r == 0)
+		r = deactivate(job);
+	if (r == 0 && cancelled(rep))
+		r = -ECANCELED;
+	return r;
 }
 
 static int run_steps(struct job *job)
@@ -699,48 +420,40 @@ static int run_steps(struct job *job)
 	if (r < 0)
 		return r;
 	set_phase(rep, DMREPL_PHASE_DELTA);
-	job->rec.base_dst_id = DMREPL_THIN_ID_ANY;
+	job->incremental = !rep->full && rep->base_id != DMREPL_THIN_ID_ANY;
 	r = read_source(job);
 	if (r < 0)
 		return r;
 	if (already_done(job))
 		return 0;
-	if (!rep->full && rep->base_id != DMREPL_THIN_ID_ANY)
-		job->rec.base_dst_id = job->base_rec.dst.thin_id;
 	r = resolve_size(job);
 	if (r < 0 || cancelled(rep))
 		return r < 0 ? r : -ECANCELED;
 	set_phase(rep, DMREPL_PHASE_COPY);
-	r = create_new(job);
-	if (r == 0 && !cancelled(rep))
-		r = activate(job);
-	if (r == 0 && !cancelled(rep))
-		r = copy_extents(job);
-	if (r == 0)
-		r = deactivate(job);
-	if (r == 0 && cancelled(rep))
-		r = -ECANCELED;
+	r = copy_steps(job);
 	if (r < 0)
 		return r;
 	set_phase(rep, DMREPL_PHASE_COMMIT);
-	r = commit(job);
+	r = dmrepl_dest_commit(&job->dst);
 	if (r < 0)
 		return r;
-	rep->result.dst_thin_id = job->rec.dst.thin_id;
-	rep->result.base_dst_thin_id = job->rec.base_dst_id;
-	rep->result.size_bytes = job->rec.size_bytes;
-	rep->result.full = job->rec.base_dst_id == DMREPL_THIN_ID_ANY;
+	rep->result.dst_thin_id = job->dst.rec.dst.thin_id;
+	rep->result.base_dst_thin_id = job->dst.rec.base_dst_id;
+	rep->result.size_bytes = job->dst.rec.size_bytes;
+	rep->result.full = !job->incremental;
 	return 0;
 }
 
 static int run_job(struct dmrepl_replicate *rep)
 {
-	struct job job = {.rep = rep, .ctx = rep->ctx, .lock_fd = -1};
+	struct job job = {.rep = rep, .ctx = rep->ctx, .dst.lock_fd = -1};
 	int r;
 
 	r = run_steps(&job);
-	if (r < 0)
-		undo(&job);
+	if (r < 0) {
+		dmrepl_thin_deactivate(job.src_dev);
+		dmrepl_dest_undo(&job.dst, false);
+	}
 	job_release(&job);
 	pthread_mutex_lock(&rep->lock);
 	rep->status = r;
