@@ -559,21 +559,28 @@ static void format_size(uint32_t bytes, char *buf, size_t size)
 }
 
 /*
- * Registering the buffers with io_uring pins every page of them up front
- * (depth x I/O size: 33 MiB by default), which costs about 0.1 s in the
- * test VM: worth it for a long copy, whose every I/O then skips mapping
- * its pages, not for a small incremental that touches a few of them. A
- * copy known to move less than this many times the buffers' size keeps
- * them unregistered.
+ * A copy known to be small gets smaller buffers. Registering them with
+ * io_uring pins every page up front (depth x I/O size: 33 MiB by
+ * default, about 0.1 s in the test VM), and an incremental of a few MiB
+ * in scattered blocks would use a sliver of each. Unregistered buffers
+ * are no way out: their first use faults in pages, which sends each I/O
+ * to io_uring's workers, one after the other. So the I/O size becomes
+ * the smallest power of two from 64 KiB up whose depth buffers hold the
+ * whole copy, when that is below the one set.
  */
-#define REGISTER_MIN_ROUNDS 4u
+#define SMALL_IO_SIZE (64u << 10)
 
-static bool register_buffers(const struct dmrepl_copy *copy)
+static void fit_io_size(struct dmrepl_copy *copy)
 {
 	uint64_t total = __atomic_load_n(&copy->stats.total_bytes, __ATOMIC_RELAXED);
+	uint32_t size = SMALL_IO_SIZE;
 
-	return total == 0 ||
-	       total / ((uint64_t)copy->depth * copy->io_size) >= REGISTER_MIN_ROUNDS;
+	if (total == 0)
+		return;		/* not known */
+	while (size < copy->io_size && (uint64_t)size * copy->depth < total)
+		size *= 2;
+	if (size < copy->io_size && size % copy->align == 0)
+		copy->io_size = size;
 }
 
 static int open_engine(struct dmrepl_copy *copy)
@@ -584,7 +591,7 @@ static int open_engine(struct dmrepl_copy *copy)
 	copy->io.ctx = copy->ctx;
 	copy->io.depth = copy->depth;
 	copy->io.bufs = copy->iov;
-	copy->io.nr_bufs = register_buffers(copy) ? copy->depth + 1 : 0;
+	copy->io.nr_bufs = copy->depth + 1;
 	copy->io.ioprio = copy->ioprio;
 	r = dmrepl_io_open(&copy->io, copy->engine);
 	if (r < 0)
@@ -609,8 +616,10 @@ DMREPL_EXPORT int dmrepl_copy_open(struct dmrepl_copy *copy)
 		r = open_end(copy, &copy->dst, O_WRONLY);
 	if (r == 0)
 		r = check_ends(copy);
-	if (r == 0)
+	if (r == 0) {
+		fit_io_size(copy);
 		r = alloc_buffers(copy);
+	}
 	if (r == 0)
 		r = open_engine(copy);
 	if (r < 0) {

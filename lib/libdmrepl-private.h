@@ -498,6 +498,39 @@ int dmrepl_lineage_foreach(struct dmrepl_ctx *ctx, const char *dir,
 			   void *userdata);
 /* An exclusive flock on DIR/lock, without waiting: -EBUSY (logged). */
 int dmrepl_lineage_lock(struct dmrepl_ctx *ctx, const char *dir, int *ret_fd);
+/*
+ * The newest replica record in @dir of thin @src_id of @src_pool (a
+ * source id may have been replicated twice). Return: 0, -ENOENT (none;
+ * not logged), or the error of reading @dir.
+ */
+int dmrepl_lineage_find_replica(struct dmrepl_ctx *ctx, const char *dir,
+				const char *src_pool, uint64_t src_id,
+				struct dmrepl_lineage_record *ret);
+
+#include <stdio.h>
+
+/*
+ * lib/replicas.c, for verify. dmrepl_replica_lookup(): the replica of
+ * thin @src_id of @src_pool that @dst_pool holds (its newest lineage
+ * record under @state_dir, NULL for the default) and its state, ok or
+ * modified (written to since it was received: not an error, a
+ * comparison shows how). Return: 0; -ENOENT when there is no record or
+ * the replica was deleted (logged).
+ * dmrepl_replica_check_source(): check, through the source pool's
+ * metadata snapshot (released before it returns), that thin @rec->src is
+ * still the snapshot that was replicated; with @spool, write its mapped
+ * extents there (struct dmrepl_extent, binary) and count them. Return:
+ * 0; -ESTALE when it was deleted, its id reused or written to (logged).
+ */
+int dmrepl_replica_lookup(struct dmrepl_ctx *ctx, const char *state_dir,
+			  const char *src_pool, uint64_t src_id,
+			  const char *dst_pool,
+			  struct dmrepl_lineage_record *ret_rec,
+			  enum dmrepl_replica_state *ret_state);
+int dmrepl_replica_check_source(struct dmrepl_ctx *ctx, const char *dst_pool,
+				const struct dmrepl_lineage_record *rec,
+				FILE *spool, uint64_t *ret_nr_extents,
+				uint64_t *ret_total_bytes);
 
 /*
  * ---- Persistent-data btrees (btree.c) ----

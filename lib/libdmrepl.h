@@ -715,6 +715,10 @@ struct dmrepl_replica_info {
 	uint64_t size_bytes;
 	uint64_t received_time;		/* seconds since the epoch */
 	enum dmrepl_replica_state state;
+	/* The source snapshot's identity when it was replicated. */
+	uint32_t src_creation_time;	/* the source pool's snapshot counter */
+	uint64_t src_root;		/* its mapping tree's root block */
+	uint64_t src_mapped_blocks;
 };
 
 /* "ok", "modified", "missing". */

@@ -402,6 +402,44 @@ int dmrepl_lineage_foreach(struct dmrepl_ctx *ctx, const char *dir,
 	return r;
 }
 
+struct find_newest {
+	const char *src_pool;
+	uint64_t src_id;
+	struct dmrepl_lineage_record *ret;
+	bool found;
+};
+
+/* The newest record wins: a source id may have been replicated twice. */
+static int match_newest(const struct dmrepl_lineage_record *rec, void *data)
+{
+	struct find_newest *f = data;
+
+	if (strcmp(rec->src_pool, f->src_pool) != 0 ||
+	    rec->src.thin_id != f->src_id)
+		return 0;
+	if (!f->found || rec->time >= f->ret->time)
+		*f->ret = *rec;
+	f->found = true;
+	return 0;
+}
+
+int dmrepl_lineage_find_replica(struct dmrepl_ctx *ctx, const char *dir,
+				const char *src_pool, uint64_t src_id,
+				struct dmrepl_lineage_record *ret)
+{
+	struct dmrepl_lineage_record rec;
+	struct find_newest f = {src_pool, src_id, &rec, false};
+	int r;
+
+	r = dmrepl_lineage_foreach(ctx, dir, "replica", match_newest, &f);
+	if (r < 0)
+		return r;
+	if (!f.found)
+		return -ENOENT;
+	*ret = rec;
+	return 0;
+}
+
 /* ---- the destination's lock ---- */
 
 int dmrepl_lineage_lock(struct dmrepl_ctx *ctx, const char *dir, int *ret_fd)

@@ -2,12 +2,14 @@
 /*
  * What a destination pool holds: its lineage records, each checked
  * against the pool's metadata (still there, and unchanged since it was
- * received).
+ * received); and, for verify, one replica and its source snapshot.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +90,9 @@ static int report(struct dmrepl_metadata *md, const struct collect *c,
 		    .base_dst_thin_id = rec->base_dst_id,
 		    .size_bytes = rec->size_bytes,
 		    .received_time = rec->time,
+		    .src_creation_time = rec->src.creation_time,
+		    .src_root = rec->src.root,
+		    .src_mapped_blocks = rec->src.mapped_blocks,
 		};
 		info.state = check(md, rec, &r);
 		if (r == 0)
@@ -124,4 +129,120 @@ out:
 	dmrepl_metadata_unref(md);
 	free(c.recs);
 	return r;
+}
+
+/* ---- one replica, for verify ---- */
+
+int dmrepl_replica_lookup(struct dmrepl_ctx *ctx, const char *state_dir,
+			  const char *src_pool, uint64_t src_id,
+			  const char *dst_pool,
+			  struct dmrepl_lineage_record *ret_rec,
+			  enum dmrepl_replica_state *ret_state)
+{
+	struct dmrepl_lineage_record rec;
+	struct dmrepl_metadata *md = NULL;
+	enum dmrepl_replica_state state;
+	char dir[PATH_MAX];
+	int r, e = 0;
+
+	if (!ctx || !src_pool || !dst_pool || !ret_rec || !ret_state)
+		return -EINVAL;
+	r = dmrepl_lineage_dir(state_dir ? state_dir : dmrepl_state_dir_default(),
+			       dst_pool, dir, sizeof(dir));
+	if (r < 0)
+		return r;
+	r = dmrepl_lineage_find_replica(ctx, dir, src_pool, src_id, &rec);
+	if (r == -ENOENT)
+		err(ctx, "%s holds no replica of thin %" PRIu64 " of %s",
+		    dst_pool, src_id, src_pool);
+	if (r < 0)
+		return r;
+	r = dmrepl_metadata_open_pool(ctx, dst_pool, &md);
+	if (r < 0)
+		return r;
+	state = check(md, &rec, &e);
+	dmrepl_metadata_unref(md);
+	if (e < 0)
+		return e;
+	if (state == DMREPL_REPLICA_MISSING) {
+		err(ctx, "%s: thin %" PRIu64 ", the replica of thin %" PRIu64
+		    " of %s, was deleted", dst_pool, rec.dst.thin_id, src_id,
+		    src_pool);
+		return -ENOENT;
+	}
+	*ret_rec = rec;
+	*ret_state = state;
+	return 0;
+}
+
+static int spool_mapped(struct dmrepl_metadata *md, uint64_t thin_id,
+			FILE *spool, uint64_t *ret_nr, uint64_t *ret_total)
+{
+	struct dmrepl_mapped *m = NULL;
+	struct dmrepl_extent e;
+	uint64_t nr = 0, total = 0;
+	int r;
+
+	r = dmrepl_mapped_new(md, thin_id, &m);
+	while (r == 0 && (r = dmrepl_mapped_next_extent(m, &e)) == 0) {
+		if (fwrite(&e, sizeof(e), 1, spool) != 1) {
+			r = -errno ? -errno : -EIO;
+			err(dmrepl_metadata_get_ctx(md), "cannot write the extent "
+			    "list to a temporary file: %s", strerror(-r));
+			break;
+		}
+		nr++;
+		total += e.length_bytes;
+	}
+	dmrepl_mapped_unref(m);
+	if (r < 0)
+		return r;
+	if (fflush(spool) != 0)
+		return -EIO;
+	rewind(spool);
+	*ret_nr = nr;
+	*ret_total = total;
+	return 0;
+}
+
+static int source_changed(struct dmrepl_ctx *ctx, const char *dst_pool,
+			  const struct dmrepl_lineage_record *rec, const char *why)
+{
+	err(ctx, "thin %" PRIu64 " of %s is not the snapshot that thin %" PRIu64
+	    " of %s replicates: %s", rec->src.thin_id, rec->src_pool,
+	    rec->dst.thin_id, dst_pool, why);
+	return -ESTALE;
+}
+
+int dmrepl_replica_check_source(struct dmrepl_ctx *ctx, const char *dst_pool,
+				const struct dmrepl_lineage_record *rec,
+				FILE *spool, uint64_t *ret_nr_extents,
+				uint64_t *ret_total_bytes)
+{
+	struct dmrepl_metadata *md = NULL;
+	struct dmrepl_thin_ident now;
+	uint64_t nr = 0, total = 0;
+	int r;
+
+	if (!ctx || !dst_pool || !rec)
+		return -EINVAL;
+	r = dmrepl_metadata_open_pool(ctx, rec->src_pool, &md);
+	if (r < 0)
+		return r;
+	r = dmrepl_thin_ident_read(md, rec->src.thin_id, &now);
+	if (r == -ENOENT)
+		r = source_changed(ctx, dst_pool, rec, "it was deleted since");
+	else if (r == 0 && !dmrepl_thin_ident_equal(&now, &rec->src))
+		r = source_changed(ctx, dst_pool, rec, "it was deleted and its "
+				   "id reused, or written to since");
+	if (r == 0 && spool)
+		r = spool_mapped(md, rec->src.thin_id, spool, &nr, &total);
+	dmrepl_metadata_unref(md); /* releases the metadata snapshot */
+	if (r < 0)
+		return r;
+	if (ret_nr_extents)
+		*ret_nr_extents = nr;
+	if (ret_total_bytes)
+		*ret_total_bytes = total;
+	return 0;
 }

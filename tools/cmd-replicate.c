@@ -17,11 +17,16 @@
 #include "dmrepl.h"
 #include "json.h"
 #include "progress.h"
+#include "remote.h"
 
 static const char *const subcmd = "replicate";
 
 struct replicate_opts {
 	const char *src_pool, *dst_pool, *state_dir;
+	/* --to: another host, through a stream (tools/remote.c) */
+	struct remote_opts remote;
+	const char *source_name;
+	int zstd_level;
 	uint64_t snap_id, base_id, size_bytes;
 	bool has_snap, full, json, quiet, detect_zeroes;
 	enum dmrepl_engine engine;
@@ -35,6 +40,8 @@ static void usage(FILE *out)
 		"Usage:\n"
 		"  %1$s replicate --pool SRC --snap ID [--base ID] --to-pool DST\n"
 		"                 [--full] [--size SIZE] [options]\n"
+		"  %1$s replicate --pool SRC --snap ID [--base ID] [--chain]\n"
+		"                 --to ssh://[USER@]HOST/POOL [--transport CMD] [options]\n"
 		"\n"
 		"Replicate thin snapshot ID of pool SRC into pool DST, both active\n"
 		"device-mapper thin pools on this host. With --base, only the blocks\n"
@@ -49,6 +56,16 @@ static void usage(FILE *out)
 		"  -s, --snap ID           the thin snapshot to replicate\n"
 		"  -b, --base ID           an older snapshot DST holds a replica of\n"
 		"  -t, --to-pool DST       the destination pool (dm name)\n"
+		"      --to URL            ssh://[USER@]HOST/POOL: a pool on another host,\n"
+		"                          through dmrepl receive there; the base is the\n"
+		"                          newest snapshot it holds a replica of\n"
+		"      --transport CMD     instead of ssh: CMD gets the far side's command\n"
+		"                          line as one argument (e.g. 'sh -c')\n"
+		"      --remote-dmrepl PATH  dmrepl on the far side (default dmrepl)\n"
+		"      --remote-state-dir DIR  the far side's state directory\n"
+		"      --chain             with --to: also the snapshots in between\n"
+		"  -z, --compress[=LEVEL]  with --to: zstd-compress the stream\n"
+		"      --source-name NAME  with --to: this pool's name (HOSTNAME:SRC)\n"
 		"  -f, --full              copy in full even with --base (force_full_copy)\n"
 		"      --size SIZE         the snapshot's size (default: that of an\n"
 		"                          active device of it, else of the base)\n"
@@ -81,7 +98,19 @@ static int parse_number(const char *opt, const char *arg, bool size,
 enum {
 	OPT_SIZE = 256, OPT_STATE_DIR, OPT_ENGINE, OPT_QD, OPT_IO_SIZE,
 	OPT_BWLIMIT, OPT_IONICE, OPT_DETECT_ZEROES,
+	OPT_TO, OPT_TRANSPORT, OPT_REMOTE_DMREPL, OPT_REMOTE_STATE_DIR, OPT_CHAIN,
+	OPT_SOURCE_NAME,
 };
+
+static int parse_level(const char *arg, int *ret)
+{
+	uint64_t v = 3;
+
+	if (arg && (tool_parse_u64(arg, 19, &v) < 0 || v == 0))
+		return tool_usage_error(subcmd, "--compress: level '%s' is not 1-19", arg);
+	*ret = (int)v;
+	return 0;
+}
 
 static int parse_one(int c, const char *arg, struct replicate_opts *o)
 {
@@ -99,6 +128,13 @@ static int parse_one(int c, const char *arg, struct replicate_opts *o)
 	case OPT_IO_SIZE: return parse_number("--io-size", arg, true, &o->io_size);
 	case OPT_BWLIMIT: return parse_number("--bwlimit", arg, true, &o->bwlimit);
 	case OPT_DETECT_ZEROES: o->detect_zeroes = true; return 0;
+	case OPT_TO: o->remote.url = arg; return 0;
+	case OPT_TRANSPORT: o->remote.transport = arg; return 0;
+	case OPT_REMOTE_DMREPL: o->remote.remote_dmrepl = arg; return 0;
+	case OPT_REMOTE_STATE_DIR: o->remote.remote_state_dir = arg; return 0;
+	case OPT_CHAIN: o->remote.chain = true; return 0;
+	case OPT_SOURCE_NAME: o->source_name = arg; return 0;
+	case 'z': return parse_level(arg, &o->zstd_level);
 	case OPT_ENGINE:
 		if (dmrepl_engine_from_name(arg, &o->engine) < 0)
 			return tool_usage_error(subcmd, "--engine: '%s' is not one of auto, uring, aio, sync", arg);
@@ -128,6 +164,13 @@ static int parse_options(int argc, char *argv[], struct replicate_opts *o)
 		{ "bwlimit", required_argument, NULL, OPT_BWLIMIT },
 		{ "ionice", required_argument, NULL, OPT_IONICE },
 		{ "detect-zeroes", no_argument, NULL, OPT_DETECT_ZEROES },
+		{ "to", required_argument, NULL, OPT_TO },
+		{ "transport", required_argument, NULL, OPT_TRANSPORT },
+		{ "remote-dmrepl", required_argument, NULL, OPT_REMOTE_DMREPL },
+		{ "remote-state-dir", required_argument, NULL, OPT_REMOTE_STATE_DIR },
+		{ "chain", no_argument, NULL, OPT_CHAIN },
+		{ "source-name", required_argument, NULL, OPT_SOURCE_NAME },
+		{ "compress", optional_argument, NULL, 'z' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -136,15 +179,19 @@ static int parse_options(int argc, char *argv[], struct replicate_opts *o)
 	int c, r;
 
 	o->base_id = DMREPL_THIN_ID_ANY;
-	while ((c = getopt_long(argc, argv, "p:s:b:t:fjqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:s:b:t:fz::jqh", longopts, NULL)) != -1) {
 		r = parse_one(c, optarg, o);
 		if (r)
 			return r;
 	}
 	if (optind < argc)
 		return tool_usage_error(subcmd, "unexpected argument '%s'", argv[optind]);
-	if (!o->src_pool || !o->dst_pool || !o->has_snap)
-		return tool_usage_error(subcmd, "--pool, --snap and --to-pool are required");
+	if (!o->src_pool || !o->has_snap || !o->dst_pool == !o->remote.url)
+		return tool_usage_error(subcmd, "--pool, --snap and one of --to-pool and --to are required");
+	if (!o->remote.url && (o->remote.transport || o->remote.chain || o->zstd_level ||
+			       o->source_name || o->remote.remote_dmrepl))
+		return tool_usage_error(subcmd, "--transport, --chain, --compress, "
+					"--source-name and --remote-dmrepl go with --to");
 	if (o->base_id == o->snap_id)
 		return tool_usage_error(subcmd, "--base and --snap are the same thin id");
 	return 0;
@@ -171,17 +218,23 @@ static int configure(struct dmrepl_replicate *rep, const struct replicate_opts *
 	return r;
 }
 
-/* Poll the job ten times a second until it ends; a signal cancels it. */
+/*
+ * Poll the job until it ends; a signal cancels it. The progress is shown
+ * ten times a second, but the end is looked for every 10 ms: a small
+ * incremental takes a few tenths of a second, and waiting out a whole
+ * tenth after it would add a quarter to it.
+ */
 static void watch(struct dmrepl_replicate *rep, struct progress *p)
 {
-	const struct timespec tick = { 0, 100 * 1000 * 1000 };
+	const struct timespec tick = { 0, 10 * 1000 * 1000 };
 	struct dmrepl_replicate_progress pr;
 	bool cancelled = false;
 
-	for (;;) {
+	for (unsigned int n = 0;; n++) {
 		dmrepl_replicate_get_progress(rep, &pr);
-		progress_update(p, dmrepl_replicate_phase_name(pr.phase),
-				pr.done_bytes, pr.total_bytes);
+		if (pr.finished || n % 10 == 0)
+			progress_update(p, dmrepl_replicate_phase_name(pr.phase),
+					pr.done_bytes, pr.total_bytes);
 		if (pr.finished)
 			return;
 		if (tool_interrupted && !cancelled) {
@@ -224,6 +277,42 @@ static void print_result(const struct replicate_opts *o,
 	json_end(&j);
 }
 
+static void show(uint64_t done, uint64_t total, void *data)
+{
+	progress_update(data, "send", done, total);
+}
+
+static int to_remote(struct dmrepl_ctx *ctx, struct replicate_opts *o)
+{
+	struct dmrepl_send_opts so = {
+	    .pool = o->src_pool,
+	    .source_name = o->source_name,
+	    .size_bytes = o->size_bytes,
+	    .zstd_level = o->zstd_level,
+	    .detect_zeroes = o->detect_zeroes,
+	    .engine = o->engine,
+	    .queue_depth = (unsigned int)o->queue_depth,
+	    .io_size = (uint32_t)o->io_size,
+	    .progress = show,
+	    .cancel = (const volatile int *)&tool_interrupted,
+	};
+	struct progress *p;
+	int rc;
+
+	o->remote.pool = o->src_pool;
+	o->remote.snap_id = o->snap_id;
+	o->remote.base_id = o->base_id;
+	o->remote.full = o->full;
+	o->remote.json = o->json;
+	o->remote.quiet = o->quiet;
+	/* Standard output carries the result: progress as a bar only. */
+	p = progress_new(o->quiet || o->json ? PROGRESS_QUIET : PROGRESS_AUTO, subcmd);
+	so.progress_data = p;
+	rc = remote_replicate(ctx, &o->remote, &so);
+	progress_free(p);
+	return rc;
+}
+
 static double now_seconds(void)
 {
 	struct timespec ts;
@@ -261,6 +350,8 @@ int cmd_replicate(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	tool_catch_signals();
+	if (o.remote.url)
+		return to_remote(ctx, &o);
 	r = dmrepl_replicate_new(ctx, o.src_pool, o.snap_id, o.dst_pool, &rep);
 	if (r == 0)
 		r = configure(rep, &o);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 
 #include "dmrepl.h"
 
@@ -143,6 +144,17 @@ int tool_interrupted_exit(const char *subcmd)
 	return 128 + tool_interrupted;
 }
 
+static struct timespec log_start;
+
+static double elapsed_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - log_start.tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - log_start.tv_nsec) / 1e6;
+}
+
 __attribute__((format(printf, 6, 0)))
 static void log_to_stderr(struct dmrepl_ctx *ctx, int priority, const char *file,
 			  int line, const char *fn, const char *format,
@@ -157,6 +169,9 @@ static void log_to_stderr(struct dmrepl_ctx *ctx, int priority, const char *file
 		library_errors++;
 	fprintf(stderr, "%s: %s: ", program_name,
 		labels[priority >= 0 && priority <= 7 ? priority : 3]);
+	/* With debug on, the time since start: where the seconds go. */
+	if (dmrepl_get_log_priority(ctx) >= LOG_DEBUG)
+		fprintf(stderr, "[%8.3f ms] ", elapsed_ms());
 	vfprintf(stderr, format, args);
 	if (priority == 7)
 		fprintf(stderr, " (%s:%d %s)", file, line, fn);
@@ -178,6 +193,7 @@ void tool_fail(const char *subcmd, const char *fmt, ...)
 
 void tool_setup_log(struct dmrepl_ctx *ctx)
 {
+	clock_gettime(CLOCK_MONOTONIC, &log_start);
 	dmrepl_set_log_fn(ctx, log_to_stderr, NULL);
 }
 

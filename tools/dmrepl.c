@@ -26,6 +26,8 @@ static const struct subcommand subcommands[] = {
 	{ "snapshot", "take a consistent snapshot of an active thin device", cmd_snapshot },
 	{ "replicate", "replicate a thin snapshot into another pool, in full or incrementally", cmd_replicate },
 	{ "replicas", "list the replicas a destination pool holds", cmd_replicas },
+	{ "send", "write a snapshot, or its delta from a base, as a stream", cmd_send },
+	{ "receive", "apply a stream to a pool, all or nothing", cmd_receive },
 	{ "help", "show help for dmrepl or one subcommand", cmd_help },
 	{ "version", "print the version", cmd_version },
 };

@@ -111,5 +111,7 @@ int cmd_snapshot(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_replicate(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_replicas(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_verify(struct dmrepl_ctx *ctx, int argc, char *argv[]);
+int cmd_send(struct dmrepl_ctx *ctx, int argc, char *argv[]);
+int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 
 #endif

@@ -5,9 +5,32 @@
 # cycle, and two devices sharing one mapping tree). Needs
 # thin_restore and python3; the seeds are committed, so this only runs
 # when they should change.
+#
+#   tests/fuzz/make-seeds.sh [stream]
+#
+# "stream" regenerates only fuzz-stream's seeds (corpus-stream/), written
+# by make-stream-seeds.c with the stream writer; it needs cc, libzstd-dev
+# and libxxhash-dev, not thin_restore.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+
+stream_seeds() {
+	gen=$(mktemp -d)
+	printf '#define PACKAGE_VERSION "seeds"\n' >"$gen/config.h"
+	${CC:-cc} -O1 -D_GNU_SOURCE -include "$gen/config.h" -I"$gen" -I"$top/lib" \
+		"$here/make-stream-seeds.c" "$top/lib/stream.c" \
+		"$top/lib/context.c" -lzstd -lxxhash -o "$gen/make-stream-seeds"
+	mkdir -p "$here/corpus-stream"
+	"$gen/make-stream-seeds" "$here/corpus-stream"
+	rm -rf "$gen"
+	ls -l "$here/corpus-stream"
+}
+if [ "${1:-}" = stream ]; then
+	stream_seeds
+	exit 0
+fi
 seeds=$here/corpus-metadata
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -129,3 +152,4 @@ reseal(img, top // B, 121107)
 save('two-level-shared', img)
 PY
 ls -l "$seeds"
+stream_seeds

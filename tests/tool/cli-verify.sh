@@ -1,7 +1,9 @@
 #!/bin/sh
 # dmrepl verify on files: exit codes (0 equal, 1 different or failed,
 # 2 usage), the mismatching ranges it prints, --extents from a file and
-# from stdin, --json, and the errors that name what is wrong.
+# from stdin, --json, and the errors that name what is wrong. The pool
+# form's usage errors and its "no replica" (exit 3); the rest of it needs
+# device-mapper: tests/integration/verify-pool.sh.
 set -u
 
 DMREPL=${DMREPL:-tools/dmrepl}
@@ -34,6 +36,17 @@ expect "bad --chunk-size"     2 "--chunk-size: 'big'"              -- verify --c
 expect "zero --chunk-size"    2 "--chunk-size: '0'"                -- verify --chunk-size 0 "$a" "$b"
 expect "chunk size not a multiple of 512" 2 "--chunk-size: '1000' is not a multiple of 512" -- verify --chunk-size 1000 "$a" "$b"
 expect "chunk size too large" 2 "--chunk-size: '134217728'"         -- verify --chunk-size 134217728 "$a" "$b"
+
+# The pool form: its usage errors, and a missing replica (found from the
+# lineage records alone, before any device-mapper call).
+expect "pool form: incomplete"   2 '--pool, --snap and --to-pool go together' -- verify --pool p --snap 1
+expect "pool form: with A B"     2 '--pool takes no A and B'         -- verify --pool p --snap 1 --to-pool q "$a" "$b"
+expect "pool form: --extents"    2 '--extents does not go with --pool' -- verify --pool p --snap 1 --to-pool q -e x
+expect "pool form: same pool"    2 'are the same pool'               -- verify --pool p --snap 1 --to-pool p
+expect "pool form: bad --snap"   2 "--snap: 'x' is not a thin device id" -- verify --pool p --snap x --to-pool q
+expect "pool form: bad --size"   2 "--size: '1000' is not a positive multiple of 512" -- verify --pool p --snap 1 --to-pool q --size 1000
+expect "--size without --pool"   2 '--size and --state-dir go with --pool' -- verify --size 1M "$a" "$b"
+expect "pool form: no replica"   3 'q holds no replica of thin 7 of p$' -- verify --pool p --snap 7 --to-pool q --state-dir "$tmp/state"
 
 expect "equal files"          0 "are equal: 3145728 bytes compared" -- verify "$a" "$b"
 check "no progress bar when stderr is not a terminal" test ! -s "$tmp/err"

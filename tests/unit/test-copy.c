@@ -550,6 +550,26 @@ static void test_bwlimit(void)
 	CU_ASSERT(now() - t0 < 2.5);
 }
 
+/* A copy known to be small gets the smallest buffers that hold it. */
+static void test_fit_io_size(void)
+{
+	struct dmrepl_extent x = { DMREPL_EXTENT_COPY, 0, 3 * MiB };
+	struct run run = { .depth = 4, .io_size = 4 * MiB };
+	uint8_t *src, *got;
+
+	src = random_file(src_path, 3 * MiB, 1);
+	free(random_file(dst_path, 3 * MiB, 2));
+	CU_ASSERT_EQUAL(run_copy(&run, &x, 1), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(log_buf, "queue depth 4, 1 MiB I/Os"));
+	got = read_file(dst_path, 3 * MiB);
+	CU_ASSERT(src && got && memcmp(got, src, 3 * MiB) == 0);
+	free(got);
+	free(src);
+	run.io_size = 512 * KiB;	/* already small enough: kept */
+	CU_ASSERT_EQUAL(run_copy(&run, &x, 1), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(log_buf, "queue depth 4, 512 KiB I/Os"));
+}
+
 static void test_uring_fallback(void)
 {
 	struct dmrepl_extent x = { DMREPL_EXTENT_COPY, 0, 1 * MiB };
@@ -560,7 +580,8 @@ static void test_uring_fallback(void)
 	CU_ASSERT_EQUAL(run_copy(&run, &x, 1), 0);
 	if (engine_ok[DMREPL_ENGINE_URING])
 		CU_ASSERT_STRING_EQUAL(run.engine_name, "uring");
-	CU_ASSERT_PTR_NOT_NULL(strstr(log_buf, "queue depth 32, 1 MiB I/Os"));
+	/* 1 MiB in all: 64 KiB buffers hold it, not 32 of 1 MiB. */
+	CU_ASSERT_PTR_NOT_NULL(strstr(log_buf, "queue depth 32, 64 KiB I/Os"));
 
 	setenv("DMREPL_IO_URING_DISABLE", "1", 1);
 	CU_ASSERT_EQUAL(run_copy(&run, &x, 1), 0);
@@ -660,6 +681,7 @@ static CU_TestInfo copy_tests[] = {
 	{ "cancel", test_cancel },
 	{ "setters and state", test_setters },
 	{ "bandwidth limit", test_bwlimit },
+	{ "small copies get small buffers", test_fit_io_size },
 	{ "io_uring fallback", test_uring_fallback },
 	{ "I/O priority", test_ioprio },
 	CU_TEST_INFO_NULL,

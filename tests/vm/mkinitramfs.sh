@@ -40,6 +40,8 @@ MODULES=(
 )
 # Host programs copied (with their libraries) into the guest.
 HOST_PROGS=(dmsetup losetup blockdev blkdiscard pdata_tools)
+# ssh on loopback for the stream tests (dropbear-bin).
+HOST_PROGS+=(dropbear dbclient dropbearkey)
 
 die() { echo "$prog: error: $*" >&2; exit 1; }
 
@@ -236,6 +238,10 @@ add_tests() {
 add_skeleton() {
 	mkdir -p "$stage"/{proc,sys,dev,tmp,run,etc,usr/bin,usr/sbin,sbin}
 	ln -s /proc/mounts "$stage/etc/mtab"
+	# A root account, for the ssh server of the stream tests.
+	mkdir -p "$stage/root"
+	echo 'root:x:0:0:root:/root:/bin/sh' > "$stage/etc/passwd"
+	echo 'root:x:0:' > "$stage/etc/group"
 	add_file "$here/init" /init
 	chmod 755 "$stage/init"
 }

@@ -1,0 +1,651 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Send: a thin snapshot, or its delta from a base, as a stream.
+ *
+ *   identify  through the source pool's metadata snapshot: the
+ *             snapshot's (and base's) identity, and the extents to
+ *             ship (delta, or the mapped ones), spooled to a temporary
+ *             file; the metadata snapshot is then released
+ *   resume    with a token: the identity must match; skip what the
+ *             receiver has below the token's offset
+ *   stream    activate the snapshot read-only, read the extents in
+ *             order through the I/O engine (up to queue-depth reads in
+ *             flight, delivered in offset order), write DATA, ZERO and
+ *             DISCARD records, a CHECKPOINT every checkpoint_bytes, END
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "transfer.h"
+
+#define DEFAULT_DEPTH 16u
+#define MAX_DEPTH 256u
+#define DEFAULT_IO_SIZE (1u << 20)
+#define DEFAULT_CHECKPOINT (UINT64_C(256) << 20)
+#define DIRECT_ALIGN 4096u
+
+/* One read in flight, or done and waiting for its turn. */
+struct rslot {
+	struct dmrepl_io_req req;
+	uint64_t off;
+	uint32_t len, done;
+	bool ready;
+};
+
+struct sender {
+	struct dmrepl_ctx *ctx;
+	const struct dmrepl_send_opts *o;
+	const char *path;		/* what is read */
+	int fd, buf_fd;			/* O_DIRECT (or buffered), buffered */
+	struct dmrepl_io io;
+	bool io_open;
+	uint8_t *mem, *zero;
+	struct iovec *iov;
+	struct rslot *slots;
+	struct dmrepl_io_req **reaped;
+	unsigned int depth, head, count;
+	uint32_t io_size;
+	struct dmrepl_stream_writer *w;
+	uint64_t since_checkpoint;	/* DATA bytes */
+	uint64_t checkpoint_bytes;
+	uint64_t done, total;
+	int error;
+};
+
+static bool cancelled(const struct sender *s)
+{
+	return s->o->cancel && *s->o->cancel;
+}
+
+static void set_error(struct sender *s, int r)
+{
+	if (!s->error)
+		s->error = r;
+}
+
+/* ---- the source's identity and extents ---- */
+
+struct source {
+	struct dmrepl_pool *pool;
+	struct dmrepl_stream_header h;
+	FILE *spool;
+	uint64_t nr_extents, total_bytes, extent_end;
+	struct dmrepl_thin_dev *dev;
+};
+
+int dmrepl_source_name(const char *pool, char *buf, size_t size)
+{
+	char host[64];
+	int n;
+
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	n = snprintf(buf, size, "%s:%s", host, pool);
+	return n < 0 || (size_t)n >= size || n > 127 ? -ENAMETOOLONG : 0;
+}
+
+static int spool(struct dmrepl_ctx *ctx, struct source *src,
+		 const struct dmrepl_extent *e)
+{
+	if (fwrite(e, sizeof(*e), 1, src->spool) != 1) {
+		err(ctx, "cannot write the extent list to a temporary file: %s",
+		    strerror(errno));
+		return -EIO;
+	}
+	src->nr_extents++;
+	if (e->op == DMREPL_EXTENT_COPY)
+		src->total_bytes += e->length_bytes;
+	if (e->offset_bytes + e->length_bytes > src->extent_end)
+		src->extent_end = e->offset_bytes + e->length_bytes;
+	return 0;
+}
+
+static int spool_iter(struct dmrepl_ctx *ctx, struct source *src,
+		      struct dmrepl_extent_iter *it, const volatile int *cancel)
+{
+	struct dmrepl_extent e;
+	int r = 0;
+
+	while (r == 0) {
+		if (cancel && *cancel)
+			return -ECANCELED;
+		r = dmrepl_extent_iter_next(it, &e);
+		if (r == 0)
+			r = spool(ctx, src, &e);
+	}
+	return r == 1 ? 0 : r;
+}
+
+static int read_ident(struct dmrepl_metadata *md, const char *pool, uint64_t id,
+		      const char *what, struct dmrepl_thin_ident *ret)
+{
+	int r = dmrepl_thin_ident_read(md, id, ret);
+
+	if (r == -ENOENT)
+		err(dmrepl_metadata_get_ctx(md), "%s: no thin %" PRIu64 " (%s)",
+		    pool, id, what);
+	return r;
+}
+
+/* Through the metadata snapshot: identities, block size, extents. */
+static int identify(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
+		    struct source *src)
+{
+	struct dmrepl_extent_iter *it = NULL;
+	struct dmrepl_metadata *md = NULL;
+	struct dmrepl_pool_info pi;
+	bool incr = o->base_id != DMREPL_THIN_ID_ANY;
+	int r;
+
+	r = dmrepl_metadata_open_pool(ctx, o->pool, &md);
+	if (r < 0)
+		return r;
+	r = read_ident(md, o->pool, o->snap_id, "the snapshot to send",
+		       &src->h.snap);
+	if (r == 0 && incr)
+		r = read_ident(md, o->pool, o->base_id, "the base", &src->h.base);
+	if (r == 0)
+		r = dmrepl_metadata_get_pool_info(md, &pi);
+	if (r < 0)
+		goto out;
+	src->h.data_block_size = pi.data_block_size_sectors * 512;
+	if (incr) {
+		src->h.required_flags |= DMREPL_STREAM_FLAG_BASE;
+		r = dmrepl_extent_iter_delta(md, o->base_id, o->snap_id, &it);
+	} else {
+		r = dmrepl_extent_iter_mapped(md, o->snap_id, &it);
+	}
+	if (r == 0)
+		r = spool_iter(ctx, src, it, o->cancel);
+out:
+	dmrepl_extent_iter_free(it);
+	dmrepl_metadata_unref(md); /* releases the metadata snapshot */
+	return r;
+}
+
+static int resolve_size(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
+			struct source *src)
+{
+	uint64_t size = o->size_bytes;
+	int r;
+
+	if (!size) {
+		r = dmrepl_pool_get_active_size(src->pool, o->snap_id, &size);
+		if (r == -ENOENT) {
+			err(ctx, "%s: the size of thin %" PRIu64 " is not known: no "
+				 "active device maps it; give it (--size)",
+			    o->pool, o->snap_id);
+			return -EINVAL;
+		}
+		if (r < 0)
+			return r;
+	}
+	if (size % 512 || src->extent_end > size) {
+		err(ctx, "%s: thin %" PRIu64 " maps data up to byte %" PRIu64
+			 ", beyond its size %" PRIu64 "; give the right size (--size)",
+		    o->pool, o->snap_id, src->extent_end, size);
+		return -EINVAL;
+	}
+	src->h.volume_size = size;
+	return 0;
+}
+
+/* A file or device: the whole of it, or the extents given. */
+static int identify_device(struct dmrepl_ctx *ctx,
+			   const struct dmrepl_send_opts *o, struct source *src)
+{
+	struct dmrepl_extent e;
+	struct stat st;
+	char line[256];
+	const char *why;
+	uint64_t size = 0;
+	int fd, r = 0;
+
+	fd = open(o->device, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		r = -errno;
+		err(ctx, "cannot open %s: %s", o->device, strerror(-r));
+		goto out;
+	}
+	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &size) < 0)
+		r = -errno;
+	else if (S_ISREG(st.st_mode))
+		size = (uint64_t)st.st_size;
+	if (o->size_bytes)
+		size = o->size_bytes;
+	if (r == 0 && (size == 0 || size % 512)) {
+		err(ctx, "%s: its size %" PRIu64 " is not a positive multiple of "
+			 "512 bytes; give one (--size)", o->device, size);
+		r = -EINVAL;
+	}
+	if (r < 0)
+		goto out;
+	src->h.volume_size = size;
+	src->h.data_block_size = 64 << 10;
+	if (!o->extents) {
+		e = (struct dmrepl_extent){DMREPL_EXTENT_COPY, 0, size};
+		r = spool(ctx, src, &e);
+		goto out;
+	}
+	for (unsigned int n = 1; r == 0 && fgets(line, sizeof(line), o->extents); n++) {
+		r = dmrepl_extent_parse_line(line, strlen(line), &e, &why);
+		if (r == 1) {
+			r = 0;
+			continue;
+		}
+		if (r < 0)
+			err(ctx, "extents line %u: %s", n, why);
+		else if (e.offset_bytes + e.length_bytes > size ||
+			 e.offset_bytes < src->extent_end) {
+			err(ctx, "extents line %u: out of order or past the end "
+				 "(%" PRIu64 " bytes)", n, size);
+			r = -EINVAL;
+		} else {
+			r = spool(ctx, src, &e);
+		}
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static int check_token(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
+		       struct source *src)
+{
+	struct dmrepl_resume_token t;
+	uint64_t hash = dmrepl_stream_identity_hash(&src->h);
+
+	if (dmrepl_resume_token_parse(o->resume_token, &t) < 0) {
+		err(ctx, "the resume token '%s' is malformed or mistyped",
+		    o->resume_token);
+		return -EINVAL;
+	}
+	if (t.snap_id != o->snap_id || t.base_id != o->base_id ||
+	    t.identity_hash != hash) {
+		err(ctx, "the resume token is for another stream (thin %" PRIu64
+			 " from %s, identity %016" PRIx64 "), not for this one "
+			 "(thin %" PRIu64 ", identity %016" PRIx64 ")",
+		    t.snap_id, t.base_id == DMREPL_THIN_ID_ANY ? "nothing" : "a base",
+		    t.identity_hash, o->snap_id, hash);
+		return -ESTALE;
+	}
+	if (t.offset > src->h.volume_size) {
+		err(ctx, "the resume token's offset %" PRIu64 " is past the end "
+			 "of the volume (%" PRIu64 " bytes)",
+		    t.offset, src->h.volume_size);
+		return -EINVAL;
+	}
+	src->h.required_flags |= DMREPL_STREAM_FLAG_RESUMED;
+	src->h.resume_offset = t.offset;
+	return 0;
+}
+
+/* ---- the ordered reader ---- */
+
+static int reader_open(struct sender *s)
+{
+	const struct dmrepl_send_opts *o = s->o;
+	int r;
+
+	s->depth = o->queue_depth ? o->queue_depth : DEFAULT_DEPTH;
+	s->io_size = o->io_size ? o->io_size : DEFAULT_IO_SIZE;
+	if (s->depth > MAX_DEPTH || s->io_size % DIRECT_ALIGN ||
+	    s->io_size > DMREPL_STREAM_MAX_DATA)
+		return -EINVAL;
+	s->buf_fd = open(s->path, O_RDONLY | O_CLOEXEC);
+	if (s->buf_fd < 0) {
+		r = -errno;
+		err(s->ctx, "cannot open %s: %s", s->path, strerror(-r));
+		return r;
+	}
+	s->fd = open(s->path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	if (s->fd < 0)
+		s->fd = s->buf_fd;
+	if (posix_memalign((void **)&s->mem, DIRECT_ALIGN,
+			   (size_t)(s->depth + 1) * s->io_size))
+		return -ENOMEM;
+	s->zero = s->mem + (size_t)s->depth * s->io_size;
+	memset(s->zero, 0, s->io_size);
+	s->iov = calloc(s->depth, sizeof(*s->iov));
+	s->slots = calloc(s->depth, sizeof(*s->slots));
+	s->reaped = calloc(s->depth, sizeof(*s->reaped));
+	if (!s->iov || !s->slots || !s->reaped)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < s->depth; i++) {
+		s->iov[i].iov_base = s->mem + (size_t)i * s->io_size;
+		s->iov[i].iov_len = s->io_size;
+	}
+	s->io.ctx = s->ctx;
+	s->io.depth = s->depth;
+	s->io.bufs = s->iov;
+	s->io.nr_bufs = s->depth;
+	s->io.saved_ioprio = -1;
+	r = dmrepl_io_open(&s->io, o->engine);
+	if (r < 0)
+		return r;
+	s->io_open = true;
+	return 0;
+}
+
+static void reader_close(struct sender *s)
+{
+	while (s->io_open && s->io.inflight)
+		if (s->io.ops->reap(&s->io, 1, s->reaped, s->depth) < 0)
+			break;
+	if (s->io_open)
+		dmrepl_io_close(&s->io);
+	if (s->fd >= 0 && s->fd != s->buf_fd)
+		close(s->fd);
+	if (s->buf_fd >= 0)
+		close(s->buf_fd);
+	free(s->mem);
+	free(s->iov);
+	free(s->slots);
+	free(s->reaped);
+}
+
+static void submit(struct sender *s, struct rslot *sl)
+{
+	struct dmrepl_io_req *req = &sl->req;
+	int r;
+
+	req->fd = s->fd;
+	req->dir = DMREPL_IO_READ;
+	req->tag = (unsigned int)(sl - s->slots);
+	req->buf_index = (int)req->tag;
+	req->buf = (uint8_t *)s->iov[req->tag].iov_base + sl->done;
+	req->offset_bytes = sl->off + sl->done;
+	req->length_bytes = sl->len - sl->done;
+	r = s->io.ops->submit(&s->io, req);
+	if (r < 0) {
+		err(s->ctx, "read %s at offset %" PRIu64 ": %s", s->path,
+		    req->offset_bytes, strerror(-r));
+		set_error(s, r);
+	}
+}
+
+static void complete(struct sender *s, struct rslot *sl)
+{
+	int64_t res = sl->req.result;
+
+	if (res == -EAGAIN || res == -EINTR) {
+		submit(s, sl);
+		return;
+	}
+	if (res <= 0) {
+		res = res ? res : -EIO;	/* the end inside an extent */
+		err(s->ctx, "read %s at offset %" PRIu64 " (%" PRIu32 " bytes): %s",
+		    s->path, sl->req.offset_bytes, sl->req.length_bytes,
+		    strerror((int)-res));
+		set_error(s, (int)res);
+		sl->ready = true;
+		return;
+	}
+	sl->done += (uint32_t)res;
+	if (sl->done < sl->len)
+		submit(s, sl);
+	else
+		sl->ready = true;
+}
+
+static void checkpoint_due(struct sender *s, uint64_t end)
+{
+	if (s->since_checkpoint < s->checkpoint_bytes || s->error)
+		return;
+	set_error(s, dmrepl_stream_write_checkpoint(s->w, end));
+	s->since_checkpoint = 0;
+}
+
+static void progress(struct sender *s)
+{
+	if (s->o->progress)
+		s->o->progress(s->done, s->total, s->o->progress_data);
+}
+
+/* A piece read: DATA, or ZERO when it is all zeroes and asked to. */
+static void emit(struct sender *s, const uint8_t *buf, uint64_t off, uint32_t len)
+{
+	int r;
+
+	if (s->o->detect_zeroes && memcmp(buf, s->zero, len) == 0)
+		r = dmrepl_stream_write_zero(s->w, off, len);
+	else
+		r = dmrepl_stream_write_data(s->w, off, buf, len);
+	set_error(s, r);
+	s->since_checkpoint += len;
+	s->done += len;
+	checkpoint_due(s, off + len);
+	progress(s);
+}
+
+/* Wait for the oldest read, and write it out. */
+static void deliver_head(struct sender *s)
+{
+	struct rslot *sl = &s->slots[s->head];
+
+	while (!sl->ready && !s->error) {
+		int n = s->io.ops->reap(&s->io, 1, s->reaped, s->depth);
+
+		if (n < 0) {
+			set_error(s, n);
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			complete(s, &s->slots[s->reaped[i]->tag]);
+	}
+	if (!s->error)
+		emit(s, s->iov[s->head].iov_base, sl->off, sl->len);
+	sl->ready = false;
+	s->head = (s->head + 1) % s->depth;
+	s->count--;
+}
+
+static void deliver_all(struct sender *s)
+{
+	while (s->count && !s->error)
+		deliver_head(s);
+}
+
+static bool aligned(uint64_t off, uint64_t len)
+{
+	return off % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0;
+}
+
+/* An unaligned piece: after everything before it, synchronously. */
+static void read_sync(struct sender *s, uint64_t off, uint32_t len)
+{
+	uint8_t *buf = s->iov[0].iov_base;	/* every slot is free then */
+	size_t done = 0;
+
+	deliver_all(s);
+	while (done < len && !s->error) {
+		ssize_t n = pread(s->buf_fd, buf + done, len - done,
+				  (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err(s->ctx, "read %s at offset %" PRIu64 ": %s", s->path,
+			    off + done, n < 0 ? strerror(errno) : "end of file");
+			set_error(s, n < 0 ? -errno : -EIO);
+			return;
+		}
+		done += (size_t)n;
+	}
+	if (!s->error)
+		emit(s, buf, off, len);
+}
+
+static void read_piece(struct sender *s, uint64_t off, uint32_t len)
+{
+	struct rslot *sl;
+
+	if (s->fd != s->buf_fd && !aligned(off, len)) {
+		read_sync(s, off, len);
+		return;
+	}
+	if (s->count == s->depth)
+		deliver_head(s);
+	if (s->error)
+		return;
+	sl = &s->slots[(s->head + s->count) % s->depth];
+	sl->off = off;
+	sl->len = len;
+	sl->done = 0;
+	sl->ready = false;
+	s->count++;
+	submit(s, sl);
+}
+
+static void send_extent(struct sender *s, const struct dmrepl_extent *e,
+			uint64_t from)
+{
+	uint64_t off = e->offset_bytes, end = off + e->length_bytes, n;
+
+	if (off < from)
+		off = from;
+	if (off >= end)
+		return;
+	if (e->op == DMREPL_EXTENT_DISCARD) {
+		deliver_all(s);
+		if (!s->error)
+			set_error(s, dmrepl_stream_write_discard(s->w, off, end - off));
+		return;
+	}
+	for (; off < end && !s->error && !cancelled(s); off += n) {
+		n = s->io_size - off % s->io_size;
+		if (n > end - off)
+			n = end - off;
+		read_piece(s, off, (uint32_t)n);
+	}
+}
+
+static int stream_extents(struct sender *s, struct source *src)
+{
+	struct dmrepl_extent e;
+	uint64_t from = src->h.resume_offset;
+
+	rewind(src->spool);
+	for (uint64_t i = 0; i < src->nr_extents && !s->error; i++) {
+		if (cancelled(s))
+			set_error(s, -ECANCELED);
+		else if (fread(&e, sizeof(e), 1, src->spool) != 1) {
+			err(s->ctx, "cannot read back the extent list");
+			set_error(s, -EIO);
+		} else {
+			if (e.op == DMREPL_EXTENT_COPY && e.offset_bytes < from)
+				s->total -= (e.offset_bytes + e.length_bytes <= from
+						     ? e.length_bytes
+						     : from - e.offset_bytes);
+			send_extent(s, &e, from);
+		}
+	}
+	deliver_all(s);
+	if (!s->error)
+		set_error(s, dmrepl_stream_write_end(s->w));
+	return s->error;
+}
+
+/* ---- the whole ---- */
+
+static int activate(const struct dmrepl_send_opts *o, struct source *src,
+		    const char **ret_path)
+{
+	char name[128];
+	int r;
+
+	snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64, (int)getpid(),
+		 o->snap_id);
+	r = dmrepl_thin_activate(src->pool, o->snap_id, src->h.volume_size, true,
+				 name, &src->dev);
+	if (r == 0)
+		*ret_path = dmrepl_thin_dev_get_path(src->dev);
+	return r;
+}
+
+static int prepare(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
+		   struct source *src, const char **ret_path)
+{
+	int r;
+
+	src->h.time = (uint64_t)time(NULL);
+	if (o->more)
+		src->h.optional_flags |= DMREPL_STREAM_OPT_MORE;
+	src->spool = tmpfile();
+	if (!src->spool) {
+		err(ctx, "cannot create a temporary file: %s", strerror(errno));
+		return -errno;
+	}
+	if (!o->pool) {
+		snprintf(src->h.src_pool, sizeof(src->h.src_pool), "%s",
+			 o->source_name ? o->source_name : o->device);
+		*ret_path = o->device;
+		return identify_device(ctx, o, src);
+	}
+	if (o->source_name)
+		snprintf(src->h.src_pool, sizeof(src->h.src_pool), "%s",
+			 o->source_name);
+	else if (dmrepl_source_name(o->pool, src->h.src_pool,
+				    sizeof(src->h.src_pool)) < 0)
+		return -ENAMETOOLONG;
+	r = dmrepl_pool_open(ctx, o->pool, &src->pool);
+	if (r == 0)
+		r = identify(ctx, o, src);
+	if (r == 0)
+		r = resolve_size(ctx, o, src);
+	if (r == 0 && o->resume_token)
+		r = check_token(ctx, o, src);
+	if (r == 0)
+		r = activate(o, src, ret_path);
+	return r;
+}
+
+int dmrepl_send(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
+		int fd, struct dmrepl_send_result *ret)
+{
+	struct source src = {0};
+	struct sender s = {.ctx = ctx, .o = o, .fd = -1, .buf_fd = -1};
+	int r;
+
+	if (!ctx || !o || (!o->pool == !o->device) || fd < 0)
+		return -EINVAL;
+	r = prepare(ctx, o, &src, &s.path);
+	if (r == 0)
+		r = reader_open(&s);
+	if (r == 0)
+		r = dmrepl_stream_writer_new(ctx, fd, "the stream", &src.h,
+					     o->zstd_level, &s.w);
+	if (r == 0) {
+		s.checkpoint_bytes = o->checkpoint_bytes ? o->checkpoint_bytes
+							 : DEFAULT_CHECKPOINT;
+		s.total = src.total_bytes;
+		r = stream_extents(&s, &src);
+	}
+	if (ret) {
+		memset(ret, 0, sizeof(*ret));
+		if (s.w)
+			dmrepl_stream_writer_get_stats(s.w, &ret->stats);
+		ret->resume_offset = src.h.resume_offset;
+		ret->incremental = src.h.required_flags & DMREPL_STREAM_FLAG_BASE;
+	}
+	dmrepl_stream_writer_free(s.w);
+	reader_close(&s);
+	dmrepl_thin_deactivate(src.dev);
+	dmrepl_pool_unref(src.pool);
+	if (src.spool)
+		fclose(src.spool);
+	return r;
+}

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Replication between hosts: a snapshot goes out as a stream
+ * (send.c), is applied by the receiver (receive.c), and an interrupted
+ * transfer resumes from a token (resume.c). The stream format is
+ * lib/stream.h and doc/stream-format.md.
+ */
+#ifndef DMREPL_TRANSFER_H
+#define DMREPL_TRANSFER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "libdmrepl-private.h"
+#include "stream.h"
+
+/* Progress of a send or a receive: bytes of volume done, and the total. */
+typedef void (*dmrepl_transfer_progress_fn)(uint64_t done, uint64_t total,
+					    void *userdata);
+
+/* ---- send ---- */
+
+struct dmrepl_send_opts {
+	/* A thin snapshot of a live pool, or (pool NULL) a file or device. */
+	const char *pool;
+	const char *source_name;	/* the source's identity in the stream;
+					   NULL: "HOSTNAME:POOL" */
+	uint64_t snap_id;
+	uint64_t base_id;		/* DMREPL_THIN_ID_ANY: a full stream */
+	const char *device;		/* instead of pool: send this file */
+	FILE *extents;			/* with device: these extents (lines),
+					   else the whole of it */
+	uint64_t size_bytes;		/* 0: of the active device, or --device's */
+	const char *resume_token;	/* continue an interrupted receive */
+	int zstd_level;			/* 0: no compression */
+	bool detect_zeroes;		/* all-zero pieces go as ZERO records */
+	enum dmrepl_engine engine;
+	unsigned int queue_depth;	/* 0: 16 */
+	uint32_t io_size;		/* 0: 1 MiB */
+	uint64_t checkpoint_bytes;	/* 0: 256 MiB of data between CHECKPOINTs */
+	bool more;			/* another stream follows (a chain) */
+	dmrepl_transfer_progress_fn progress;
+	void *progress_data;
+	const volatile int *cancel;	/* non-zero: stop (-ECANCELED) */
+};
+
+struct dmrepl_send_result {
+	struct dmrepl_stream_stats stats;
+	uint64_t resume_offset;
+	bool incremental;
+};
+
+/*
+ * Write the stream of @o to @fd (blocking). Reads the source pool's
+ * metadata through its metadata snapshot (released before any data is
+ * read), activates the snapshot read-only under a temporary name, and
+ * always removes it. Return: 0, or -errno (logged).
+ */
+int dmrepl_send(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
+		int fd, struct dmrepl_send_result *ret);
+
+/* "HOSTNAME:POOL" into @buf (at most 127 bytes). */
+int dmrepl_source_name(const char *pool, char *buf, size_t size);
+
+/*
+ * The snapshots of @pool created after @base and before @snap that share
+ * blocks with @snap, oldest first (chain.c): the links of a chain.
+ * *@ret_ids is malloc'ed (NULL when *@ret_n is 0).
+ */
+int dmrepl_chain_list(struct dmrepl_ctx *ctx, const char *pool, uint64_t base,
+		      uint64_t snap, uint64_t **ret_ids, size_t *ret_n);
+
+/* ---- receive ---- */
+
+struct dmrepl_receive_opts {
+	const char *pool;		/* a live pool; or: */
+	const char *device;		/* a file or device, written in place
+					   (no lineage, no atomicity) */
+	const char *state_dir;		/* NULL: the default */
+	enum dmrepl_engine engine;
+	unsigned int queue_depth;
+	dmrepl_transfer_progress_fn progress;
+	void *progress_data;
+	const volatile int *cancel;
+};
+
+struct dmrepl_receive_result {
+	struct dmrepl_stream_stats stats;
+	uint64_t dst_thin_id;
+	uint64_t base_dst_thin_id;	/* DMREPL_THIN_ID_ANY: a full stream */
+	uint64_t src_thin_id;
+	char src_pool[128];
+	bool resumed;
+	unsigned int streams;		/* applied (a chain sends several) */
+};
+
+/*
+ * Apply the stream(s) on @fd: each is checked (base, identity) before
+ * any write, written into a new staging device, and committed as a
+ * replica only after its END verified. A stream that ends early keeps
+ * its staging device to resume from the last checkpoint; any other
+ * failure deletes it. Several streams may follow one another (a chain);
+ * each is committed on its own. Return: 0, or -errno (logged).
+ */
+int dmrepl_receive(struct dmrepl_ctx *ctx, const struct dmrepl_receive_opts *o,
+		   int fd, struct dmrepl_receive_result *ret);
+
+/* One resumable receive in @pool: its resume token. */
+typedef int (*dmrepl_resumable_fn)(const char *token,
+				   const struct dmrepl_lineage_record *rec,
+				   void *userdata);
+int dmrepl_receive_foreach_resumable(struct dmrepl_ctx *ctx, const char *pool,
+				     const char *state_dir,
+				     dmrepl_resumable_fn fn, void *userdata);
+/* Delete every resumable staging device of @pool; *@ret_n: how many. */
+int dmrepl_receive_abort(struct dmrepl_ctx *ctx, const char *pool,
+			 const char *state_dir, unsigned int *ret_n);
+
+/* ---- resume tokens (resume.c) ---- */
+
+struct dmrepl_resume_token {
+	uint64_t snap_id;
+	uint64_t base_id;		/* DMREPL_THIN_ID_ANY: a full stream */
+	uint64_t identity_hash;		/* dmrepl_stream_identity_hash() */
+	uint64_t offset;		/* continue at this byte */
+};
+
+#define DMREPL_RESUME_TOKEN_MAX 128
+int dmrepl_resume_token_format(const struct dmrepl_resume_token *t, char *buf,
+			       size_t size);
+/* Return: 0, or -EINVAL for anything malformed or mistyped. */
+int dmrepl_resume_token_parse(const char *s, struct dmrepl_resume_token *ret);
+
+#endif

@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * dmrepl receive: apply a stream from standard input to a pool, all or
+ * nothing; list the resume tokens of interrupted receives; drop them.
+ * With --negotiate (what dmrepl replicate --to runs on the far side) it
+ * first prints one JSON line saying which replicas the pool holds.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dmrepl.h"
+#include "json.h"
+#include "progress.h"
+#include "transfer.h"
+
+static const char *const subcmd = "receive";
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage:\n"
+		"  %1$s receive --pool DST [--json] [options] < STREAM\n"
+		"  %1$s receive --pool DST --resume-token\n"
+		"  %1$s receive --pool DST --abort\n"
+		"  %1$s receive --device PATH < STREAM\n"
+		"\n"
+		"Apply a stream written by dmrepl send to pool DST. Every record is\n"
+		"checked; the data goes into a new staging device, which becomes a\n"
+		"replica only after the whole stream verified. A stream whose base DST\n"
+		"holds no intact replica of is refused before anything is written. A\n"
+		"stream that ends early keeps its staging device: --resume-token prints\n"
+		"the token for dmrepl send --resume, --abort drops it.\n"
+		"\n"
+		"Options:\n"
+		"  -t, --pool DST          the destination pool (dm name)\n"
+		"      --state-dir DIR     lineage records (default /var/lib/dmrepl)\n"
+		"      --resume-token      print the token of each interrupted receive\n"
+		"      --abort             delete every interrupted receive's device\n"
+		"      --device PATH       write into a file or device instead (no\n"
+		"                          lineage; not atomic)\n"
+		"      --engine ENGINE     auto, uring, aio or sync (default auto)\n"
+		"      --negotiate         first print the pool's replicas (JSON line)\n"
+		"  -j, --json              progress lines and a result object on stdout\n"
+		"  -q, --quiet             no progress\n"
+		"  -h, --help              show this help\n"
+		"\n"
+		"Exit status: 0 received; 1 failed (nothing was committed); 2 usage;\n"
+		"128+N interrupted by signal N.\n",
+		program_name);
+}
+
+struct receive_args {
+	struct dmrepl_receive_opts o;
+	bool token, abort, negotiate, json, quiet;
+};
+
+enum { OPT_STATE_DIR = 256, OPT_TOKEN, OPT_ABORT, OPT_DEVICE, OPT_ENGINE, OPT_NEGOTIATE };
+
+static int parse_options(int argc, char *argv[], struct receive_args *a)
+{
+	static const struct option longopts[] = {
+		{ "pool", required_argument, NULL, 't' },
+		{ "to-pool", required_argument, NULL, 't' },
+		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+		{ "resume-token", no_argument, NULL, OPT_TOKEN },
+		{ "abort", no_argument, NULL, OPT_ABORT },
+		{ "device", required_argument, NULL, OPT_DEVICE },
+		{ "engine", required_argument, NULL, OPT_ENGINE },
+		{ "negotiate", no_argument, NULL, OPT_NEGOTIATE },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "t:jqh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 't': a->o.pool = optarg; break;
+		case OPT_STATE_DIR: a->o.state_dir = optarg; break;
+		case OPT_TOKEN: a->token = true; break;
+		case OPT_ABORT: a->abort = true; break;
+		case OPT_DEVICE: a->o.device = optarg; break;
+		case OPT_NEGOTIATE: a->negotiate = a->json = true; break;
+		case OPT_ENGINE:
+			if (dmrepl_engine_from_name(optarg, &a->o.engine) < 0)
+				return tool_usage_error(subcmd, "--engine: '%s' is not one of auto, uring, aio, sync", optarg);
+			break;
+		case 'j': a->json = true; break;
+		case 'q': a->quiet = true; break;
+		case 'h': usage(stdout); return -1;
+		default: return tool_usage_error(subcmd, "unrecognized option");
+		}
+	}
+	if (optind < argc)
+		return tool_usage_error(subcmd, "unexpected argument '%s'", argv[optind]);
+	if (!a->o.pool == !a->o.device)
+		return tool_usage_error(subcmd, "give one of --pool and --device");
+	if ((a->token || a->abort || a->negotiate) && !a->o.pool)
+		return tool_usage_error(subcmd, "--resume-token, --abort and --negotiate go with --pool");
+	if (a->token && a->abort)
+		return tool_usage_error(subcmd, "--resume-token and --abort exclude each other");
+	if (!a->token && !a->abort && isatty(STDIN_FILENO))
+		return tool_usage_error(subcmd, "standard input is a terminal, not a stream");
+	return 0;
+}
+
+/* ---- --resume-token, --abort ---- */
+
+static int print_token(const char *token, const struct dmrepl_lineage_record *rec,
+		       void *data)
+{
+	struct json *j = data;
+
+	if (!j) {
+		printf("%s\n", token);
+		return 0;
+	}
+	json_open_object(j, NULL);
+	json_string(j, "token", token);
+	json_string(j, "src_pool", rec->src_pool);
+	json_u64(j, "snap", rec->src.thin_id);
+	json_u64(j, "staging", rec->dst.thin_id);
+	json_u64(j, "offset", rec->checkpoint);
+	json_close_object(j);
+	return 0;
+}
+
+static int list_tokens(struct dmrepl_ctx *ctx, const struct receive_args *a,
+		       struct json *j)
+{
+	return dmrepl_receive_foreach_resumable(ctx, a->o.pool, a->o.state_dir,
+						print_token, j);
+}
+
+static int do_tokens(struct dmrepl_ctx *ctx, const struct receive_args *a)
+{
+	struct json j;
+	int r;
+
+	if (a->json) {
+		json_init(&j, stdout);
+		json_open_array(&j, NULL);
+	}
+	r = list_tokens(ctx, a, a->json ? &j : NULL);
+	if (a->json) {
+		json_close_array(&j);
+		json_end(&j);
+	}
+	if (r < 0) {
+		tool_fail(subcmd, "%s: %s", a->o.pool, strerror(-r));
+		return EXIT_FAILURE_OP;
+	}
+	return EXIT_OK;
+}
+
+static int do_abort(struct dmrepl_ctx *ctx, const struct receive_args *a)
+{
+	unsigned int n = 0;
+	int r = dmrepl_receive_abort(ctx, a->o.pool, a->o.state_dir, &n);
+
+	if (r < 0) {
+		tool_fail(subcmd, "%s: %s", a->o.pool, strerror(-r));
+		return EXIT_FAILURE_OP;
+	}
+	if (!a->quiet)
+		printf("%u interrupted receive(s) dropped from %s\n", n, a->o.pool);
+	return EXIT_OK;
+}
+
+/* ---- --negotiate: the replicas, then the stream ---- */
+
+static int print_replica(const struct dmrepl_replica_info *rep, void *data)
+{
+	struct json *j = data;
+
+	if (rep->state != DMREPL_REPLICA_OK)
+		return 0;
+	json_open_object(j, NULL);
+	json_string(j, "src_pool", rep->src_pool);
+	json_u64(j, "src_id", rep->src_thin_id);
+	json_u64(j, "src_creation_time", rep->src_creation_time);
+	json_u64(j, "src_root", rep->src_root);
+	json_u64(j, "src_mapped_blocks", rep->src_mapped_blocks);
+	json_u64(j, "replica", rep->dst_thin_id);
+	json_close_object(j);
+	return 0;
+}
+
+static int hello(struct dmrepl_ctx *ctx, const struct receive_args *a)
+{
+	struct json j;
+	int r;
+
+	json_init(&j, stdout);
+	json_open_object(&j, NULL);
+	json_string(&j, "type", "hello");
+	json_u64(&j, "version", 1);
+	json_string(&j, "pool", a->o.pool);
+	json_open_array(&j, "replicas");
+	r = dmrepl_replicas_foreach(ctx, a->o.state_dir, a->o.pool, print_replica, &j);
+	json_close_array(&j);
+	json_open_array(&j, "resumable");
+	if (r == 0)
+		r = list_tokens(ctx, a, &j);
+	json_close_array(&j);
+	if (r < 0)
+		json_string(&j, "error", strerror(-r));
+	json_close_object(&j);
+	json_end(&j);
+	return r;
+}
+
+/* ---- receive ---- */
+
+static void show(uint64_t done, uint64_t total, void *data)
+{
+	progress_update(data, "receive", done, total);
+}
+
+static void print_result(const struct receive_args *a,
+			 const struct dmrepl_receive_result *res, int status)
+{
+	struct json j;
+
+	json_init(&j, stdout);
+	json_open_object(&j, NULL);
+	json_string(&j, "type", "result");
+	json_bool(&j, "ok", status == 0);
+	if (status < 0)
+		json_string(&j, "error", strerror(-status));
+	json_string(&j, a->o.pool ? "dst_pool" : "device",
+		    a->o.pool ? a->o.pool : a->o.device);
+	json_u64(&j, "streams", res->streams);
+	if (status == 0 && res->streams && a->o.pool) {
+		json_string(&j, "src_pool", res->src_pool);
+		json_u64(&j, "snap", res->src_thin_id);
+		json_u64(&j, "replica", res->dst_thin_id);
+		if (res->base_dst_thin_id != DMREPL_THIN_ID_ANY)
+			json_u64(&j, "base_replica", res->base_dst_thin_id);
+		json_bool(&j, "resumed", res->resumed);
+	}
+	json_u64(&j, "records", res->stats.records);
+	json_u64(&j, "data_bytes", res->stats.data_bytes);
+	json_u64(&j, "stream_bytes", res->stats.wire_bytes);
+	json_close_object(&j);
+	json_end(&j);
+}
+
+int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[])
+{
+	struct receive_args a = { 0 };
+	struct dmrepl_receive_result res = { 0 };
+	struct progress *p;
+	int r;
+
+	r = parse_options(argc, argv, &a);
+	if (r)
+		return r < 0 ? EXIT_OK : r;
+	if (a.token)
+		return do_tokens(ctx, &a);
+	if (a.abort)
+		return do_abort(ctx, &a);
+	tool_catch_signals();
+	signal(SIGPIPE, SIG_IGN);
+	if (a.negotiate && hello(ctx, &a) < 0)
+		return EXIT_FAILURE_OP;
+	p = progress_new(a.negotiate || a.quiet ? PROGRESS_QUIET
+				 : a.json ? PROGRESS_JSON : PROGRESS_AUTO, subcmd);
+	a.o.progress = show;
+	a.o.progress_data = p;
+	a.o.cancel = (const volatile int *)&tool_interrupted;
+	r = dmrepl_receive(ctx, &a.o, STDIN_FILENO, &res);
+	progress_free(p);
+	if (a.json)
+		print_result(&a, &res, r);
+	if (r == -ECANCELED && tool_interrupted)
+		return tool_interrupted_exit(subcmd);
+	if (r < 0) {
+		tool_fail(subcmd, "the stream was not received: %s", strerror(-r));
+		return EXIT_FAILURE_OP;
+	}
+	if (!a.json && !a.quiet && a.o.pool)
+		printf("thin %" PRIu64 " of %s received as thin %" PRIu64 " of %s%s\n",
+		       res.src_thin_id, res.src_pool, res.dst_thin_id, a.o.pool,
+		       res.streams > 1 ? " (the last of a chain)" : "");
+	return EXIT_OK;
+}

@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * dmrepl send: write a thin snapshot, or its delta from a base, as a
+ * stream on standard output (doc/stream-format.md), for dmrepl receive.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dmrepl.h"
+#include "progress.h"
+#include "transfer.h"
+
+static const char *const subcmd = "send";
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage:\n"
+		"  %1$s send --pool SRC --snap ID [--base ID [--chain]] [options] > STREAM\n"
+		"  %1$s send --pool SRC --resume TOKEN [options] > STREAM\n"
+		"  %1$s send --device PATH [--extents FILE|-] [options] > STREAM\n"
+		"\n"
+		"Write thin snapshot ID of pool SRC as a stream on standard output:\n"
+		"its mapped blocks, or with --base only what differs from BASE, which\n"
+		"the receiving pool must hold a replica of. dmrepl receive applies it.\n"
+		"\n"
+		"Options:\n"
+		"  -p, --pool SRC          the source pool (dm name)\n"
+		"  -s, --snap ID           the thin snapshot to send\n"
+		"  -b, --base ID           an older snapshot the receiver holds\n"
+		"      --chain             also send every snapshot between BASE and ID\n"
+		"                          that shares blocks with ID, oldest first,\n"
+		"                          each its own stream, received as its own replica\n"
+		"      --resume TOKEN      continue an interrupted receive (the token\n"
+		"                          comes from dmrepl receive --resume-token)\n"
+		"      --size SIZE         the snapshot's size (default: that of an\n"
+		"                          active device of it)\n"
+		"      --source-name NAME  the source's name in the stream\n"
+		"                          (default HOSTNAME:SRC)\n"
+		"  -z, --compress[=LEVEL]  zstd-compress the data (level 1-19, default 3)\n"
+		"      --detect-zeroes     send blocks of zeroes as ZERO records\n"
+		"      --checkpoint SIZE   data between resumable checkpoints (default 256M)\n"
+		"      --engine ENGINE     auto, uring, aio or sync (default auto)\n"
+		"      --queue-depth N     reads in flight (default 16)\n"
+		"      --device PATH       send a file or device instead (no pool)\n"
+		"      --extents FILE      with --device: only these extents\n"
+		"  -q, --quiet             no progress bar\n"
+		"  -h, --help              show this help\n"
+		"\n"
+		"Exit status: 0 sent; 1 failed; 2 usage; 128+N interrupted by signal N.\n",
+		program_name);
+}
+
+struct send_args {
+	struct dmrepl_send_opts o;
+	bool has_snap, chain, quiet;
+	const char *extents;
+};
+
+enum {
+	OPT_CHAIN = 256, OPT_RESUME, OPT_SIZE, OPT_SOURCE_NAME, OPT_DETECT_ZEROES,
+	OPT_CHECKPOINT, OPT_ENGINE, OPT_QD, OPT_DEVICE, OPT_EXTENTS,
+};
+
+static int parse_size(const char *opt, const char *arg, uint64_t *ret)
+{
+	if (tool_parse_size(arg, ret) < 0)
+		return tool_usage_error(subcmd, "%s: invalid value '%s'", opt, arg);
+	return 0;
+}
+
+static int parse_one(int c, const char *arg, struct send_args *a)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'p': a->o.pool = arg; return 0;
+	case 's': a->has_snap = true; return tool_parse_thin_id(subcmd, "--snap", arg, &a->o.snap_id);
+	case 'b': return tool_parse_thin_id(subcmd, "--base", arg, &a->o.base_id);
+	case 'z':
+		a->o.zstd_level = 3;
+		if (arg && (tool_parse_u64(arg, 19, &v) < 0 || v == 0))
+			return tool_usage_error(subcmd, "--compress: level '%s' is not 1-19", arg);
+		if (arg)
+			a->o.zstd_level = (int)v;
+		return 0;
+	case 'q': a->quiet = true; return 0;
+	case OPT_CHAIN: a->chain = true; return 0;
+	case OPT_RESUME: a->o.resume_token = arg; return 0;
+	case OPT_SIZE: return parse_size("--size", arg, &a->o.size_bytes);
+	case OPT_SOURCE_NAME:
+		if (!*arg || strlen(arg) > 127)
+			return tool_usage_error(subcmd, "--source-name: 1 to 127 characters");
+		a->o.source_name = arg;
+		return 0;
+	case OPT_DETECT_ZEROES: a->o.detect_zeroes = true; return 0;
+	case OPT_CHECKPOINT: return parse_size("--checkpoint", arg, &a->o.checkpoint_bytes);
+	case OPT_ENGINE:
+		if (dmrepl_engine_from_name(arg, &a->o.engine) < 0)
+			return tool_usage_error(subcmd, "--engine: '%s' is not one of auto, uring, aio, sync", arg);
+		return 0;
+	case OPT_QD:
+		if (tool_parse_u64(arg, 256, &v) < 0 || v == 0)
+			return tool_usage_error(subcmd, "--queue-depth: '%s' is not 1-256", arg);
+		a->o.queue_depth = (unsigned int)v;
+		return 0;
+	case OPT_DEVICE: a->o.device = arg; return 0;
+	case OPT_EXTENTS: a->extents = arg; return 0;
+	case 'h': usage(stdout); return -1;
+	default: return tool_usage_error(subcmd, "unrecognized option");
+	}
+}
+
+static int check_args(struct send_args *a)
+{
+	struct dmrepl_resume_token t;
+
+	if (!a->o.pool == !a->o.device)
+		return tool_usage_error(subcmd, "give one of --pool and --device");
+	if (a->extents && !a->o.device)
+		return tool_usage_error(subcmd, "--extents goes with --device");
+	if (a->o.resume_token && a->o.pool) {
+		if (dmrepl_resume_token_parse(a->o.resume_token, &t) < 0)
+			return tool_usage_error(subcmd, "--resume: '%s' is not a "
+					        "resume token (mistyped?)",
+						a->o.resume_token);
+		if ((a->has_snap && t.snap_id != a->o.snap_id) ||
+		    (a->o.base_id != DMREPL_THIN_ID_ANY && t.base_id != a->o.base_id))
+			return tool_usage_error(subcmd, "--resume: the token is for "
+					        "thin %" PRIu64 ", not for the "
+						"--snap/--base given", t.snap_id);
+		a->o.snap_id = t.snap_id;
+		a->o.base_id = t.base_id;
+		a->has_snap = true;
+	}
+	if (a->o.pool && !a->has_snap)
+		return tool_usage_error(subcmd, "--snap is required with --pool");
+	if (a->o.base_id != DMREPL_THIN_ID_ANY && a->o.base_id == a->o.snap_id)
+		return tool_usage_error(subcmd, "--base and --snap are the same thin id");
+	if (a->chain && (a->o.base_id == DMREPL_THIN_ID_ANY || a->o.resume_token))
+		return tool_usage_error(subcmd, "--chain needs --base, and no --resume");
+	if (isatty(STDOUT_FILENO))
+		return tool_usage_error(subcmd, "refusing to write a stream to a "
+				        "terminal: redirect standard output");
+	return 0;
+}
+
+static int parse_options(int argc, char *argv[], struct send_args *a)
+{
+	static const struct option longopts[] = {
+		{ "pool", required_argument, NULL, 'p' },
+		{ "snap", required_argument, NULL, 's' },
+		{ "base", required_argument, NULL, 'b' },
+		{ "chain", no_argument, NULL, OPT_CHAIN },
+		{ "resume", required_argument, NULL, OPT_RESUME },
+		{ "size", required_argument, NULL, OPT_SIZE },
+		{ "source-name", required_argument, NULL, OPT_SOURCE_NAME },
+		{ "compress", optional_argument, NULL, 'z' },
+		{ "detect-zeroes", no_argument, NULL, OPT_DETECT_ZEROES },
+		{ "checkpoint", required_argument, NULL, OPT_CHECKPOINT },
+		{ "engine", required_argument, NULL, OPT_ENGINE },
+		{ "queue-depth", required_argument, NULL, OPT_QD },
+		{ "device", required_argument, NULL, OPT_DEVICE },
+		{ "extents", required_argument, NULL, OPT_EXTENTS },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, r;
+
+	a->o.base_id = DMREPL_THIN_ID_ANY;
+	while ((c = getopt_long(argc, argv, "p:s:b:z::qh", longopts, NULL)) != -1) {
+		r = parse_one(c, optarg, a);
+		if (r)
+			return r;
+	}
+	if (optind < argc)
+		return tool_usage_error(subcmd, "unexpected argument '%s'", argv[optind]);
+	return check_args(a);
+}
+
+static int chain_size(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
+		      uint64_t *ret)
+{
+	struct dmrepl_pool *pool = NULL;
+	int r;
+
+	r = dmrepl_pool_open(ctx, o->pool, &pool);
+	if (r == 0)
+		r = dmrepl_pool_get_active_size(pool, o->snap_id, ret);
+	dmrepl_pool_unref(pool);
+	if (r == -ENOENT)
+		tool_fail(subcmd, "the size of thin %" PRIu64 " is not known: no "
+				  "active device maps it; give it (--size)",
+			  o->snap_id);
+	return r;
+}
+
+/*
+ * --chain: base -> link 1 -> ... -> snap, one stream each, every one but
+ * the last saying that another follows.
+ */
+static int send_chain(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
+		      int fd)
+{
+	struct dmrepl_send_opts link = *o;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int r;
+
+	r = dmrepl_chain_list(ctx, o->pool, o->base_id, o->snap_id, &ids, &n);
+	if (r < 0)
+		return r;
+	/* The links are seldom active: they take the target's size. */
+	if (!link.size_bytes)
+		r = chain_size(ctx, o, &link.size_bytes);
+	for (size_t i = 0; i <= n && r == 0; i++) {
+		link.snap_id = i < n ? ids[i] : o->snap_id;
+		link.more = i < n;
+		r = dmrepl_send(ctx, &link, fd, NULL);
+		link.base_id = link.snap_id;
+	}
+	free(ids);
+	return r;
+}
+
+static void show(uint64_t done, uint64_t total, void *data)
+{
+	progress_update(data, "send", done, total);
+}
+
+int cmd_send(struct dmrepl_ctx *ctx, int argc, char *argv[])
+{
+	struct send_args a = { 0 };
+	struct progress *p = NULL;
+	FILE *extents = NULL;
+	int r, rc = EXIT_FAILURE_OP;
+
+	r = parse_options(argc, argv, &a);
+	if (r)
+		return r < 0 ? EXIT_OK : r;
+	if (a.extents) {
+		extents = strcmp(a.extents, "-") ? fopen(a.extents, "re") : stdin;
+		if (!extents) {
+			tool_fail(subcmd, "cannot open %s: %s", a.extents, strerror(errno));
+			return EXIT_FAILURE_OP;
+		}
+		a.o.extents = extents;
+	}
+	tool_catch_signals();
+	signal(SIGPIPE, SIG_IGN);	/* a receiver that goes away: EPIPE */
+	/* A bar only: standard output carries the stream. */
+	p = progress_new(a.quiet ? PROGRESS_QUIET : PROGRESS_AUTO, subcmd);
+	a.o.progress = show;
+	a.o.progress_data = p;
+	a.o.cancel = (const volatile int *)&tool_interrupted;
+	if (a.chain)
+		r = send_chain(ctx, &a.o, STDOUT_FILENO);
+	else
+		r = dmrepl_send(ctx, &a.o, STDOUT_FILENO, NULL);
+	progress_free(p);
+	if (extents && extents != stdin)
+		fclose(extents);
+	if (r == -ECANCELED && tool_interrupted)
+		return tool_interrupted_exit(subcmd);
+	if (r == -EPIPE)
+		tool_fail(subcmd, "the receiver closed the stream (it failed, or "
+				  "was stopped): see its messages");
+	else if (r < 0)
+		tool_fail(subcmd, "the stream was not sent: %s", strerror(-r));
+	else
+		rc = EXIT_OK;
+	return rc;
+}
