@@ -142,33 +142,10 @@ void dmrepl_dest_close(struct dmrepl_dest *d)
 
 /* ---- lookups ---- */
 
-struct find {
-	const char *src_pool;
-	uint64_t src_id;
-	struct dmrepl_lineage_record *ret;
-	bool found;
-};
-
-/* The newest record wins: a source id may have been replicated twice. */
-static int match(const struct dmrepl_lineage_record *rec, void *data)
-{
-	struct find *f = data;
-
-	if (strcmp(rec->src_pool, f->src_pool) != 0 || rec->src.thin_id != f->src_id)
-		return 0;
-	if (!f->found || rec->time >= f->ret->time)
-		*f->ret = *rec;
-	f->found = true;
-	return 0;
-}
-
 bool dmrepl_dest_find_replica(struct dmrepl_dest *d, const char *src_pool,
 			      uint64_t src_id, struct dmrepl_lineage_record *ret)
 {
-	struct find f = {src_pool, src_id, ret, false};
-
-	dmrepl_lineage_foreach(d->ctx, d->dir, "replica", match, &f);
-	return f.found;
+	return dmrepl_lineage_find_replica(d->ctx, d->dir, src_pool, src_id, ret) == 0;
 }
 
 /* ---- begin: check the base's replica, create the new device ---- */

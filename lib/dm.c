@@ -256,6 +256,35 @@ out:
 	return r;
 }
 
+int dmrepl_dm_get_open_count(struct dmrepl_ctx *ctx, const char *name,
+			     int *ret_count)
+{
+	struct dm_task *dmt;
+	struct dm_info info;
+	int r;
+
+	dm_log_begin(ctx);
+	dmt = dm_task_create(DM_DEVICE_INFO);
+	if (!dmt) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (!dm_task_set_name(dmt, name)) {
+		r = -EINVAL;
+		goto out;
+	}
+	r = task_run(ctx, dmt, DM_DEVICE_INFO, name);
+	if (r == 0 && !dm_task_get_info(dmt, &info))
+		r = -EIO;
+	if (r == 0)
+		*ret_count = info.open_count;
+out:
+	if (dmt)
+		dm_task_destroy(dmt);
+	dm_log_end();
+	return r;
+}
+
 /* ---- creating, removing, suspending and listing devices ---- */
 
 /*

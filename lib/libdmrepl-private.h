@@ -272,6 +272,9 @@ int dmrepl_dm_suspend(struct dmrepl_ctx *ctx, const char *name);
 int dmrepl_dm_resume(struct dmrepl_ctx *ctx, const char *name);
 /* Remove @name, retrying a few seconds while it is busy. -ENODEV: gone. */
 int dmrepl_dm_remove(struct dmrepl_ctx *ctx, const char *name);
+/* How many times @name is open (mounts and programs). */
+int dmrepl_dm_get_open_count(struct dmrepl_ctx *ctx, const char *name,
+			     int *ret_count);
 /* Create and activate @name with one target covering @length_sectors. */
 int dmrepl_dm_create(struct dmrepl_ctx *ctx, const char *name,
 		     const char *type, const char *params,
@@ -387,6 +390,12 @@ int dmrepl_pool_delete_thin(struct dmrepl_pool *pool, uint64_t thin_id);
 /* One above the highest thin id in use (read through a metadata snapshot). */
 int dmrepl_pool_next_free_id(struct dmrepl_pool *pool, uint64_t *ret_id);
 /* The size of an active dm device of @thin_id. Return: 0, -ENOENT. */
+/*
+ * 1 when an active dm device that maps thin @thin_id is open (mounted, or
+ * held by a program), its name in @ret_name; 0 when none is; -errno.
+ */
+int dmrepl_pool_thin_in_use(struct dmrepl_pool *pool, uint64_t thin_id,
+			    char *ret_name, size_t size);
 int dmrepl_pool_get_active_size(struct dmrepl_pool *pool, uint64_t thin_id,
 				uint64_t *ret_size_bytes);
 

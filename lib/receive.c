@@ -76,6 +76,28 @@ static int check_new(struct receiver *rv)
 	return -EEXIST;
 }
 
+/*
+ * The base's replica must not be open: mounted, it is likely written to
+ * while the stream builds on it.
+ */
+static int check_unused(struct receiver *rv,
+			const struct dmrepl_lineage_record *base)
+{
+	char name[128] = "";
+	int r;
+
+	r = dmrepl_pool_thin_in_use(rv->d.pool, base->dst.thin_id, name,
+				    sizeof(name));
+	if (r <= 0)
+		return r;
+	err(rv->ctx,
+	    "%s: thin %" PRIu64 ", the replica the stream builds on, is open "
+	    "(mounted, or in use) as /dev/mapper/%s; close it first; nothing "
+	    "written",
+	    rv->o->pool, base->dst.thin_id, name);
+	return -EBUSY;
+}
+
 static int find_base(struct receiver *rv, struct dmrepl_lineage_record *base)
 {
 	const struct dmrepl_stream_header *h = &rv->h;
@@ -98,7 +120,7 @@ static int find_base(struct receiver *rv, struct dmrepl_lineage_record *base)
 		    want, h->src_pool, base->dst.thin_id, rv->o->pool, have);
 		return -ESTALE;
 	}
-	return 0;
+	return check_unused(rv, base);
 }
 
 /* ---- staging ---- */
@@ -402,6 +424,7 @@ int dmrepl_receive(struct dmrepl_ctx *ctx, const struct dmrepl_receive_opts *o,
 	if (!ctx || !o || !o->pool == !o->device || fd < 0)
 		return -EINVAL;
 	rv.d.lock_fd = -1;
+	dmrepl_pipe_grow(fd);
 	if (o->pool) {
 		r = dmrepl_dest_open(&rv.d, ctx, o->pool,
 				     o->state_dir ? o->state_dir

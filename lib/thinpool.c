@@ -159,6 +159,24 @@ int dmrepl_pool_get_active_size(struct dmrepl_pool *pool, uint64_t thin_id,
 	return r;
 }
 
+int dmrepl_pool_thin_in_use(struct dmrepl_pool *pool, uint64_t thin_id,
+			    char *ret_name, size_t size)
+{
+	struct find_ctx f;
+	int r, count = 0;
+
+	r = find_active(pool, thin_id, &f);
+	for (size_t i = 0; r == 0 && i < f.nr && count == 0; i++) {
+		if (dmrepl_dm_get_open_count(dmrepl_pool_get_ctx(pool), f.names[i],
+					     &count) < 0)
+			count = 0;	/* gone meanwhile */
+		if (count)
+			snprintf(ret_name, size, "%s", f.names[i]);
+	}
+	free_names(f.names, f.nr);
+	return r < 0 ? r : count > 0;
+}
+
 /* ---- snapshots ---- */
 
 /* Resume what was suspended, in reverse order; the first error wins. */

@@ -36,7 +36,7 @@ struct dmrepl_send_opts {
 	int zstd_level;			/* 0: no compression */
 	bool detect_zeroes;		/* all-zero pieces go as ZERO records */
 	enum dmrepl_engine engine;
-	unsigned int queue_depth;	/* 0: 16 */
+	unsigned int queue_depth;	/* 0: 32 */
 	uint32_t io_size;		/* 0: 1 MiB */
 	uint64_t checkpoint_bytes;	/* 0: 256 MiB of data between CHECKPOINTs */
 	bool more;			/* another stream follows (a chain) */
@@ -59,6 +59,9 @@ struct dmrepl_send_result {
  */
 int dmrepl_send(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 		int fd, struct dmrepl_send_result *ret);
+
+/* Grow @fd's buffer when it is a pipe (1 MiB; best effort). */
+void dmrepl_pipe_grow(int fd);
 
 /* "HOSTNAME:POOL" into @buf (at most 127 bytes). */
 int dmrepl_source_name(const char *pool, char *buf, size_t size);

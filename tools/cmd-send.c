@@ -49,7 +49,7 @@ static void usage(FILE *out)
 		"      --detect-zeroes     send blocks of zeroes as ZERO records\n"
 		"      --checkpoint SIZE   data between resumable checkpoints (default 256M)\n"
 		"      --engine ENGINE     auto, uring, aio or sync (default auto)\n"
-		"      --queue-depth N     reads in flight (default 16)\n"
+		"      --queue-depth N     reads in flight (default 32)\n"
 		"      --device PATH       send a file or device instead (no pool)\n"
 		"      --extents FILE      with --device: only these extents\n"
 		"  -q, --quiet             no progress bar\n"

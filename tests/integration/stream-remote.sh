@@ -165,6 +165,25 @@ dmt_assert_eq true "$(field resumed)" "the result says resumed"
 dmt_assert_eq "" "$(dmrepl receive --pool "$DST" --state-dir "$STATE" --resume-token)" \
 	"nothing left to resume"
 
+# A base replica that is open (mounted, in use) is refused, before any write.
+r8=$(field replica)
+dmt_create held "0 $VOL_SECTORS thin $(dmt_dev dst) $r8"
+exec 7<"$(dmt_dev held)"
+dmt_write_blocks "$origin" 65536 J 9
+S9=$(snapshot)
+before=$(dmrepl ls --pool "$DST" --no-headers | awk '{ print $1 }' | tr '\n' ' ')
+if dmrepl send --pool "$SRC" --snap "$S9" --base "$S8" --size "$VOL_BYTES" \
+	--source-name "$(hostname):$SRC" -q |
+	dmrepl receive --pool "$DST" --state-dir "$STATE" -q 2> "$DMT_TMP/err"; then
+	dmt_fail "a stream onto an open base replica was received"
+fi
+cat "$DMT_TMP/err" >&2
+dmt_assert_match "*thin $r8*is open*" "$(cat "$DMT_TMP/err")" "the open base replica is named"
+dmt_assert_eq "$before" "$(dmrepl ls --pool "$DST" --no-headers | awk '{ print $1 }' | tr '\n' ' ')" \
+	"nothing was created in the destination"
+exec 7<&-
+dmt_remove held
+
 dmt_assert_eq - "$(dmt_pool_held_root src)" "source metadata snapshot released"
 dmt_assert_eq - "$(dmt_pool_held_root dst)" "destination metadata snapshot released"
 dmt_assert_eq "" "$(dmsetup ls | grep '^dmrepl-' || :)" "no dmrepl devices left"
