@@ -410,6 +410,7 @@ static int next_stream(struct receiver *rv, int fd)
 	r = dmrepl_stream_reader_new(rv->ctx, fd, "the stream", &rv->rd);
 	if (r < 0)
 		return r;
+	dmrepl_stream_reader_set_cancel(rv->rd, rv->o->cancel);
 	return dmrepl_stream_read_header(rv->rd, &rv->h);
 }
 

@@ -680,6 +680,7 @@ int dmrepl_send(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 		r = dmrepl_stream_writer_new(ctx, fd, "the stream", &src.h,
 					     o->zstd_level, &s.w);
 	if (r == 0) {
+		dmrepl_stream_writer_set_cancel(s.w, o->cancel);
 		s.checkpoint_bytes = o->checkpoint_bytes ? o->checkpoint_bytes
 							 : DEFAULT_CHECKPOINT;
 		s.total = src.total_bytes;

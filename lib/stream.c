@@ -318,13 +318,17 @@ struct dmrepl_stream_writer {
 	uint64_t seq;
 	bool ended;
 	int failed;			/* a write error: every call returns it */
+	const volatile int *cancel;	/* set: a blocked write gives up */
 };
 
-static int full_write(int fd, const uint8_t *p, size_t n)
+static int full_write(int fd, const uint8_t *p, size_t n,
+		      const volatile int *cancel)
 {
 	while (n) {
 		ssize_t k = write(fd, p, n);
 
+		if (k < 0 && errno == EINTR && cancel && *cancel)
+			return -ECANCELED;
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0)
@@ -340,8 +344,12 @@ static int full_write(int fd, const uint8_t *p, size_t n)
 static int writer_write(struct dmrepl_stream_writer *w, const uint8_t *p,
 			size_t n)
 {
-	int r = full_write(w->fd, p, n);
+	int r = full_write(w->fd, p, n, w->cancel);
 
+	if (r == -ECANCELED) {
+		w->failed = r;
+		return r;
+	}
 	if (r < 0) {
 		err(w->ctx, "%s: cannot write the stream (record %" PRIu64 "): %s",
 		    w->name, w->seq, strerror(-r));
@@ -676,6 +684,7 @@ struct dmrepl_stream_reader {
 	bool header_done;
 	bool ended;
 	int failed;			/* returned again by every later call */
+	const volatile int *cancel;	/* set: a blocked read gives up */
 };
 
 /* Log @e once, naming the reader and where it is. */
@@ -699,6 +708,10 @@ _printf_(3, 4) static int reader_fail(struct dmrepl_stream_reader *r, int e,
 
 static int reader_fetch_fail(struct dmrepl_stream_reader *r, int e)
 {
+	if (e == -ECANCELED) {	/* the caller's doing: not a fault */
+		r->failed = e;
+		return e;
+	}
 	if (e != -ENODATA)
 		return reader_fail(r, e, "read error at byte %" PRIu64 ": %s",
 				   r->pos, strerror(-e));
@@ -735,6 +748,10 @@ static int reader_fetch(struct dmrepl_stream_reader *r, size_t n,
 	while (got < n) {
 		ssize_t k = read(r->fd, scratch + got, n - got);
 
+		if (k < 0 && errno == EINTR && r->cancel && *r->cancel) {
+			r->pos += got;
+			return -ECANCELED;
+		}
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0) {
@@ -1158,4 +1175,16 @@ void dmrepl_stream_reader_get_stats(const struct dmrepl_stream_reader *r,
 	ret->records = r->seq;
 	ret->data_bytes = r->data_bytes;
 	ret->wire_bytes = r->pos;
+}
+
+void dmrepl_stream_writer_set_cancel(struct dmrepl_stream_writer *w,
+				     const volatile int *cancel)
+{
+	w->cancel = cancel;
+}
+
+void dmrepl_stream_reader_set_cancel(struct dmrepl_stream_reader *r,
+				     const volatile int *cancel)
+{
+	r->cancel = cancel;
 }

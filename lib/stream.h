@@ -213,6 +213,16 @@ void dmrepl_stream_reader_get_stats(const struct dmrepl_stream_reader *r,
 				    struct dmrepl_stream_stats *ret);
 void dmrepl_stream_reader_free(struct dmrepl_stream_reader *r);
 
+/*
+ * With @cancel set, a read or write that a signal interrupts returns
+ * -ECANCELED (not logged) once *@cancel is non-zero, instead of going
+ * on: a receiver waiting for a stalled sender can be stopped.
+ */
+void dmrepl_stream_writer_set_cancel(struct dmrepl_stream_writer *w,
+				     const volatile int *cancel);
+void dmrepl_stream_reader_set_cancel(struct dmrepl_stream_reader *r,
+				     const volatile int *cancel);
+
 /* The names used in messages and in doc/stream-format.md. */
 const char *dmrepl_stream_type_name(uint16_t type);
 

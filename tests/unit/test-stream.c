@@ -1296,6 +1296,40 @@ static void test_writer_epipe(void)
 	free(data);
 }
 
+/* ---- a signal stops a blocked read when the cancel flag is set ---- */
+
+static volatile int cancel_flag;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	cancel_flag = 1;
+}
+
+static void test_cancel_blocked_read(void)
+{
+	struct sigaction sa = {0}, old;
+	struct dmrepl_stream_header h;
+	struct dmrepl_stream_reader *r = NULL;
+	int p[2];
+
+	CU_ASSERT_FATAL(pipe(p) == 0);
+	sa.sa_handler = on_alarm;	/* no SA_RESTART: read returns EINTR */
+	sigaction(SIGALRM, &sa, &old);
+	cancel_flag = 0;
+	CU_ASSERT_EQUAL_FATAL(dmrepl_stream_reader_new(ctx, p[0], "stdin", &r), 0);
+	dmrepl_stream_reader_set_cancel(r, &cancel_flag);
+	log_reset();
+	alarm(1);	/* the writer end stays open and silent */
+	CU_ASSERT_EQUAL(dmrepl_stream_read_header(r, &h), -ECANCELED);
+	CU_ASSERT_EQUAL(cancel_flag, 1);
+	CU_ASSERT_EQUAL(nr_errs, 0);	/* the caller's doing, not a fault */
+	dmrepl_stream_reader_free(r);
+	sigaction(SIGALRM, &old, NULL);
+	close(p[0]);
+	close(p[1]);
+}
+
 /* ---- identity hash ---- */
 
 static uint64_t spec_identity(const struct dmrepl_stream_header *h)
@@ -1388,6 +1422,7 @@ static CU_TestInfo stream_tests[] = {
     {"writer refuses out-of-order input", test_writer_refuses},
     {"writer header checks", test_writer_new},
     {"writer EPIPE", test_writer_epipe},
+    {"cancel stops a blocked read", test_cancel_blocked_read},
     {"identity hash", test_identity_hash},
     {"type names", test_type_names},
     CU_TEST_INFO_NULL,
