@@ -34,6 +34,7 @@ for d in vda vdb vdc vdd vde; do
 done
 
 RUNS=${RBENCH_RUNS:-3}
+PAIRS=${RBENCH_PAIRS:-full,incr}
 BLOCK_SECTORS=128
 BLOCK_BYTES=65536
 SEED=4
@@ -143,7 +144,8 @@ say "delta S1 -> S2: $(wc -l < "$DMT_TMP/delta") lines"
 # ---------------------------------------------------------------- a: full
 
 DDID=100
-for r in $(seq 1 "$RUNS"); do
+case $PAIRS in *full*) ;; *) RUNS_FULL=0 ;; esac
+for r in $(seq 1 "${RUNS_FULL:-$RUNS}"); do
 	if [ $((r % 2)) = 1 ]; then order="dmrepl dd"; else order="dd dmrepl"; fi
 	for c in $order; do
 		if [ "$c" = dmrepl ]; then

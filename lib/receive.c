@@ -61,14 +61,36 @@ static void ident_str(const struct dmrepl_thin_ident *id, char *buf, size_t size
 
 /* ---- checks before any write ---- */
 
+/* 1: @rec's replica is in the pool as received; 0: deleted or written to. */
+static int replica_intact(struct receiver *rv,
+			  const struct dmrepl_lineage_record *rec)
+{
+	struct dmrepl_metadata *md = NULL;
+	struct dmrepl_thin_ident now;
+	int r;
+
+	r = dmrepl_metadata_open_pool(rv->ctx, rv->d.name, &md);
+	if (r == 0)
+		r = dmrepl_thin_ident_read(md, rec->dst.thin_id, &now);
+	dmrepl_metadata_unref(md);
+	if (r == -ENOENT)
+		return 0;
+	return r < 0 ? r : dmrepl_thin_ident_equal(&now, &rec->dst);
+}
+
 static int check_new(struct receiver *rv)
 {
 	struct dmrepl_lineage_record rec;
 	const struct dmrepl_stream_header *h = &rv->h;
+	int r;
 
 	if (!dmrepl_dest_find_replica(&rv->d, h->src_pool, h->snap.thin_id, &rec) ||
 	    !dmrepl_thin_ident_equal(&rec.src, &h->snap))
 		return 0;
+	/* A replica deleted (or written to) since is not held: receive anew. */
+	r = replica_intact(rv, &rec);
+	if (r <= 0)
+		return r;
 	err(rv->ctx,
 	    "%s already holds thin %" PRIu64 " of %s, as thin %" PRIu64
 	    ": the stream was received before (a replay?); nothing written",
@@ -359,10 +381,10 @@ static void report_kept(struct receiver *rv)
 
 	if (dmrepl_resume_token_format(&t, token, sizeof(token)) < 0)
 		return;
-	notice(rv->ctx,
-	       "%s: nothing was committed; thin %" PRIu64 " keeps the stream up "
-	       "to byte %" PRIu64 ": resume with dmrepl send --resume %s",
-	       rv->o->pool, rv->d.rec.dst.thin_id, rv->d.rec.checkpoint, token);
+	warn(rv->ctx,
+	     "%s: nothing was committed; thin %" PRIu64 " keeps the stream up "
+	     "to byte %" PRIu64 ": resume with dmrepl send --resume %s",
+	     rv->o->pool, rv->d.rec.dst.thin_id, rv->d.rec.checkpoint, token);
 }
 
 static int receive_one(struct receiver *rv)
