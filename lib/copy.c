@@ -54,7 +54,8 @@
 #define PROGRESS_INTERVAL_NS 100000000ull
 #define NSEC_PER_SEC 1000000000ull
 
-enum piece_kind { PIECE_COPY, PIECE_ZERO };
+/* Read and write; write zeroes; write the caller's bytes (no source). */
+enum piece_kind { PIECE_COPY, PIECE_ZERO, PIECE_DATA };
 enum slot_state { SLOT_FREE = 0, SLOT_READ, SLOT_WRITE };
 
 /* One side of the copy. */
@@ -882,7 +883,7 @@ static void throttle(struct dmrepl_copy *copy, uint64_t bytes)
 /* ---- pieces ---- */
 
 static int async_piece(struct dmrepl_copy *copy, enum piece_kind kind,
-		       uint64_t off, uint32_t len)
+		       uint64_t off, uint32_t len, const uint8_t *data)
 {
 	struct slot *s;
 
@@ -895,7 +896,9 @@ static int async_piece(struct dmrepl_copy *copy, enum piece_kind kind,
 	s->piece_len = len;
 	s->zero = kind == PIECE_ZERO;
 	s->next_len = 0;
-	slot_start(copy, s, kind == PIECE_ZERO ? SLOT_WRITE : SLOT_READ, off, len);
+	if (kind == PIECE_DATA)
+		memcpy(s->buf, data, len);
+	slot_start(copy, s, kind == PIECE_COPY ? SLOT_READ : SLOT_WRITE, off, len);
 	return 0;
 }
 
@@ -946,7 +949,7 @@ static int full_pwrite(struct dmrepl_copy *copy, const void *buf, size_t len,
  * buffer of a free slot.
  */
 static int buffered_piece(struct dmrepl_copy *copy, enum piece_kind kind,
-			  uint64_t off, uint64_t len)
+			  uint64_t off, uint64_t len, const uint8_t *data)
 {
 	uint64_t p0 = round_down(off, PAGE_BYTES);
 	struct slot *s;
@@ -954,6 +957,10 @@ static int buffered_piece(struct dmrepl_copy *copy, enum piece_kind kind,
 
 	wait_overlap(copy, p0, round_up(off + len, PAGE_BYTES) - p0);
 	throttle(copy, len);
+	if (kind == PIECE_DATA) {
+		r = full_pwrite(copy, data, len, off);
+		goto out;
+	}
 	s = get_slot(copy);
 	if (!s)
 		return 0;
@@ -967,15 +974,19 @@ static int buffered_piece(struct dmrepl_copy *copy, enum piece_kind kind,
 		if (r == 0)
 			r = full_pwrite(copy, s->buf, n, off + done);
 	}
+out:
 	if (r == 0)
 		account(copy, kind == PIECE_ZERO ? &copy->stats.zeroed_bytes
 						 : &copy->stats.copied_bytes, len);
 	return r;
 }
 
-/* Cut [off, off+len) into aligned pieces for the engine and unaligned edges. */
+/*
+ * Cut [off, off+len) into aligned pieces for the engine and unaligned
+ * edges. @data: the bytes, for PIECE_DATA.
+ */
 static int apply_range(struct dmrepl_copy *copy, enum piece_kind kind,
-		       uint64_t off, uint64_t len)
+		       uint64_t off, uint64_t len, const uint8_t *data)
 {
 	uint64_t end = off + len, a0, a1, n;
 
@@ -984,75 +995,17 @@ static int apply_range(struct dmrepl_copy *copy, enum piece_kind kind,
 	a0 = round_up(off, copy->align);
 	a1 = round_down(end, copy->align);
 	if (a0 >= a1)
-		return buffered_piece(copy, kind, off, len);
+		return buffered_piece(copy, kind, off, len, data);
 	if (a0 > off)
-		buffered_piece(copy, kind, off, a0 - off);
+		buffered_piece(copy, kind, off, a0 - off, data);
 	for (uint64_t o = a0; o < a1 && !stopping(copy); o += n) {
 		n = copy->io_size - o % copy->io_size;
 		if (n > a1 - o)
 			n = a1 - o;
-		async_piece(copy, kind, o, (uint32_t)n);
+		async_piece(copy, kind, o, (uint32_t)n, data ? data + (o - off) : NULL);
 	}
 	if (end > a1 && !stopping(copy))
-		buffered_piece(copy, kind, a1, end - a1);
-	return copy->error;
-}
-
-/* ---- data from the caller (no source) ---- */
-
-static int data_piece(struct dmrepl_copy *copy, uint64_t off, const void *data,
-		      uint32_t len)
-{
-	struct slot *s;
-
-	wait_overlap(copy, off, len);
-	throttle(copy, len);
-	s = get_slot(copy);
-	if (!s)
-		return 0;
-	memcpy(s->buf, data, len);
-	s->piece_off = off;
-	s->piece_len = len;
-	s->zero = false;
-	s->next_len = 0;
-	slot_start(copy, s, SLOT_WRITE, off, len);
-	return 0;
-}
-
-static int buffered_data(struct dmrepl_copy *copy, uint64_t off, const void *data,
-			 uint64_t len)
-{
-	uint64_t p0 = round_down(off, PAGE_BYTES);
-	int r;
-
-	wait_overlap(copy, p0, round_up(off + len, PAGE_BYTES) - p0);
-	throttle(copy, len);
-	r = full_pwrite(copy, data, len, off);
-	if (r == 0)
-		account(copy, &copy->stats.copied_bytes, len);
-	return r;
-}
-
-/* As apply_range(), with the bytes in @data. */
-static int apply_data(struct dmrepl_copy *copy, uint64_t off, const uint8_t *data,
-		      uint64_t len)
-{
-	uint64_t end = off + len, a0, a1, n;
-
-	a0 = round_up(off, copy->align);
-	a1 = round_down(end, copy->align);
-	if (a0 >= a1)
-		return buffered_data(copy, off, data, len);
-	if (a0 > off)
-		buffered_data(copy, off, data, a0 - off);
-	for (uint64_t o = a0; o < a1 && !stopping(copy); o += n) {
-		n = copy->io_size - o % copy->io_size;
-		if (n > a1 - o)
-			n = a1 - o;
-		data_piece(copy, o, data + (o - off), (uint32_t)n);
-	}
-	if (end > a1 && !stopping(copy))
-		buffered_data(copy, a1, data + (a1 - off), end - a1);
+		buffered_piece(copy, kind, a1, end - a1, data ? data + (a1 - off) : NULL);
 	return copy->error;
 }
 
@@ -1122,18 +1075,18 @@ static int discard_extent(struct dmrepl_copy *copy, uint64_t off, uint64_t len)
 		m1 = round_down(end, g);
 	}
 	if (m0 >= m1)
-		return apply_range(copy, PIECE_ZERO, off, len);
-	r = apply_range(copy, PIECE_ZERO, off, m0 - off);
+		return apply_range(copy, PIECE_ZERO, off, len, NULL);
+	r = apply_range(copy, PIECE_ZERO, off, m0 - off, NULL);
 	if (r < 0 || stopping(copy))
 		return r;
 	wait_overlap(copy, m0, m1 - m0);
 	r = discard_range(copy, m0, m1 - m0);
 	if (r == -EOPNOTSUPP)
-		return apply_range(copy, PIECE_ZERO, m0, end - m0);
+		return apply_range(copy, PIECE_ZERO, m0, end - m0, NULL);
 	if (r < 0)
 		return r;
 	account(copy, &copy->stats.discarded_bytes, m1 - m0);
-	return apply_range(copy, PIECE_ZERO, m1, end - m1);
+	return apply_range(copy, PIECE_ZERO, m1, end - m1, NULL);
 }
 
 /* ---- the API ---- */
@@ -1193,7 +1146,8 @@ DMREPL_EXPORT int dmrepl_copy_add(struct dmrepl_copy *copy,
 	if (r < 0 || extent->length_bytes == 0)
 		return r;
 	if (extent->op == DMREPL_EXTENT_COPY)
-		apply_range(copy, PIECE_COPY, extent->offset_bytes, extent->length_bytes);
+		apply_range(copy, PIECE_COPY, extent->offset_bytes, extent->length_bytes,
+			    NULL);
 	else
 		discard_extent(copy, extent->offset_bytes, extent->length_bytes);
 	progress(copy, false);
@@ -1220,8 +1174,7 @@ int dmrepl_copy_write(struct dmrepl_copy *copy, uint64_t offset,
 		    copy->dst.size);
 		return -EINVAL;
 	}
-	if (len)
-		apply_data(copy, offset, data, len);
+	apply_range(copy, PIECE_DATA, offset, len, data);
 	progress(copy, false);
 	return stop_status(copy);
 }
