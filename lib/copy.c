@@ -1175,6 +1175,8 @@ int dmrepl_copy_write(struct dmrepl_copy *copy, uint64_t offset,
 		return -EINVAL;
 	}
 	apply_range(copy, PIECE_DATA, offset, len, data);
+	/* Send the write now: the next record may be a while coming. */
+	reap(copy, 0);
 	progress(copy, false);
 	return stop_status(copy);
 }

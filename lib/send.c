@@ -404,6 +404,19 @@ static void complete(struct sender *s, struct rslot *sl)
 		sl->ready = true;
 }
 
+/* Send what is queued, and take what is done, without waiting. */
+static void kick(struct sender *s)
+{
+	int n = s->io.ops->reap(&s->io, 0, s->reaped, s->depth);
+
+	if (n < 0) {
+		set_error(s, n);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		complete(s, &s->slots[s->reaped[i]->tag]);
+}
+
 static void checkpoint_due(struct sender *s, uint64_t end)
 {
 	if (s->since_checkpoint < s->checkpoint_bytes || s->error)
@@ -511,6 +524,7 @@ static void read_piece(struct sender *s, uint64_t off, uint32_t len)
 	sl->ready = false;
 	s->count++;
 	submit(s, sl);
+	kick(s);
 }
 
 static void send_extent(struct sender *s, const struct dmrepl_extent *e,
