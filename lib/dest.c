@@ -80,10 +80,41 @@ int dmrepl_dest_drop_staging(struct dmrepl_dest *d,
 	return dmrepl_lineage_remove(d->ctx, d->dir, "staging", rec->dst.thin_id);
 }
 
+struct names_id {
+	uint64_t dst_id;
+	bool found;
+};
+
+static int match_dst(const struct dmrepl_lineage_record *rec, void *data)
+{
+	struct names_id *n = data;
+
+	n->found |= rec->dst.thin_id == n->dst_id;
+	return 0;
+}
+
+bool dmrepl_dest_is_replica(struct dmrepl_dest *d, uint64_t dst_id)
+{
+	struct names_id n = {dst_id, false};
+
+	dmrepl_lineage_foreach(d->ctx, d->dir, "replica", match_dst, &n);
+	return n.found;
+}
+
 static int remove_stale(const struct dmrepl_lineage_record *rec, void *data)
 {
 	struct dmrepl_dest *d = data;
 	int r;
+
+	/*
+	 * Killed between writing the replica record and dropping this one:
+	 * the device is a finished replica. Keep it.
+	 */
+	if (dmrepl_dest_is_replica(d, rec->dst.thin_id)) {
+		remove_names(d, rec);
+		return dmrepl_lineage_remove(d->ctx, d->dir, "staging",
+					     rec->dst.thin_id);
+	}
 
 	if (rec->resumable) {
 		info(d->ctx,

@@ -174,9 +174,39 @@ static bool find_staging(struct receiver *rv, struct dmrepl_lineage_record *ret)
 	return f.found;
 }
 
+/*
+ * A receiver killed inside its commit: after the anchor snapshot (which
+ * the commit takes again), or after the replica record (the staging
+ * record is all that is left to drop; the device is a replica now).
+ * Return: 0 to resume, -EEXIST when it was committed, or -errno.
+ */
+static int killed_in_commit(struct receiver *rv,
+			    const struct dmrepl_lineage_record *st)
+{
+	struct dmrepl_metadata *md = NULL;
+	struct dmrepl_thin_info info;
+	int r;
+
+	if (dmrepl_dest_is_replica(&rv->d, st->dst.thin_id)) {
+		dmrepl_lineage_remove(rv->ctx, rv->d.dir, "staging", st->dst.thin_id);
+		err(rv->ctx, "%s already holds thin %" PRIu64 " of %s, as thin %" PRIu64
+			     ": its receive was killed as it finished; nothing written",
+		    rv->o->pool, rv->h.snap.thin_id, rv->h.src_pool, st->dst.thin_id);
+		return -EEXIST;
+	}
+	r = dmrepl_metadata_open_pool(rv->ctx, rv->d.name, &md);
+	if (r == 0)
+		r = dmrepl_metadata_get_thin(md, st->anchor_id, &info);
+	dmrepl_metadata_unref(md); /* release before sending messages */
+	if (r == -ENOENT)
+		return 0;
+	return r < 0 ? r : dmrepl_pool_delete_thin(rv->d.pool, st->anchor_id);
+}
+
 static int adopt(struct receiver *rv)
 {
 	struct dmrepl_lineage_record st;
+	int r;
 
 	if (!find_staging(rv, &st)) {
 		err(rv->ctx,
@@ -193,6 +223,9 @@ static int adopt(struct receiver *rv)
 		    rv->h.resume_offset, st.dst.thin_id, rv->o->pool, st.checkpoint);
 		return -ESTALE;
 	}
+	r = killed_in_commit(rv, &st);
+	if (r < 0)
+		return r;
 	rv->res->resumed = true;
 	return dmrepl_dest_adopt(&rv->d, &st);
 }
@@ -505,6 +538,13 @@ static int visit(const struct dmrepl_lineage_record *rec, void *data)
 
 	if (!rec->resumable)
 		return 0;
+	if (dmrepl_dest_is_replica(e->d, rec->dst.thin_id)) {
+		/* Killed as it finished: its device is a replica, keep it. */
+		if (e->drop)
+			dmrepl_lineage_remove(e->d->ctx, e->d->dir, "staging",
+					      rec->dst.thin_id);
+		return 0;
+	}
 	e->n++;
 	if (e->drop) {
 		r = dmrepl_dest_drop_staging(e->d, rec);

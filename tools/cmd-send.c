@@ -271,9 +271,9 @@ int cmd_send(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		fclose(extents);
 	if (r == -ECANCELED && tool_interrupted)
 		return tool_interrupted_exit(subcmd);
-	if (r == -EPIPE)
-		tool_fail(subcmd, "the receiver closed the stream (it failed, or "
-				  "was stopped): see its messages");
+	if (r == -EPIPE)	/* said even after the library's write error */
+		tool_error(subcmd, "the receiver closed the stream (it failed, or "
+				   "was stopped): see its messages");
 	else if (r < 0)
 		tool_fail(subcmd, "the stream was not sent: %s", strerror(-r));
 	else

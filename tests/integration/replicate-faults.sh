@@ -122,6 +122,16 @@ dmt_assert_eq "" "$(dmsetup ls | grep '^dmrepl-' || :)" "no dmrepl devices left 
 dmt_assert_eq "$(thin_sha src "$S3")" "$(thin_sha dst "$R3")" "the rerun's replica is exact"
 dmt_assert_eq $((before + 1)) "$(replicas | wc -l)" "one more replica after the rerun"
 
+# Killed just after its replica record was written, before its staging
+# record was dropped: the next run must keep the finished replica.
+sed 's/^pid=0$/pid=999999/' "$dst_state/replica-$R3" > "$dst_state/staging-$R3"
+rep --snap "$S3" --base "$S2" --to-pool "$(dmt_name dst)" > "$DMT_TMP/out" ||
+	{ cat "$DMT_TMP/err" >&2; dmt_fail "the run after a kill in the commit failed"; }
+dmt_assert_eq "" "$(ls "$dst_state" | grep '^staging-' || :)" "the left staging record was dropped"
+dmt_assert_eq "$(thin_sha src "$S3")" "$(thin_sha dst "$R3")" \
+	"the replica whose commit was cut short is kept, intact"
+dmt_assert_match "*$R3*ok*" "$(replicas | grep "^ *$R3 " || :)" "it is still listed as ok"
+
 # SIGTERM in the middle of a copy: the job is cancelled, its device
 # deleted, nothing recorded, and the exit status says which signal.
 before=$(replicas | wc -l)
