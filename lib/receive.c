@@ -466,7 +466,18 @@ static int next_stream(struct receiver *rv, int fd)
 	if (r < 0)
 		return r;
 	dmrepl_stream_reader_set_cancel(rv->rd, rv->o->cancel);
+	if (rv->o->allow_empty && rv->res->streams == 0)
+		dmrepl_stream_reader_set_quiet_empty(rv->rd);
 	return dmrepl_stream_read_header(rv->rd, &rv->h);
+}
+
+/* Not one byte came: an empty input, not a damaged stream. */
+static bool sent_nothing(struct receiver *rv)
+{
+	struct dmrepl_stream_stats st;
+
+	dmrepl_stream_reader_get_stats(rv->rd, &st);
+	return rv->res->streams == 0 && st.wire_bytes == 0;
 }
 
 int dmrepl_receive(struct dmrepl_ctx *ctx, const struct dmrepl_receive_opts *o,
@@ -491,6 +502,10 @@ int dmrepl_receive(struct dmrepl_ctx *ctx, const struct dmrepl_receive_opts *o,
 	}
 	do {
 		r = next_stream(&rv, fd);
+		if (r == -ENODATA && o->allow_empty && sent_nothing(&rv)) {
+			r = 0;	/* the sender had nothing to send */
+			goto out;
+		}
 		if (r == 0)
 			r = receive_one(&rv);
 		if (rv.rd) {

@@ -685,6 +685,7 @@ struct dmrepl_stream_reader {
 	bool ended;
 	int failed;			/* returned again by every later call */
 	const volatile int *cancel;	/* set: a blocked read gives up */
+	bool quiet_empty;		/* no bytes at all: -ENODATA, not logged */
 };
 
 /* Log @e once, naming the reader and where it is. */
@@ -715,7 +716,9 @@ static int reader_fetch_fail(struct dmrepl_stream_reader *r, int e)
 	if (e != -ENODATA)
 		return reader_fail(r, e, "read error at byte %" PRIu64 ": %s",
 				   r->pos, strerror(-e));
-	if (!r->header_done && r->pos == 0)
+	if (!r->header_done && r->pos == 0 && r->quiet_empty)
+		;	/* the caller expects that it may be sent nothing */
+	else if (!r->header_done && r->pos == 0)
 		err(r->ctx, "%s: empty stream: no header", r->name);
 	else if (!r->header_done)
 		err(r->ctx, "%s: stream ended early in its header at byte %" PRIu64,
@@ -1187,4 +1190,9 @@ void dmrepl_stream_reader_set_cancel(struct dmrepl_stream_reader *r,
 				     const volatile int *cancel)
 {
 	r->cancel = cancel;
+}
+
+void dmrepl_stream_reader_set_quiet_empty(struct dmrepl_stream_reader *r)
+{
+	r->quiet_empty = true;
 }

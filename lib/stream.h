@@ -223,6 +223,9 @@ void dmrepl_stream_writer_set_cancel(struct dmrepl_stream_writer *w,
 void dmrepl_stream_reader_set_cancel(struct dmrepl_stream_reader *r,
 				     const volatile int *cancel);
 
+/* An input with no byte at all gives -ENODATA without a log message. */
+void dmrepl_stream_reader_set_quiet_empty(struct dmrepl_stream_reader *r);
+
 /* The names used in messages and in doc/stream-format.md. */
 const char *dmrepl_stream_type_name(uint16_t type);
 

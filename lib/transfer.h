@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "libdmrepl-private.h"
 #include "stream.h"
@@ -81,6 +82,7 @@ struct dmrepl_receive_opts {
 	const char *device;		/* a file or device, written in place
 					   (no lineage, no atomicity) */
 	const char *state_dir;		/* NULL: the default */
+	bool allow_empty;		/* no stream at all is not an error */
 	enum dmrepl_engine engine;
 	unsigned int queue_depth;
 	dmrepl_transfer_progress_fn progress;
@@ -119,6 +121,38 @@ int dmrepl_receive_foreach_resumable(struct dmrepl_ctx *ctx, const char *pool,
 /* Delete every resumable staging device of @pool; *@ret_n: how many. */
 int dmrepl_receive_abort(struct dmrepl_ctx *ctx, const char *pool,
 			 const char *state_dir, unsigned int *ret_n);
+
+/* ---- to another host (remote.c) ---- */
+
+struct dmrepl_remote_opts {
+	const char *url;		/* ssh://[USER@]HOST/POOL */
+	const char *transport;		/* NULL: ssh -o BatchMode=yes HOST */
+	const char *remote_dmrepl;	/* NULL: "dmrepl" */
+	const char *remote_state_dir;	/* NULL: the far side's default */
+	uint64_t base_id;		/* DMREPL_THIN_ID_ANY: the newest common one */
+	bool full, chain;
+	/* pool, snap_id and how to send; base_id and resume are chosen */
+	struct dmrepl_send_opts send;
+	/* set to the transport's pid while it runs (to stop it), else 0 */
+	pid_t *ret_peer_pid;
+};
+
+struct dmrepl_remote_result {
+	uint64_t dst_thin_id;		/* the far side's replica */
+	uint64_t base_dst_thin_id;	/* DMREPL_THIN_ID_ANY: a full stream */
+	uint64_t base_src_id;		/* the base chosen here, or ANY */
+	uint64_t data_bytes, stream_bytes;
+	unsigned int streams;
+	bool resumed, already_replicated;
+};
+
+/* URL -> HOST and POOL. Return: 0 or -EINVAL. */
+int dmrepl_remote_parse_url(const char *url, char *host, size_t hsize,
+			    const char **ret_pool);
+/* Negotiate, send, collect the far side's result. Return: 0 or -errno. */
+int dmrepl_remote_replicate(struct dmrepl_ctx *ctx,
+			    const struct dmrepl_remote_opts *o,
+			    struct dmrepl_remote_result *ret);
 
 /* ---- resume tokens (resume.c) ---- */
 

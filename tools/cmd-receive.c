@@ -88,7 +88,7 @@ static int parse_options(int argc, char *argv[], struct receive_args *a)
 		case OPT_TOKEN: a->token = true; break;
 		case OPT_ABORT: a->abort = true; break;
 		case OPT_DEVICE: a->o.device = optarg; break;
-		case OPT_NEGOTIATE: a->negotiate = a->json = true; break;
+		case OPT_NEGOTIATE: a->negotiate = a->json = a->o.allow_empty = true; break;
 		case OPT_ENGINE:
 			if (dmrepl_engine_from_name(optarg, &a->o.engine) < 0)
 				return tool_usage_error(subcmd, "--engine: '%s' is not one of auto, uring, aio, sync", optarg);

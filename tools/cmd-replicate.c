@@ -17,14 +17,17 @@
 #include "dmrepl.h"
 #include "json.h"
 #include "progress.h"
-#include "remote.h"
+#include "transfer.h"
 
 static const char *const subcmd = "replicate";
 
 struct replicate_opts {
 	const char *src_pool, *dst_pool, *state_dir;
-	/* --to: another host, through a stream (tools/remote.c) */
-	struct remote_opts remote;
+	/* --to: another host, through a stream (lib/remote.c) */
+	struct {
+		const char *url, *transport, *remote_dmrepl, *remote_state_dir;
+		bool chain;
+	} remote;
 	const char *source_name;
 	int zstd_level;
 	uint64_t snap_id, base_id, size_bytes;
@@ -282,35 +285,94 @@ static void show(uint64_t done, uint64_t total, void *data)
 	progress_update(data, "send", done, total);
 }
 
+static void print_remote(const struct replicate_opts *o,
+			 const struct dmrepl_remote_result *res, int status)
+{
+	struct json j;
+
+	json_init(&j, stdout);
+	json_open_object(&j, NULL);
+	json_string(&j, "type", "result");
+	json_bool(&j, "ok", status == 0);
+	if (status < 0)
+		json_string(&j, "error", strerror(-status));
+	json_string(&j, "src_pool", o->src_pool);
+	json_u64(&j, "snap", o->snap_id);
+	json_string(&j, "to", o->remote.url);
+	if (status == 0) {
+		json_u64(&j, "replica", res->dst_thin_id);
+		if (res->base_dst_thin_id != DMREPL_THIN_ID_ANY)
+			json_u64(&j, "base_replica", res->base_dst_thin_id);
+		if (res->base_src_id != DMREPL_THIN_ID_ANY)
+			json_u64(&j, "base", res->base_src_id);
+		json_bool(&j, "already_replicated", res->already_replicated);
+		json_bool(&j, "resumed", res->resumed);
+		json_u64(&j, "streams", res->streams);
+		json_u64(&j, "data_bytes", res->data_bytes);
+		json_u64(&j, "stream_bytes", res->stream_bytes);
+	}
+	json_close_object(&j);
+	json_end(&j);
+}
+
 static int to_remote(struct dmrepl_ctx *ctx, struct replicate_opts *o)
 {
-	struct dmrepl_send_opts so = {
-	    .pool = o->src_pool,
-	    .source_name = o->source_name,
-	    .size_bytes = o->size_bytes,
-	    .zstd_level = o->zstd_level,
-	    .detect_zeroes = o->detect_zeroes,
-	    .engine = o->engine,
-	    .queue_depth = (unsigned int)o->queue_depth,
-	    .io_size = (uint32_t)o->io_size,
-	    .progress = show,
-	    .cancel = (const volatile int *)&tool_interrupted,
+	struct dmrepl_remote_opts ro = {
+	    .url = o->remote.url,
+	    .transport = o->remote.transport,
+	    .remote_dmrepl = o->remote.remote_dmrepl,
+	    .remote_state_dir = o->remote.remote_state_dir,
+	    .base_id = o->full ? DMREPL_THIN_ID_ANY : o->base_id,
+	    .full = o->full,
+	    .chain = o->remote.chain,
+	    .send = {
+		.pool = o->src_pool,
+		.snap_id = o->snap_id,
+		.source_name = o->source_name,
+		.size_bytes = o->size_bytes,
+		.zstd_level = o->zstd_level,
+		.detect_zeroes = o->detect_zeroes,
+		.engine = o->engine,
+		.queue_depth = (unsigned int)o->queue_depth,
+		.io_size = (uint32_t)o->io_size,
+		.progress = show,
+		.cancel = (const volatile int *)&tool_interrupted,
+	    },
 	};
+	struct dmrepl_remote_result res = { 0 };
 	struct progress *p;
-	int rc;
+	int r;
 
-	o->remote.pool = o->src_pool;
-	o->remote.snap_id = o->snap_id;
-	o->remote.base_id = o->base_id;
-	o->remote.full = o->full;
-	o->remote.json = o->json;
-	o->remote.quiet = o->quiet;
 	/* Standard output carries the result: progress as a bar only. */
 	p = progress_new(o->quiet || o->json ? PROGRESS_QUIET : PROGRESS_AUTO, subcmd);
-	so.progress_data = p;
-	rc = remote_replicate(ctx, &o->remote, &so);
+	ro.send.progress_data = p;
+	r = dmrepl_remote_replicate(ctx, &ro, &res);
 	progress_free(p);
-	return rc;
+	if (o->json)
+		print_remote(o, &res, r);
+	if (r == -ECANCELED && tool_interrupted)
+		return tool_interrupted_exit(subcmd);
+	if (r < 0) {
+		tool_fail(subcmd, "thin %" PRIu64 " of %s was not replicated to %s: %s",
+			  o->snap_id, o->src_pool, o->remote.url, strerror(-r));
+		return EXIT_FAILURE_OP;
+	}
+	if (o->json || o->quiet)
+		return EXIT_OK;
+	if (res.already_replicated)
+		printf("thin %" PRIu64 " of %s was already replicated as thin %" PRIu64
+		       " of %s\n", o->snap_id, o->src_pool, res.dst_thin_id, o->remote.url);
+	else if (res.base_src_id == DMREPL_THIN_ID_ANY)
+		printf("thin %" PRIu64 " of %s replicated as thin %" PRIu64 " of %s "
+		       "(full%s)\n", o->snap_id, o->src_pool, res.dst_thin_id,
+		       o->remote.url, res.resumed ? ", resumed" : "");
+	else
+		printf("thin %" PRIu64 " of %s replicated as thin %" PRIu64 " of %s "
+		       "(from thin %" PRIu64 "%s%s)\n", o->snap_id, o->src_pool,
+		       res.dst_thin_id, o->remote.url, res.base_src_id,
+		       res.streams > 1 ? " through the snapshots between" : "",
+		       res.resumed ? ", resumed" : "");
+	return EXIT_OK;
 }
 
 static double now_seconds(void)

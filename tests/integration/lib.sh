@@ -219,6 +219,22 @@ dmt_snap() {
 	[ "$_rc" = 0 ] || dmt_fail "create_snap $3 $4 failed (exit $_rc)"
 }
 
+# dmt_thin_sha POOL ID SECTORS [cache]: the sha256 of thin ID of POOL,
+# SECTORS long, mapped under a temporary name for the read. With
+# "cache", a thin of pool "src" is hashed once per test (for snapshots
+# that are never written after their first hash).
+dmt_thin_sha() {
+	if [ "${4:-}" = cache ] && [ "$1" = src ] && [ -f "$DMT_TMP/sha.$2" ]; then
+		cat "$DMT_TMP/sha.$2"
+		return
+	fi
+	dmt_create "sha-$1-$2" "0 $3 thin $(dmt_dev "$1") $2"
+	_dmt_sum=$(sha256sum < "$(dmt_dev "sha-$1-$2")" | cut -d' ' -f1)
+	dmt_remove "sha-$1-$2"
+	[ "${4:-}" = cache ] && [ "$1" = src ] && echo "$_dmt_sum" > "$DMT_TMP/sha.$2"
+	echo "$_dmt_sum"
+}
+
 dmt_reserve_metadata_snap() { dmt_message "$1" reserve_metadata_snap; }
 dmt_release_metadata_snap() { dmt_message "$1" release_metadata_snap; }
 

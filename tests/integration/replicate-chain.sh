@@ -28,13 +28,7 @@ dmt_pool src "$src_meta" "$src_data" "$SRC_BLOCK"
 dmt_thin src origin 1 "$VOL_SECTORS"
 origin=$(dmt_dev origin)
 
-# sha256 of thin ID of POOL, activated read-only for the read.
-thin_sha() {
-	dmt_create "sha-$1-$2" "0 $VOL_SECTORS thin $(dmt_dev "$1") $2"
-	_sum=$(sha256sum < "$(dmt_dev "sha-$1-$2")" | cut -d' ' -f1)
-	dmt_remove "sha-$1-$2"
-	echo "$_sum"
-}
+thin_sha() { dmt_thin_sha "$1" "$2" "$VOL_SECTORS"; }
 
 # mapped blocks of thin ID in POOL, from dmrepl ls.
 mapped() {

@@ -55,12 +55,7 @@ replicas() {
 	dmrepl replicas --to-pool "$(dmt_name "${1:-dst}")" --state-dir "$STATE" --no-headers
 }
 
-thin_sha() {
-	dmt_create "sha-$1-$2" "0 $VOL_SECTORS thin $(dmt_dev "$1") $2"
-	_sum=$(sha256sum < "$(dmt_dev "sha-$1-$2")" | cut -d' ' -f1)
-	dmt_remove "sha-$1-$2"
-	echo "$_sum"
-}
+thin_sha() { dmt_thin_sha "$1" "$2" "$VOL_SECTORS"; }
 
 refused "no size" "*size of thin $S1*--size*" --snap "$S1" --to-pool "$(dmt_name dst)"
 rep --snap "$S1" --size "$VOL_BYTES" --to-pool "$(dmt_name dst)" > "$DMT_TMP/out" ||

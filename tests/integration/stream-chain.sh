@@ -33,19 +33,7 @@ dmt_pool src "$src_meta" "$src_data" "$SRC_BLOCK"
 dmt_thin src origin 1 "$VOL_SECTORS"
 origin=$(dmt_dev origin)
 
-# sha256 of thin ID of POOL, activated for the read; a source
-# snapshot's is computed once.
-thin_sha() {
-	if [ "$1" = src ] && [ -f "$DMT_TMP/sha.$2" ]; then
-		cat "$DMT_TMP/sha.$2"
-		return
-	fi
-	dmt_create "sha-$1-$2" "0 $VOL_SECTORS thin $(dmt_dev "$1") $2"
-	_sum=$(sha256sum < "$(dmt_dev "sha-$1-$2")" | cut -d' ' -f1)
-	dmt_remove "sha-$1-$2"
-	[ "$1" = src ] && echo "$_sum" > "$DMT_TMP/sha.$2"
-	echo "$_sum"
-}
+thin_sha() { dmt_thin_sha "$1" "$2" "$VOL_SECTORS" cache; }
 
 # mapped blocks of thin ID in POOL, from dmrepl ls.
 mapped() {

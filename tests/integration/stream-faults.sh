@@ -41,18 +41,7 @@ now() { cut -d' ' -f1 /proc/uptime; }
 T0=$(now)
 elapsed() { awk -v a="$T0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# sha256 of thin ID of POOL; a source snapshot's is computed once.
-thin_sha() {
-	if [ "$1" = src ] && [ -f "$DMT_TMP/sha.$2" ]; then
-		cat "$DMT_TMP/sha.$2"
-		return
-	fi
-	dmt_create "sha-$1-$2" "0 $VOL_SECTORS thin $(dmt_dev "$1") $2"
-	_sum=$(sha256sum < "$(dmt_dev "sha-$1-$2")" | cut -d' ' -f1)
-	dmt_remove "sha-$1-$2"
-	[ "$1" = src ] && echo "$_sum" > "$DMT_TMP/sha.$2"
-	echo "$_sum"
-}
+thin_sha() { dmt_thin_sha "$1" "$2" "$VOL_SECTORS" cache; }
 
 snapshot() { dmrepl snapshot --pool "$SRC" --origin "$1"; }
 thins() { dmrepl ls --pool "${1:-$DST}" --no-headers | awk '{ print $1 }'; }
