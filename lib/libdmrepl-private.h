@@ -409,6 +409,22 @@ const char *dmrepl_thin_dev_get_path(const struct dmrepl_thin_dev *dev);
 int dmrepl_thin_deactivate(struct dmrepl_thin_dev *dev);
 
 /*
+ * The dm devices that map one thin id, from one listing: its size (the
+ * largest; 0 when none is active), and one to read through instead of
+ * activating one. A borrowed device is held open until
+ * dmrepl_thin_deactivate(), which leaves it in place; it is checked once
+ * open to still map the thin (no external origin) and at least
+ * @min_bytes. Borrow returns -ENOENT when none fits.
+ */
+struct dmrepl_thin_active;
+int dmrepl_thin_active_find(struct dmrepl_pool *pool, uint64_t thin_id,
+			    struct dmrepl_thin_active **ret);
+uint64_t dmrepl_thin_active_get_size(const struct dmrepl_thin_active *a);
+int dmrepl_thin_active_borrow(struct dmrepl_thin_active *a, uint64_t min_bytes,
+			      struct dmrepl_thin_dev **ret_dev);
+void dmrepl_thin_active_free(struct dmrepl_thin_active *a);
+
+/*
  * ---- The mapped extents of one device (mapped.c): a full copy ----
  * An iterator like dmrepl_delta_next_extent(): COPY extents of the
  * maximal runs of mapped blocks, in offset order.

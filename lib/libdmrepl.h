@@ -639,11 +639,22 @@ struct dmrepl_replicate_result {
 	uint64_t zeroed_bytes;
 	int full;
 	int already_replicated;		/* nothing done: the replica existed */
+	/* To another host (an ssh:// destination): */
+	uint64_t base_thin_id;		/* the source base chosen; ANY when full */
+	int resumed;			/* an interrupted transfer was resumed */
+	unsigned int streams;		/* sent (a chain sends several) */
 };
 
 /**
  * dmrepl_replicate_new() - describe a replication of thin @snap_id of
  * pool @src_pool into pool @dst_pool (device-mapper names).
+ *
+ * @dst_pool may instead be ssh://[USER@]HOST/POOL: a pool on another
+ * host. The job then runs `dmrepl receive --negotiate` there through ssh
+ * (or dmrepl_replicate_set_transport()), picks the base by itself (the
+ * newest snapshot older than @snap_id that the far side holds an intact
+ * replica of; dmrepl_replicate_set_base() restricts it to one), resumes
+ * an interrupted transfer of the same stream, and sends the stream.
  * Return: 0, -EINVAL, -ENOMEM.
  */
 int dmrepl_replicate_new(struct dmrepl_ctx *ctx, const char *src_pool,
@@ -671,6 +682,24 @@ int dmrepl_replicate_set_ioprio(struct dmrepl_replicate *rep,
 				int ioprio_class, int level);
 int dmrepl_replicate_set_copy_flags(struct dmrepl_replicate *rep,
 				    unsigned int flags);
+/*
+ * An ssh:// destination only (else -EINVAL): the command that reaches
+ * the far side instead of ssh (it gets the far side's command line as
+ * one argument, as ssh does); dmrepl's path there; the state directory
+ * there; zstd compression of the stream (level 1-19, 0 off); a chain
+ * (also every snapshot between the base and @snap_id, each its own
+ * replica); this pool's name in the stream (default HOSTNAME:POOL).
+ */
+int dmrepl_replicate_set_transport(struct dmrepl_replicate *rep,
+				   const char *command);
+int dmrepl_replicate_set_remote_command(struct dmrepl_replicate *rep,
+					const char *dmrepl_path);
+int dmrepl_replicate_set_remote_state_dir(struct dmrepl_replicate *rep,
+					  const char *dir);
+int dmrepl_replicate_set_compression(struct dmrepl_replicate *rep, int level);
+int dmrepl_replicate_set_chain(struct dmrepl_replicate *rep, int chain);
+int dmrepl_replicate_set_source_name(struct dmrepl_replicate *rep,
+				     const char *name);
 
 /**
  * dmrepl_snapshot_replicate() - start the replication as a job on a

@@ -110,7 +110,8 @@ static int start_peer(struct dmrepl_ctx *ctx, const char *transport,
 	char *argv[] = {"sh", "-c", script, "sh", (char *)cmdline, NULL};
 	int in[2], out[2], r;
 
-	snprintf(script, sizeof(script), "%s \"$1\"", transport);
+	/* exec: stopping the shell's pid stops the transport itself. */
+	snprintf(script, sizeof(script), "exec %s \"$1\"", transport);
 	if (pipe2(in, O_CLOEXEC) < 0)
 		return -errno;
 	if (pipe2(out, O_CLOEXEC) < 0) {

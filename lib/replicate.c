@@ -32,6 +32,7 @@
 
 #include "libdmrepl-private.h"
 #include "dest.h"
+#include "transfer.h"
 
 struct dmrepl_replicate {
 	int refcount;
@@ -44,6 +45,12 @@ struct dmrepl_replicate {
 	uint32_t io_size;
 	uint64_t bwlimit;
 	int ioprio_class, ioprio_level;
+	/* an ssh:// destination (lib/remote.c) */
+	bool remote, chain;
+	char *transport, *remote_cmd, *remote_state_dir, *source_name;
+	int zstd_level;
+	pid_t peer;			/* the transport, while it runs */
+	uint64_t remote_done, remote_total;
 
 	/* the job */
 	pthread_mutex_t lock;		/* phase, copy, finished */
@@ -228,40 +235,60 @@ out:
 	return r;
 }
 
-/* ---- the snapshot's size ---- */
+/* ---- the snapshot's size, and a device to read it through ---- */
 
-static int resolve_size(struct job *job)
+/* No --size and no active device: the base's replica's size, if any. */
+static int size_from_base(struct job *job, uint64_t *ret_size)
 {
 	struct dmrepl_replicate *rep = job->rep;
+
+	if (rep->base_id != DMREPL_THIN_ID_ANY &&
+	    (job->base_rec.size_bytes ||
+	     dmrepl_dest_find_replica(&job->dst, rep->src_name, rep->base_id,
+				      &job->base_rec))) {
+		*ret_size = job->base_rec.size_bytes;
+		return 0;
+	}
+	err(job->ctx,
+	    "%s: the size of thin %" PRIu64 " is not known: no active device "
+	    "maps it; give it (--size)",
+	    rep->src_name, rep->snap_id);
+	return -EINVAL;
+}
+
+/*
+ * One listing of the snapshot's active devices gives both its size
+ * (unless given) and, when one maps at least that much, the device to
+ * read through: then none is created and removed for the copy.
+ */
+static int resolve_source(struct job *job)
+{
+	struct dmrepl_replicate *rep = job->rep;
+	struct dmrepl_thin_active *active = NULL;
 	uint64_t size = rep->size_bytes;
 	int r;
 
-	if (!size) {
-		r = dmrepl_pool_get_active_size(job->src, rep->snap_id, &size);
-		/* else the base's, when it has a replica (also with --full) */
-		if (r == -ENOENT && rep->base_id != DMREPL_THIN_ID_ANY &&
-		    (job->base_rec.size_bytes ||
-		     dmrepl_dest_find_replica(&job->dst, rep->src_name,
-					      rep->base_id, &job->base_rec)))
-			size = job->base_rec.size_bytes;
-		else if (r == -ENOENT) {
-			err(job->ctx,
-			    "%s: the size of thin %" PRIu64 " is not known: "
-			    "no active device maps it; give it (--size)",
-			    rep->src_name, rep->snap_id);
-			return -EINVAL;
-		} else if (r < 0)
-			return r;
-	}
-	if (job->extent_end > size) {
+	r = dmrepl_thin_active_find(job->src, rep->snap_id, &active);
+	if (r < 0)
+		return r;
+	if (!size)
+		size = dmrepl_thin_active_get_size(active);
+	if (!size)
+		r = size_from_base(job, &size);
+	if (r == 0 && job->extent_end > size) {
 		err(job->ctx,
 		    "%s: thin %" PRIu64 " maps data up to byte %" PRIu64
 		    ", beyond its size %" PRIu64 "; give the right size (--size)",
 		    rep->src_name, rep->snap_id, job->extent_end, size);
-		return -EINVAL;
+		r = -EINVAL;
 	}
-	job->dst.rec.size_bytes = size;
-	return 0;
+	if (r == 0) {
+		job->dst.rec.size_bytes = size;
+		r = dmrepl_thin_active_borrow(active, size, &job->src_dev);
+		r = r == -ENOENT ? 0 : r;
+	}
+	dmrepl_thin_active_free(active);
+	return r;
 }
 
 /* ---- copy ---- */
@@ -271,13 +298,15 @@ static int activate(struct job *job)
 	char name[128];
 	int r;
 
-	snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64, (int)getpid(),
-		 job->rep->snap_id);
-	r = dmrepl_thin_activate(job->src, job->rep->snap_id,
-				 job->dst.rec.size_bytes, true, name,
-				 &job->src_dev);
-	if (r < 0)
-		return r;
+	if (!job->src_dev) {
+		snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64,
+			 (int)getpid(), job->rep->snap_id);
+		r = dmrepl_thin_activate(job->src, job->rep->snap_id,
+					 job->dst.rec.size_bytes, true, name,
+					 &job->src_dev);
+		if (r < 0)
+			return r;
+	}
 	return dmrepl_dest_activate(&job->dst, &job->dst_path);
 }
 
@@ -426,7 +455,7 @@ static int run_steps(struct job *job)
 		return r;
 	if (already_done(job))
 		return 0;
-	r = resolve_size(job);
+	r = resolve_source(job);
 	if (r < 0 || cancelled(rep))
 		return r < 0 ? r : -ECANCELED;
 	set_phase(rep, DMREPL_PHASE_COPY);
@@ -444,13 +473,76 @@ static int run_steps(struct job *job)
 	return 0;
 }
 
+/* ---- to another host ---- */
+
+static void remote_progress(uint64_t done, uint64_t total, void *data)
+{
+	struct dmrepl_replicate *rep = data;
+
+	pthread_mutex_lock(&rep->lock);
+	rep->phase = DMREPL_PHASE_COPY;
+	rep->remote_done = done;
+	rep->remote_total = total;
+	pthread_mutex_unlock(&rep->lock);
+}
+
+static int run_remote(struct dmrepl_replicate *rep)
+{
+	struct dmrepl_remote_opts o = {
+	    .url = rep->dst_name,
+	    .transport = rep->transport,
+	    .remote_dmrepl = rep->remote_cmd,
+	    .remote_state_dir = rep->remote_state_dir,
+	    .base_id = rep->full ? DMREPL_THIN_ID_ANY : rep->base_id,
+	    .full = rep->full,
+	    .chain = rep->chain,
+	    .send = {
+		.pool = rep->src_name,
+		.snap_id = rep->snap_id,
+		.source_name = rep->source_name,
+		.size_bytes = rep->size_bytes,
+		.zstd_level = rep->zstd_level,
+		.detect_zeroes = rep->copy_flags & DMREPL_COPY_DETECT_ZEROES,
+		.engine = rep->engine,
+		.queue_depth = rep->queue_depth,
+		.io_size = rep->io_size,
+		.progress = remote_progress,
+		.progress_data = rep,
+		.cancel = &rep->cancelled,
+	    },
+	    .ret_peer_pid = &rep->peer,
+	};
+	struct dmrepl_remote_result res;
+	int r;
+
+	if (rep->bwlimit || rep->ioprio_class)
+		warn(rep->ctx, "the bandwidth limit and the I/O priority are "
+			       "not applied to a stream to another host yet");
+	set_phase(rep, DMREPL_PHASE_PREPARE);
+	r = dmrepl_remote_replicate(rep->ctx, &o, &res);
+	/* Cancelling stops the transport: what failed then is the cancel. */
+	if (r < 0 && cancelled(rep))
+		r = -ECANCELED;
+	if (r < 0)
+		return r;
+	rep->result.dst_thin_id = res.dst_thin_id;
+	rep->result.base_dst_thin_id = res.base_dst_thin_id;
+	rep->result.base_thin_id = res.base_src_id;
+	rep->result.full = res.base_src_id == DMREPL_THIN_ID_ANY;
+	rep->result.already_replicated = res.already_replicated;
+	rep->result.resumed = res.resumed;
+	rep->result.streams = res.streams;
+	rep->result.copied_bytes = res.data_bytes;
+	return 0;
+}
+
 static int run_job(struct dmrepl_replicate *rep)
 {
 	struct job job = {.rep = rep, .ctx = rep->ctx, .dst.lock_fd = -1};
 	int r;
 
-	r = run_steps(&job);
-	if (r < 0) {
+	r = rep->remote ? run_remote(rep) : run_steps(&job);
+	if (r < 0 && !rep->remote) {
 		dmrepl_thin_deactivate(job.src_dev);
 		dmrepl_dest_undo(&job.dst, false);
 	}
@@ -494,6 +586,7 @@ DMREPL_EXPORT int dmrepl_replicate_new(struct dmrepl_ctx *ctx,
 	rep->snap_id = snap_id;
 	rep->base_id = DMREPL_THIN_ID_ANY;
 	pthread_mutex_init(&rep->lock, NULL);
+	rep->remote = strncmp(dst_pool, "ssh://", 6) == 0;
 	rep->src_name = strdup(src_pool);
 	rep->dst_name = strdup(dst_pool);
 	rep->state_dir = strdup(dmrepl_state_dir_default());
@@ -518,6 +611,10 @@ dmrepl_replicate_unref(struct dmrepl_replicate *rep)
 	free(rep->src_name);
 	free(rep->dst_name);
 	free(rep->state_dir);
+	free(rep->transport);
+	free(rep->remote_cmd);
+	free(rep->remote_state_dir);
+	free(rep->source_name);
 	dmrepl_unref(rep->ctx);
 	free(rep);
 	return NULL;
@@ -637,6 +734,71 @@ dmrepl_replicate_set_copy_flags(struct dmrepl_replicate *rep,
 	return 0;
 }
 
+static int set_string(struct dmrepl_replicate *rep, char **field,
+		      const char *value)
+{
+	char *v;
+
+	SETTER_CHECK(rep);
+	if (!rep->remote || !value || !*value)
+		return -EINVAL;
+	v = strdup(value);
+	if (!v)
+		return -ENOMEM;
+	free(*field);
+	*field = v;
+	return 0;
+}
+
+DMREPL_EXPORT int dmrepl_replicate_set_transport(struct dmrepl_replicate *rep,
+						 const char *command)
+{
+	return set_string(rep, rep ? &rep->transport : NULL, command);
+}
+
+DMREPL_EXPORT int
+dmrepl_replicate_set_remote_command(struct dmrepl_replicate *rep,
+				    const char *dmrepl_path)
+{
+	return set_string(rep, rep ? &rep->remote_cmd : NULL, dmrepl_path);
+}
+
+DMREPL_EXPORT int
+dmrepl_replicate_set_remote_state_dir(struct dmrepl_replicate *rep,
+				      const char *dir)
+{
+	return set_string(rep, rep ? &rep->remote_state_dir : NULL, dir);
+}
+
+DMREPL_EXPORT int
+dmrepl_replicate_set_source_name(struct dmrepl_replicate *rep,
+				 const char *name)
+{
+	if (name && strlen(name) > 127)
+		return -EINVAL;
+	return set_string(rep, rep ? &rep->source_name : NULL, name);
+}
+
+DMREPL_EXPORT int dmrepl_replicate_set_compression(struct dmrepl_replicate *rep,
+						   int level)
+{
+	SETTER_CHECK(rep);
+	if (!rep->remote || level < 0 || level > 19)
+		return -EINVAL;
+	rep->zstd_level = level;
+	return 0;
+}
+
+DMREPL_EXPORT int dmrepl_replicate_set_chain(struct dmrepl_replicate *rep,
+					     int chain)
+{
+	SETTER_CHECK(rep);
+	if (!rep->remote)
+		return -EINVAL;
+	rep->chain = chain != 0;
+	return 0;
+}
+
 /* The job's thread takes no signals: they stay with the application. */
 DMREPL_EXPORT int dmrepl_snapshot_replicate(struct dmrepl_replicate *rep)
 {
@@ -670,9 +832,12 @@ DMREPL_EXPORT int dmrepl_replicate_get_progress(
 	if (!rep || !ret)
 		return -EINVAL;
 	pthread_mutex_lock(&rep->lock);
-	if (rep->copy)
+	if (rep->copy) {
 		dmrepl_copy_get_stats(rep->copy, &st);
-	else if (rep->phase >= DMREPL_PHASE_COMMIT)
+	} else if (rep->remote && rep->phase < DMREPL_PHASE_DONE) {
+		st.done_bytes = rep->remote_done;
+		st.total_bytes = rep->remote_total;
+	} else if (rep->phase >= DMREPL_PHASE_COMMIT)
 		st.done_bytes = st.total_bytes = rep->result.copied_bytes;
 	ret->phase = rep->phase;
 	ret->done_bytes = st.done_bytes;
@@ -684,9 +849,15 @@ DMREPL_EXPORT int dmrepl_replicate_get_progress(
 
 DMREPL_EXPORT void dmrepl_replicate_cancel(struct dmrepl_replicate *rep)
 {
+	pid_t peer;
+
 	if (!rep)
 		return;
 	__atomic_store_n(&rep->cancelled, 1, __ATOMIC_RELEASE);
+	/* A stream blocked on its transport: stopping the transport ends it. */
+	peer = __atomic_load_n(&rep->peer, __ATOMIC_ACQUIRE);
+	if (peer > 0)
+		kill(peer, SIGTERM);
 	pthread_mutex_lock(&rep->lock);
 	if (rep->copy)
 		dmrepl_copy_cancel(rep->copy);

@@ -7,12 +7,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "libdmrepl-private.h"
 
@@ -71,121 +73,170 @@ static int send_create_snap(struct dmrepl_pool *pool, uint64_t new_id,
 
 /* ---- active devices of one thin id ---- */
 
-struct find_ctx {
-	struct dmrepl_pool *pool;
-	char prefix[48];	/* "MAJ:MIN ID" of the table line */
-	char **names;
-	size_t nr;
+struct active_dev {
+	char *name;
+	dev_t devt;		/* of the dm device itself */
 	uint64_t length_sectors;
+	bool plain;		/* "MAJ:MIN ID": no external origin */
+};
+
+/* The dm devices that map one thin id, as one listing found them. */
+struct dmrepl_thin_active {
+	struct dmrepl_pool *pool;
+	uint64_t thin_id;
+	char prefix[48];	/* "MAJ:MIN ID" of the table line */
+	struct active_dev *devs;
+	size_t nr;
 	int error;
 };
 
+/* 0: not a thin of ours; 1: one of ours; 2: and without an external origin. */
 static int is_thin_of(const struct dmrepl_dm_target *t, const char *prefix)
 {
 	size_t n = strlen(prefix);
 
-	return t->nr_targets == 1 && t->type && strcmp(t->type, "thin") == 0 &&
-	       strncmp(t->params, prefix, n) == 0 &&
-	       (t->params[n] == '\0' || t->params[n] == ' ');
+	if (t->nr_targets != 1 || !t->type || strcmp(t->type, "thin") != 0 ||
+	    strncmp(t->params, prefix, n) != 0)
+		return 0;
+	if (t->params[n] == '\0')
+		return 2;
+	return t->params[n] == ' ';
+}
+
+static int add_active(struct dmrepl_thin_active *a, const char *name,
+		      const struct dmrepl_dm_target *t, bool plain)
+{
+	struct active_dev *devs;
+
+	devs = realloc(a->devs, (a->nr + 1) * sizeof(*devs));
+	if (!devs)
+		return -ENOMEM;
+	a->devs = devs;
+	devs[a->nr].name = strdup(name);
+	if (!devs[a->nr].name)
+		return -ENOMEM;
+	devs[a->nr].devt = makedev(t->major, t->minor);
+	devs[a->nr].length_sectors = t->length_sectors;
+	devs[a->nr].plain = plain;
+	a->nr++;
+	return 0;
 }
 
 static int find_one(const char *name, void *userdata)
 {
-	struct find_ctx *f = userdata;
-	struct dmrepl_ctx *ctx = dmrepl_pool_get_ctx(f->pool);
+	struct dmrepl_thin_active *a = userdata;
+	struct dmrepl_ctx *ctx = dmrepl_pool_get_ctx(a->pool);
 	struct dmrepl_dm_target t = {0};
-	char **names;
+	int kind;
 
 	/* A device removed while we walk is simply not one of ours. */
 	if (dmrepl_dm_get_table(ctx, name, &t) < 0)
 		return 0;
-	if (!is_thin_of(&t, f->prefix))
-		goto out;
-	names = realloc(f->names, (f->nr + 1) * sizeof(*names));
-	if (!names || !(names[f->nr] = strdup(name))) {
-		f->names = names ? names : f->names;
-		f->error = -ENOMEM;
-		dmrepl_dm_target_clear(&t);
-		return 1;
-	}
-	f->names = names;
-	f->nr++;
-	f->length_sectors = t.length_sectors;
-out:
+	kind = is_thin_of(&t, a->prefix);
+	if (kind)
+		a->error = add_active(a, name, &t, kind == 2);
 	dmrepl_dm_target_clear(&t);
-	return 0;
+	return a->error ? 1 : 0;
 }
 
-static void free_names(char **names, size_t nr)
+void dmrepl_thin_active_free(struct dmrepl_thin_active *a)
 {
-	while (nr)
-		free(names[--nr]);
-	free(names);
+	if (!a)
+		return;
+	while (a->nr)
+		free(a->devs[--a->nr].name);
+	free(a->devs);
+	dmrepl_pool_unref(a->pool);
+	free(a);
 }
 
 /*
  * The dm devices that map thin @thin_id of @pool. Their number may be 0.
  * Return: 0 or -errno.
  */
-static int find_active(struct dmrepl_pool *pool, uint64_t thin_id,
-		       struct find_ctx *f)
+int dmrepl_thin_active_find(struct dmrepl_pool *pool, uint64_t thin_id,
+			    struct dmrepl_thin_active **ret)
 {
+	struct dmrepl_thin_active *a;
 	uint32_t maj, min;
 	int r;
 
-	memset(f, 0, sizeof(*f));
-	f->pool = pool;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->pool = dmrepl_pool_ref(pool);
+	a->thin_id = thin_id;
 	dmrepl_pool_get_devt(pool, &maj, &min);
-	snprintf(f->prefix, sizeof(f->prefix), "%u:%u %" PRIu64, maj, min,
+	snprintf(a->prefix, sizeof(a->prefix), "%u:%u %" PRIu64, maj, min,
 		 thin_id);
-	r = dmrepl_dm_foreach(dmrepl_pool_get_ctx(pool), find_one, f);
-	if (r < 0)
+	r = dmrepl_dm_foreach(dmrepl_pool_get_ctx(pool), find_one, a);
+	if (r == 0)
+		r = a->error;
+	if (r < 0) {
+		dmrepl_thin_active_free(a);
 		return r;
-	return f->error;
+	}
+	*ret = a;
+	return 0;
+}
+
+uint64_t dmrepl_thin_active_get_size(const struct dmrepl_thin_active *a)
+{
+	uint64_t max = 0;
+
+	for (size_t i = 0; i < a->nr; i++)
+		if (a->devs[i].length_sectors > max)
+			max = a->devs[i].length_sectors;
+	return max * SECTOR_SIZE;
 }
 
 int dmrepl_pool_get_active_size(struct dmrepl_pool *pool, uint64_t thin_id,
 				uint64_t *ret_size_bytes)
 {
-	struct find_ctx f;
+	struct dmrepl_thin_active *a = NULL;
 	int r;
 
-	r = find_active(pool, thin_id, &f);
-	if (r == 0 && f.nr == 0)
+	r = dmrepl_thin_active_find(pool, thin_id, &a);
+	if (r < 0)
+		return r;
+	if (a->nr == 0)
 		r = -ENOENT;
-	if (r == 0)
-		*ret_size_bytes = f.length_sectors * SECTOR_SIZE;
-	free_names(f.names, f.nr);
+	else
+		*ret_size_bytes = dmrepl_thin_active_get_size(a);
+	dmrepl_thin_active_free(a);
 	return r;
 }
 
 int dmrepl_pool_thin_in_use(struct dmrepl_pool *pool, uint64_t thin_id,
 			    char *ret_name, size_t size)
 {
-	struct find_ctx f;
+	struct dmrepl_thin_active *a = NULL;
 	int r, count = 0;
 
-	r = find_active(pool, thin_id, &f);
-	for (size_t i = 0; r == 0 && i < f.nr && count == 0; i++) {
-		if (dmrepl_dm_get_open_count(dmrepl_pool_get_ctx(pool), f.names[i],
-					     &count) < 0)
+	r = dmrepl_thin_active_find(pool, thin_id, &a);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < a->nr && count == 0; i++) {
+		if (dmrepl_dm_get_open_count(dmrepl_pool_get_ctx(pool),
+					     a->devs[i].name, &count) < 0)
 			count = 0;	/* gone meanwhile */
 		if (count)
-			snprintf(ret_name, size, "%s", f.names[i]);
+			snprintf(ret_name, size, "%s", a->devs[i].name);
 	}
-	free_names(f.names, f.nr);
-	return r < 0 ? r : count > 0;
+	dmrepl_thin_active_free(a);
+	return count > 0;
 }
 
 /* ---- snapshots ---- */
 
 /* Resume what was suspended, in reverse order; the first error wins. */
-static int resume_all(struct dmrepl_ctx *ctx, char **names, size_t nr)
+static int resume_all(struct dmrepl_ctx *ctx, const struct active_dev *devs,
+		      size_t nr)
 {
 	int r = 0, q;
 
 	while (nr--) {
-		q = dmrepl_dm_resume(ctx, names[nr]);
+		q = dmrepl_dm_resume(ctx, devs[nr].name);
 		if (q < 0 && r == 0)
 			r = q;
 	}
@@ -198,7 +249,8 @@ static int resume_all(struct dmrepl_ctx *ctx, char **names, size_t nr)
  * happened. Signals that would kill us are held off meanwhile, so an
  * origin is never left suspended by Ctrl-C.
  */
-static int snap_suspended(struct dmrepl_pool *pool, struct find_ctx *f,
+static int snap_suspended(struct dmrepl_pool *pool,
+			  const struct dmrepl_thin_active *a,
 			  uint64_t origin_id, uint64_t new_id)
 {
 	struct dmrepl_ctx *ctx = dmrepl_pool_get_ctx(pool);
@@ -207,14 +259,14 @@ static int snap_suspended(struct dmrepl_pool *pool, struct find_ctx *f,
 	int r = 0, q;
 
 	dmrepl_signals_block(&old);
-	for (; suspended < f->nr; suspended++) {
-		r = dmrepl_dm_suspend(ctx, f->names[suspended]);
+	for (; suspended < a->nr; suspended++) {
+		r = dmrepl_dm_suspend(ctx, a->devs[suspended].name);
 		if (r < 0)
 			break;
 	}
 	if (r == 0)
 		r = send_create_snap(pool, new_id, origin_id);
-	q = resume_all(ctx, f->names, suspended);
+	q = resume_all(ctx, a->devs, suspended);
 	dmrepl_signals_restore(&old);
 	if (q < 0)
 		err(ctx, "%s: thin %" PRIu64 " could not be resumed after the "
@@ -242,7 +294,8 @@ DMREPL_EXPORT int dmrepl_pool_create_snapshot(struct dmrepl_pool *pool,
 					      uint64_t new_id,
 					      uint64_t *ret_id)
 {
-	struct find_ctx f;
+	struct dmrepl_thin_active *a = NULL;
+	size_t nr;
 	int r;
 
 	if (!pool || origin_id > DMREPL_THIN_ID_MAX ||
@@ -253,15 +306,17 @@ DMREPL_EXPORT int dmrepl_pool_create_snapshot(struct dmrepl_pool *pool,
 		if (r < 0)
 			return r;
 	}
-	r = find_active(pool, origin_id, &f);
-	if (r == 0)
-		r = snap_suspended(pool, &f, origin_id, new_id);
-	free_names(f.names, f.nr);
+	r = dmrepl_thin_active_find(pool, origin_id, &a);
+	if (r < 0)
+		return r;
+	r = snap_suspended(pool, a, origin_id, new_id);
+	nr = a->nr;
+	dmrepl_thin_active_free(a);
 	if (r < 0)
 		return r;
 	info(dmrepl_pool_get_ctx(pool), "%s: thin %" PRIu64
 	     " is a snapshot of thin %" PRIu64 " (%zu active device(s) suspended)",
-	     dmrepl_pool_get_name(pool), new_id, origin_id, f.nr);
+	     dmrepl_pool_get_name(pool), new_id, origin_id, nr);
 	if (ret_id)
 		*ret_id = new_id;
 	return 0;
@@ -271,8 +326,9 @@ DMREPL_EXPORT int dmrepl_pool_create_snapshot(struct dmrepl_pool *pool,
 
 struct dmrepl_thin_dev {
 	struct dmrepl_ctx *ctx;
-	char *name;
+	char *name;		/* ours to remove; "" when borrowed */
 	char *path;
+	int hold_fd;		/* a borrowed device, held open */
 };
 
 /* /dev/mapper/NAME when it is the device: its name says what it is. */
@@ -313,6 +369,7 @@ int dmrepl_thin_activate(struct dmrepl_pool *pool, uint64_t thin_id,
 		return -ENOMEM;
 	}
 	dev->ctx = dmrepl_ref(ctx);
+	dev->hold_fd = -1;
 	dmrepl_pool_get_devt(pool, &pmaj, &pmin);
 	snprintf(params, sizeof(params), "%u:%u %" PRIu64, pmaj, pmin, thin_id);
 	r = dmrepl_dm_create(ctx, name, "thin", params, size_bytes / SECTOR_SIZE,
@@ -349,9 +406,92 @@ int dmrepl_thin_deactivate(struct dmrepl_thin_dev *dev)
 		if (r == -ENODEV)
 			r = 0;
 	}
+	if (dev->hold_fd >= 0)
+		close(dev->hold_fd);
 	dmrepl_unref(dev->ctx);
 	free(dev->path);
 	free(dev->name);
 	free(dev);
 	return r;
+}
+
+/* ---- reading through a device someone else keeps active ---- */
+
+/* @d still maps the thin, under its name, as the device @fd holds open. */
+static int still_maps(struct dmrepl_thin_active *a, const struct active_dev *d,
+		      int fd, uint64_t min_bytes)
+{
+	struct dmrepl_dm_target t = {0};
+	struct stat st;
+	int r;
+
+	if (fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != d->devt)
+		return -ESTALE;
+	r = dmrepl_dm_get_table(dmrepl_pool_get_ctx(a->pool), d->name, &t);
+	if (r < 0)
+		return r;
+	if (makedev(t.major, t.minor) != d->devt ||
+	    is_thin_of(&t, a->prefix) != 2 ||
+	    t.length_sectors * SECTOR_SIZE < min_bytes)
+		r = -ESTALE;
+	dmrepl_dm_target_clear(&t);
+	return r;
+}
+
+/*
+ * Open @d and check, once it is open (so it cannot be removed, nor its
+ * number given to another device), that it is still what the listing
+ * saw. The path names the device number, not the dm name, so whoever
+ * opens it later opens this very device.
+ */
+static int borrow_one(struct dmrepl_thin_active *a, const struct active_dev *d,
+		      uint64_t min_bytes, struct dmrepl_thin_dev *dev)
+{
+	struct dmrepl_ctx *ctx = dmrepl_pool_get_ctx(a->pool);
+	int r;
+
+	r = dmrepl_resolve_devt(ctx, d->devt, &dev->path);
+	if (r < 0)
+		return r;
+	dev->hold_fd = open(dev->path, O_RDONLY | O_CLOEXEC);
+	if (dev->hold_fd < 0)
+		return -errno;
+	return still_maps(a, d, dev->hold_fd, min_bytes);
+}
+
+int dmrepl_thin_active_borrow(struct dmrepl_thin_active *a, uint64_t min_bytes,
+			      struct dmrepl_thin_dev **ret_dev)
+{
+	struct dmrepl_ctx *ctx = dmrepl_pool_get_ctx(a->pool);
+	struct dmrepl_thin_dev *dev = NULL;
+	int r;
+
+	for (size_t i = 0; i < a->nr; i++) {
+		const struct active_dev *d = &a->devs[i];
+
+		if (!d->plain || d->length_sectors * SECTOR_SIZE < min_bytes)
+			continue;
+		dev = calloc(1, sizeof(*dev));
+		if (!dev || !(dev->name = strdup(""))) {
+			free(dev);
+			return -ENOMEM;
+		}
+		dev->ctx = dmrepl_ref(ctx);
+		dev->hold_fd = -1;
+		r = borrow_one(a, d, min_bytes, dev);
+		if (r == 0) {
+			dbg(ctx, "%s: reading thin %" PRIu64 " through %s (%s), "
+				 "already active",
+			    dmrepl_pool_get_name(a->pool), a->thin_id, d->name,
+			    dev->path);
+			*ret_dev = dev;
+			return 0;
+		}
+		dbg(ctx, "%s: %s cannot be read from: %s", d->name,
+		    dev->path ? dev->path : "-", strerror(-r));
+		dmrepl_thin_deactivate(dev);
+		if (r == -ENOMEM)
+			return r;
+	}
+	return -ENOENT;
 }

@@ -218,7 +218,18 @@ static int configure(struct dmrepl_replicate *rep, const struct replicate_opts *
 		r = r ?: dmrepl_replicate_set_ioprio(rep, o->ioprio_class, o->ioprio_level);
 	if (o->detect_zeroes)
 		r = r ?: dmrepl_replicate_set_copy_flags(rep, DMREPL_COPY_DETECT_ZEROES);
-	return r;
+	if (!o->remote.url)
+		return r;
+	if (o->remote.transport)
+		r = r ?: dmrepl_replicate_set_transport(rep, o->remote.transport);
+	if (o->remote.remote_dmrepl)
+		r = r ?: dmrepl_replicate_set_remote_command(rep, o->remote.remote_dmrepl);
+	if (o->remote.remote_state_dir)
+		r = r ?: dmrepl_replicate_set_remote_state_dir(rep, o->remote.remote_state_dir);
+	if (o->source_name)
+		r = r ?: dmrepl_replicate_set_source_name(rep, o->source_name);
+	r = r ?: dmrepl_replicate_set_compression(rep, o->zstd_level);
+	return r ?: dmrepl_replicate_set_chain(rep, o->remote.chain);
 }
 
 /*
@@ -248,6 +259,11 @@ static void watch(struct dmrepl_replicate *rep, struct progress *p)
 	}
 }
 
+static const char *dst_of(const struct replicate_opts *o)
+{
+	return o->remote.url ? o->remote.url : o->dst_pool;
+}
+
 static void print_result(const struct replicate_opts *o,
 			 const struct dmrepl_replicate_result *res, int status,
 			 double seconds)
@@ -262,11 +278,17 @@ static void print_result(const struct replicate_opts *o,
 		json_string(&j, "error", strerror(-status));
 	json_string(&j, "src_pool", o->src_pool);
 	json_u64(&j, "snap", o->snap_id);
-	json_string(&j, "dst_pool", o->dst_pool);
+	json_string(&j, o->remote.url ? "to" : "dst_pool", dst_of(o));
 	if (status == 0) {
 		json_u64(&j, "replica", res->dst_thin_id);
 		if (res->base_dst_thin_id != DMREPL_THIN_ID_ANY)
 			json_u64(&j, "base_replica", res->base_dst_thin_id);
+		if (o->remote.url && res->base_thin_id != DMREPL_THIN_ID_ANY)
+			json_u64(&j, "base", res->base_thin_id);
+		if (o->remote.url) {
+			json_bool(&j, "resumed", res->resumed);
+			json_u64(&j, "streams", res->streams);
+		}
 		json_bool(&j, "full", res->full);
 		json_bool(&j, "already_replicated", res->already_replicated);
 		json_u64(&j, "size_bytes", res->size_bytes);
@@ -280,100 +302,6 @@ static void print_result(const struct replicate_opts *o,
 	json_end(&j);
 }
 
-static void show(uint64_t done, uint64_t total, void *data)
-{
-	progress_update(data, "send", done, total);
-}
-
-static void print_remote(const struct replicate_opts *o,
-			 const struct dmrepl_remote_result *res, int status)
-{
-	struct json j;
-
-	json_init(&j, stdout);
-	json_open_object(&j, NULL);
-	json_string(&j, "type", "result");
-	json_bool(&j, "ok", status == 0);
-	if (status < 0)
-		json_string(&j, "error", strerror(-status));
-	json_string(&j, "src_pool", o->src_pool);
-	json_u64(&j, "snap", o->snap_id);
-	json_string(&j, "to", o->remote.url);
-	if (status == 0) {
-		json_u64(&j, "replica", res->dst_thin_id);
-		if (res->base_dst_thin_id != DMREPL_THIN_ID_ANY)
-			json_u64(&j, "base_replica", res->base_dst_thin_id);
-		if (res->base_src_id != DMREPL_THIN_ID_ANY)
-			json_u64(&j, "base", res->base_src_id);
-		json_bool(&j, "already_replicated", res->already_replicated);
-		json_bool(&j, "resumed", res->resumed);
-		json_u64(&j, "streams", res->streams);
-		json_u64(&j, "data_bytes", res->data_bytes);
-		json_u64(&j, "stream_bytes", res->stream_bytes);
-	}
-	json_close_object(&j);
-	json_end(&j);
-}
-
-static int to_remote(struct dmrepl_ctx *ctx, struct replicate_opts *o)
-{
-	struct dmrepl_remote_opts ro = {
-	    .url = o->remote.url,
-	    .transport = o->remote.transport,
-	    .remote_dmrepl = o->remote.remote_dmrepl,
-	    .remote_state_dir = o->remote.remote_state_dir,
-	    .base_id = o->full ? DMREPL_THIN_ID_ANY : o->base_id,
-	    .full = o->full,
-	    .chain = o->remote.chain,
-	    .send = {
-		.pool = o->src_pool,
-		.snap_id = o->snap_id,
-		.source_name = o->source_name,
-		.size_bytes = o->size_bytes,
-		.zstd_level = o->zstd_level,
-		.detect_zeroes = o->detect_zeroes,
-		.engine = o->engine,
-		.queue_depth = (unsigned int)o->queue_depth,
-		.io_size = (uint32_t)o->io_size,
-		.progress = show,
-		.cancel = (const volatile int *)&tool_interrupted,
-	    },
-	};
-	struct dmrepl_remote_result res = { 0 };
-	struct progress *p;
-	int r;
-
-	/* Standard output carries the result: progress as a bar only. */
-	p = progress_new(o->quiet || o->json ? PROGRESS_QUIET : PROGRESS_AUTO, subcmd);
-	ro.send.progress_data = p;
-	r = dmrepl_remote_replicate(ctx, &ro, &res);
-	progress_free(p);
-	if (o->json)
-		print_remote(o, &res, r);
-	if (r == -ECANCELED && tool_interrupted)
-		return tool_interrupted_exit(subcmd);
-	if (r < 0) {
-		tool_fail(subcmd, "thin %" PRIu64 " of %s was not replicated to %s: %s",
-			  o->snap_id, o->src_pool, o->remote.url, strerror(-r));
-		return EXIT_FAILURE_OP;
-	}
-	if (o->json || o->quiet)
-		return EXIT_OK;
-	if (res.already_replicated)
-		printf("thin %" PRIu64 " of %s was already replicated as thin %" PRIu64
-		       " of %s\n", o->snap_id, o->src_pool, res.dst_thin_id, o->remote.url);
-	else if (res.base_src_id == DMREPL_THIN_ID_ANY)
-		printf("thin %" PRIu64 " of %s replicated as thin %" PRIu64 " of %s "
-		       "(full%s)\n", o->snap_id, o->src_pool, res.dst_thin_id,
-		       o->remote.url, res.resumed ? ", resumed" : "");
-	else
-		printf("thin %" PRIu64 " of %s replicated as thin %" PRIu64 " of %s "
-		       "(from thin %" PRIu64 "%s%s)\n", o->snap_id, o->src_pool,
-		       res.dst_thin_id, o->remote.url, res.base_src_id,
-		       res.streams > 1 ? " through the snapshots between" : "",
-		       res.resumed ? ", resumed" : "");
-	return EXIT_OK;
-}
 
 static double now_seconds(void)
 {
@@ -400,6 +328,22 @@ static int run(struct dmrepl_replicate *rep, const struct replicate_opts *o,
 	return r;
 }
 
+static void print_line(const struct replicate_opts *o,
+		       const struct dmrepl_replicate_result *res)
+{
+	printf("thin %" PRIu64 " of %s %s thin %" PRIu64 " of %s", o->snap_id,
+	       o->src_pool,
+	       res->already_replicated ? "was already replicated as" : "replicated as",
+	       res->dst_thin_id, dst_of(o));
+	if (o->remote.url && !res->already_replicated && res->full)
+		printf(" (full%s)", res->resumed ? ", resumed" : "");
+	else if (o->remote.url && !res->already_replicated)
+		printf(" (from thin %" PRIu64 "%s%s)", res->base_thin_id,
+		       res->streams > 1 ? " through the snapshots between" : "",
+		       res->resumed ? ", resumed" : "");
+	printf("\n");
+}
+
 int cmd_replicate(struct dmrepl_ctx *ctx, int argc, char *argv[])
 {
 	struct replicate_opts o = { 0 };
@@ -412,9 +356,7 @@ int cmd_replicate(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	tool_catch_signals();
-	if (o.remote.url)
-		return to_remote(ctx, &o);
-	r = dmrepl_replicate_new(ctx, o.src_pool, o.snap_id, o.dst_pool, &rep);
+	r = dmrepl_replicate_new(ctx, o.src_pool, o.snap_id, dst_of(&o), &rep);
 	if (r == 0)
 		r = configure(rep, &o);
 	if (r < 0) {
@@ -434,10 +376,7 @@ int cmd_replicate(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		goto out;
 	}
 	if (!o.json && !o.quiet)
-		printf("thin %" PRIu64 " of %s %s thin %" PRIu64 " of %s\n",
-			o.snap_id, o.src_pool,
-			res.already_replicated ? "was already replicated as" : "replicated as",
-			res.dst_thin_id, o.dst_pool);
+		print_line(&o, &res);
 	rc = EXIT_OK;
 out:
 	dmrepl_replicate_unref(rep);

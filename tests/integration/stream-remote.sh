@@ -160,6 +160,41 @@ dmt_assert_eq true "$(field resumed)" "the result says resumed"
 dmt_assert_eq "" "$(dmrepl receive --pool "$DST" --state-dir "$STATE" --resume-token)" \
 	"nothing left to resume"
 
+# SIGTERM to replicate --to during the transfer: the job is cancelled
+# (its transport stopped) and exits 143; the far side ends too, and the
+# next replicate --to completes with an exact replica.
+dd if=/dev/urandom of="$origin" bs=1M count=24 seek=8 oflag=direct 2>/dev/null
+S8b=$(snapshot)
+echo "+ dmrepl replicate --snap $S8b --to (SIGTERM)" >&2
+dmrepl replicate --pool "$SRC" --snap "$S8b" --size "$VOL_BYTES" --to "$PIPE" \
+	--transport 'sh -c' --remote-dmrepl "$DMREPL" --remote-state-dir "$STATE" \
+	--json > "$DMT_TMP/out" 2> "$DMT_TMP/err" &
+pid=$!
+# Stop it once the far side has staged the stream (its state is local).
+for _i in $(seq 100); do
+	ls "$STATE"/*/staging-* >/dev/null 2>&1 && break
+	sleep 0.1
+done
+ls "$STATE"/*/staging-* >/dev/null 2>&1 || dmt_fail "the far side never staged the stream"
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+cat "$DMT_TMP/err" >&2
+dmt_assert_eq 143 "$rc" "replicate --to exits 143 on SIGTERM"
+sleep 1
+dmt_assert_eq 0 "$(ps | grep -c '[r]eceive --pool')" "the far side's receive has ended"
+to "$PIPE" "$S8b" --transport 'sh -c'
+check "$S8b"
+# Whether the far side was still receiving when the cancel reached it
+# depends on timing here (it applies 24 MiB in well under a second):
+# it kept a resumable staging, or it had committed. Either way the rerun
+# ends with an exact replica; resuming itself is tested above and in
+# stream-faults.sh.
+echo "# the rerun resumed: $(field resumed); already there: $(field already_replicated)" >&2
+dmt_assert_eq "" "$(dmrepl receive --pool "$DST" --state-dir "$STATE" --resume-token)" \
+	"nothing left to resume after the rerun"
+S8=$S8b
+
 # A base replica that is open (mounted, in use) is refused, before any write.
 r8=$(field replica)
 dmt_create held "0 $VOL_SECTORS thin $(dmt_dev dst) $r8"
