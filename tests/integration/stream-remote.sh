@@ -154,6 +154,14 @@ dmrepl send --pool "$SRC" --snap "$S8" --base "$S7" --size "$VOL_BYTES" \
 token=$(dmrepl receive --pool "$DST" --state-dir "$STATE" --resume-token)
 [ -n "$token" ] || dmt_fail "no resume token after a truncated stream"
 echo "# token: $token" >&2
+# The token is bound to the stream's identity: the same snapshot under
+# another source name (or size) is another stream, and is refused.
+if dmrepl send --pool "$SRC" --resume "$token" --size "$VOL_BYTES" \
+	--source-name other:pool -q > /dev/null 2> "$DMT_TMP/err"; then
+	dmt_fail "a resume token was accepted for another stream"
+fi
+dmt_assert_match "*resume token is for another stream*" "$(cat "$DMT_TMP/err")" \
+	"a token for another stream's identity is refused"
 to "$PIPE" "$S8" --transport 'sh -c'
 check "$S8"
 dmt_assert_eq true "$(field resumed)" "the result says resumed"
