@@ -219,6 +219,34 @@ dmt_snap() {
 	[ "$_rc" = 0 ] || dmt_fail "create_snap $3 $4 failed (exit $_rc)"
 }
 
+# dmt_thin_mapped POOL ID: the mapped blocks of thin ID of POOL (dmrepl ls).
+dmt_thin_mapped() {
+	dmrepl ls --pool "$(dmt_name "$1")" --no-headers |
+		awk -v id="$2" '$1 == id { print $2 }'
+}
+
+# dmt_check_replica DST SNAP REPLICA RATIO SECTORS [cache]: thin REPLICA
+# of pool DST holds exactly what snapshot SNAP of pool src holds (sha256
+# over SECTORS), and stays thin: as many mapped blocks (RATIO 1, the same
+# block size), or, with blocks RATIO times the source's, a little more,
+# never much more, never less.
+dmt_check_replica() {
+	_dmt_want=$(dmt_thin_sha src "$2" "$5" "${6:-}")
+	_dmt_got=$(dmt_thin_sha "$1" "$3" "$5")
+	dmt_assert_eq "$_dmt_want" "$_dmt_got" "sha256 of replica $3 in $1 equals source snapshot $2"
+	_dmt_sm=$(dmt_thin_mapped src "$2")
+	_dmt_dm=$(dmt_thin_mapped "$1" "$3")
+	echo "# snapshot $2: $_dmt_sm mapped blocks; replica $3: $_dmt_dm blocks (x$4)" >&2
+	if [ "$4" = 1 ]; then
+		dmt_assert_eq "$_dmt_sm" "$_dmt_dm" "replica $3 maps as many blocks as snapshot $2"
+		return
+	fi
+	[ $((_dmt_dm * $4)) -ge "$_dmt_sm" ] ||
+		dmt_fail "replica $3 maps too little: $_dmt_dm x $4 < $_dmt_sm"
+	[ $((_dmt_dm * $4)) -le $((_dmt_sm * 2 + 8 * $4)) ] ||
+		dmt_fail "replica $3 is not thin: $_dmt_dm x $4 blocks for $_dmt_sm"
+}
+
 # dmt_thin_sha POOL ID SECTORS [cache]: the sha256 of thin ID of POOL,
 # SECTORS long, mapped under a temporary name for the read. With
 # "cache", a thin of pool "src" is hashed once per test (for snapshots

@@ -28,14 +28,6 @@ dmt_pool src "$src_meta" "$src_data" "$SRC_BLOCK"
 dmt_thin src origin 1 "$VOL_SECTORS"
 origin=$(dmt_dev origin)
 
-thin_sha() { dmt_thin_sha "$1" "$2" "$VOL_SECTORS"; }
-
-# mapped blocks of thin ID in POOL, from dmrepl ls.
-mapped() {
-	dmrepl ls --pool "$(dmt_name "$1")" --no-headers |
-		awk -v id="$2" '$1 == id { print $2 }'
-}
-
 snapshot() {
 	dmrepl snapshot --pool "$(dmt_name src)" --origin "$1"
 }
@@ -53,20 +45,7 @@ replicate() {
 
 # check DST SNAP REPLICA BLOCK_RATIO: equal bytes, and the replica stays thin.
 check() {
-	_want=$(thin_sha src "$2")
-	_got=$(thin_sha "$1" "$3")
-	dmt_assert_eq "$_want" "$_got" "sha256 of replica $3 in $1 equals source snapshot $2"
-	_sm=$(mapped src "$2")
-	_dm=$(mapped "$1" "$3")
-	echo "# snapshot $2: $_sm mapped blocks; replica $3: $_dm blocks (x$4)" >&2
-	if [ "$4" = 1 ]; then
-		dmt_assert_eq "$_sm" "$_dm" "replica $3 maps as many blocks as snapshot $2"
-	else
-		# Coarser blocks may map a little more, never much more, never less.
-		[ $((_dm * $4)) -ge "$_sm" ] || dmt_fail "replica $3 maps too little: $_dm x $4 < $_sm"
-		[ $((_dm * $4)) -le $((_sm * 2 + 8 * $4)) ] ||
-			dmt_fail "replica $3 is not thin: $_dm x $4 blocks for $_sm"
-	fi
+	dmt_check_replica "$1" "$2" "$3" "$4" "$VOL_SECTORS"
 }
 
 # The source's history: writes, discards, snapshots.
