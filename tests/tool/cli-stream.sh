@@ -70,7 +70,13 @@ check "extents applied exactly" cmp -s "$tmp/want" "$tmp/dst"
 "$DMREPL" send -q --device "$tmp/src" --extents "$tmp/ext" >"$tmp/s" || exit 99
 size=$(wc -c <"$tmp/s")
 cp "$tmp/s" "$tmp/bad"
-printf 'X' | dd of="$tmp/bad" bs=1 seek=$((264 + 40 + 100)) conv=notrunc 2>/dev/null
+# Change the byte, whatever it was (random data: writing a fixed one
+# would change nothing once in 256 runs).
+pos=$((264 + 40 + 100))
+old=$(dd if="$tmp/s" bs=1 skip=$pos count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+printf "\\$(printf %o $(((old + 1) % 256)))" |
+	dd of="$tmp/bad" bs=1 seek=$pos conv=notrunc 2>/dev/null
+cmp -s "$tmp/s" "$tmp/bad" && { echo "FAIL the damage changed nothing"; exit 99; }
 cp "$tmp/old" "$tmp/dst"
 expect "damaged payload"      1 'record 0 at byte 264: checksum mismatch' \
 	-- receive -q --device "$tmp/dst" <"$tmp/bad"
