@@ -5,12 +5,14 @@
 # PATH (in /opt/dmrepl/bin).  The disks, in order:
 #   /dev/vda  source pool metadata       /dev/vdb  source pool data
 #   /dev/vdc  destination pool metadata  /dev/vdd  destination pool data
-#   /dev/vde  random data: its size is the volume's size
+#   /dev/vde  random data, written over the volume (repeated when smaller)
 # Both pools have 64 KiB blocks and the kernel's defaults (block zeroing on).
 #
 # The source: thin 1 written in full from /dev/vde (non-zero data), snapshot
-# S1 = 2, then 1% of its blocks rewritten with new random data (distinct
-# blocks drawn with a fixed seed, scattered), snapshot S2 = 3.  Then RUNS
+# S1 = 2, then 1% of its blocks rewritten with new random data, snapshot
+# S2 = 3.  PATTERN says where those blocks lie: scattered (distinct blocks
+# drawn with a fixed seed) or clustered (4 contiguous ranges, centred at
+# 1/8, 3/8, 5/8 and 7/8 of the volume).  Then RUNS
 # rounds, each dropping caches before every command, alternating which
 # command of a pair goes first:
 #   a. dmrepl replicate --snap S1 --full (fresh state directory; the replica
@@ -19,8 +21,13 @@
 #   b. dmrepl replicate --snap S2 --base S1 (into a snapshot of S1's
 #      replica; deleted afterwards) vs a full dd of S2's device into a fresh
 #      thin device.
+#   c. with fio in BIN: 64 MiB read from S2 while as much is written into a
+#      fresh snapshot of S1's replica (what a replication writes into), as
+#      64 KiB random I/Os and as 1 MiB sequential ones (io_uring, O_DIRECT,
+#      iodepth 32 each); fio's own runtime.
 # The replicas of the first round are checked: sha256 equal to the source's.
-# Prints "rbench: RESULT pair cmd round secs peak_rss_kib" lines for the host.
+# Prints "rbench: RESULT pair cmd round secs peak_rss_kib" lines for the host,
+# and "rbench: COPIED pair round bytes extents" for each replication.
 set -eu
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -35,11 +42,13 @@ done
 
 RUNS=${RBENCH_RUNS:-3}
 PAIRS=${RBENCH_PAIRS:-full,incr}
+PATTERN=${RBENCH_PATTERN:-scattered}
+VOL_MIB=${RBENCH_VOL_MIB:-}
 BLOCK_SECTORS=128
 BLOCK_BYTES=65536
 SEED=4
-VOL_BYTES=$(blockdev --getsize64 /dev/vde)
-VOL_BYTES=$((VOL_BYTES / 1048576 * 1048576))
+RANDOM_MIB=$(($(blockdev --getsize64 /dev/vde) / 1048576))
+VOL_BYTES=$(( ${VOL_MIB:-$RANDOM_MIB} * 1048576 ))
 VOL_SECTORS=$((VOL_BYTES / 512))
 NR_BLOCKS=$((VOL_BYTES / BLOCK_BYTES))
 NR_CHANGED=$((NR_BLOCKS / 100))
@@ -99,6 +108,7 @@ replicate() {
 	timed "$_p" "$_c" "$_r" dmrepl replicate --pool "$(dmt_name src)" "$@" \
 		--to-pool "$(dmt_name dst)" --state-dir "$_st" --json
 	tail -n 1 "$DMT_TMP/out" >&2
+	say "COPIED $_p $_r $(tail -n 1 "$DMT_TMP/out" | sed -n 's/.*"extents":\([0-9]*\).*"copied_bytes":\([0-9]*\).*/\2 \1/p')"
 	tail -n 1 "$DMT_TMP/out" | sed -n 's/.*"replica":\([0-9]*\).*/\1/p' > "$DMT_TMP/replica"
 	[ -s "$DMT_TMP/replica" ] || dmt_fail "no replica id in the output of dmrepl"
 }
@@ -112,26 +122,44 @@ check_replica() {
 
 # ---------------------------------------------------------------- source
 
-say "volume $VOL_BYTES bytes, $NR_BLOCKS blocks of 64 KiB, $NR_CHANGED changed; $RUNS rounds"
+say "volume $VOL_BYTES bytes, $NR_BLOCKS blocks of 64 KiB, $NR_CHANGED changed ($PATTERN); $RUNS rounds"
 say "kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ { print $2 }' /proc/meminfo) KiB"
 dmt_pool src /dev/vda /dev/vdb "$BLOCK_SECTORS"
 dmt_pool dst /dev/vdc /dev/vdd "$BLOCK_SECTORS"
 dmt_thin src origin 1 "$VOL_SECTORS"
 t0=$(cut -d' ' -f1 /proc/uptime)
-"$BIN/dd" if=/dev/vde of="$(dmt_dev origin)" bs=1M count=$((VOL_BYTES / 1048576)) \
-	iflag=direct oflag=direct status=none
+# From /dev/vde, over and over when it is smaller than the volume.
+off=0
+while [ "$off" -lt $((VOL_BYTES / 1048576)) ]; do
+	n=$((VOL_BYTES / 1048576 - off))
+	[ "$n" -le "$RANDOM_MIB" ] || n=$RANDOM_MIB
+	"$BIN/dd" if=/dev/vde of="$(dmt_dev origin)" bs=1M count="$n" seek="$off" \
+		iflag=direct oflag=direct status=none
+	off=$((off + n))
+done
 say "filled the volume in $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { print b - a }') s"
 dmt_snap src origin "$S1" 1
 
-# NR_CHANGED distinct blocks, scattered.
-awk -v n="$NR_BLOCKS" -v k="$NR_CHANGED" -v seed="$SEED" 'BEGIN {
-	srand(seed)
-	while (c < k) { b = int(rand() * n); if (!(b in s)) { s[b] = 1; c++; print b } }
-}' > "$DMT_TMP/changed"
-while read -r b; do
-	"$BIN/dd" if=/dev/urandom of="$(dmt_dev origin)" bs=$BLOCK_BYTES count=1 seek="$b" \
+# NR_CHANGED distinct blocks: "FIRST COUNT" ranges, one a line.
+if [ "$PATTERN" = clustered ]; then
+	awk -v n="$NR_BLOCKS" -v k="$NR_CHANGED" 'BEGIN {
+		for (i = 0; i < 4; i++) {
+			len = int(k / 4) + (i == 3 ? k % 4 : 0)
+			print int((2 * i + 1) * n / 8 - len / 2), len
+		}
+	}'
+else
+	awk -v n="$NR_BLOCKS" -v k="$NR_CHANGED" -v seed="$SEED" 'BEGIN {
+		srand(seed)
+		while (c < k) { b = int(rand() * n); if (!(b in s)) { s[b] = 1; c++; print b, 1 } }
+	}'
+fi > "$DMT_TMP/changed"
+while read -r b n; do
+	[ "$n" -gt 0 ] || continue
+	"$BIN/dd" if=/dev/urandom of="$(dmt_dev origin)" bs=$BLOCK_BYTES count="$n" seek="$b" \
 		iflag=fullblock oflag=direct conv=notrunc status=none
 done < "$DMT_TMP/changed"
+say "changed $(awk '{ s += $2 } END { print s }' "$DMT_TMP/changed") blocks in $(wc -l < "$DMT_TMP/changed") ranges"
 dmt_snap src origin "$S2" 1
 dmt_remove origin
 dmt_thin_activate src snap1 "$S1" "$VOL_SECTORS"
@@ -188,6 +216,32 @@ for r in $(seq 1 "$RUNS"); do
 		fi
 	done
 done
+# ---------------------------------------------------------------- c: fio
+
+FIO_BYTES=$((64 * 1048576))
+# fio_run PATTERN ROUND: time fio reading S2 while writing fiodst.
+fio_run() {
+	if [ "$1" = rand ]; then _rw=rand _bs=64k; else _rw= _bs=1M; fi
+	drop
+	"$BIN/fio" --output-format=json --direct=1 --ioengine=io_uring --iodepth=32 \
+		--bs=$_bs --size="$VOL_BYTES" --io_size=$FIO_BYTES --randrepeat=0 \
+		--name=read --filename="$(dmt_dev snap2)" --rw=${_rw}read \
+		--name=write --filename="$(dmt_dev fiodst)" --rw=${_rw}write > "$DMT_TMP/fio" 2>&1 ||
+		{ cat "$DMT_TMP/fio" >&2; dmt_fail "fio failed"; }
+	_ms=$(sed -n 's/.*"job_runtime" : \([0-9]*\).*/\1/p' "$DMT_TMP/fio" | sort -n | tail -n 1)
+	say "FIO $1 $2 $(awk -v m="$_ms" 'BEGIN { printf "%.3f", m / 1000 }') $FIO_BYTES"
+}
+if [ -x "$BIN/fio" ]; then
+	for r in $(seq 1 "$RUNS"); do
+		for p in rand seq; do
+			dmt_message dst "create_snap $DDID $base_id"
+			dmt_create fiodst "0 $VOL_SECTORS thin $(dmt_dev dst) $DDID"
+			fio_run "$p" "$r"
+			thin_drop "$DDID" fiodst
+		done
+	done
+fi
+
 replica_drop "$base_id"
 st=$(dmt_dmsetup status "$(dmt_name dst)")
 say "destination: $st"

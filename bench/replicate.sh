@@ -2,13 +2,27 @@
 # Benchmark `dmrepl replicate` against dd between two thin pools (issue 4),
 # in the test VM (tests/vm/run, qemu TCG).
 #
-# Usage: bench/replicate.sh [--runs N] [--size-mib N] [--incr-only] [--dir DIR]
-#                           [--dmrepl PATH] [--out FILE]
+# Usage: bench/replicate.sh [--runs N] [--size-mib N] [--incr-only]
+#                           [--pattern scattered|clustered] [--random-mib N]
+#                           [--fio] [--dir DIR] [--dmrepl PATH] [--out FILE]
 #
 #   --runs N       rounds of each pair (default 3; medians are reported)
 #   --size-mib N   the volume's size (default 1024)
 #   --incr-only    time only the incremental pair (for large volumes,
 #                  where the fixed cost per replication is amortised)
+#   --pattern P    how the 1% of the blocks changed between S1 and S2 lie:
+#                  scattered (default: distinct blocks drawn with a fixed
+#                  seed) or clustered (4 contiguous ranges, centred at 1/8,
+#                  3/8, 5/8 and 7/8 of the volume)
+#   --random-mib N the random data file's size (default: the volume's); a
+#                  smaller one is written over the volume again and again,
+#                  so large volumes need less room in DIR
+#   --fio          also measure what the guest's storage does with fio
+#                  (copied into the guest): 64 MiB read from S2 while as
+#                  much is written into a snapshot of S1's replica, as 64
+#                  KiB random I/Os and as 1 MiB sequential ones (io_uring,
+#                  O_DIRECT, iodepth 32 each): the limit a scattered copy
+#                  runs into, against the streaming one
 #   --dir DIR      where the disk files live (default
 #                  /var/tmp/dmrepl-bench-replicate; the random data file is
 #                  kept between runs, the pool disks are made anew)
@@ -19,7 +33,7 @@
 # sparse files in DIR (source pool metadata and data, destination pool
 # metadata and data, and the random data the volume is filled from). It
 # fills a thin volume with non-zero data (64 KiB blocks), snapshots it (S1),
-# rewrites 1% of its blocks, scattered, snapshots it again (S2), then times,
+# rewrites 1% of its blocks (--pattern), snapshots it again (S2), then times,
 # alternating the order and dropping the guest's caches before each command:
 #   full  dmrepl replicate --snap S1 --full   vs  dd bs=1M conv=sparse
 #         iflag=direct oflag=direct of S1's device into a new thin device
@@ -36,7 +50,7 @@ set -euo pipefail
 prog=${0##*/}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-runs=3 size_mib=1024 pairs=full,incr dir=/var/tmp/dmrepl-bench-replicate dmrepl=$top/build/tools/dmrepl out=
+runs=3 size_mib=1024 pairs=full,incr pattern=scattered random_mib= fio= dir=/var/tmp/dmrepl-bench-replicate dmrepl=$top/build/tools/dmrepl out=
 
 die() { echo "$prog: error: $*" >&2; exit 1; }
 say() { echo "$prog: $*" >&2; }
@@ -46,6 +60,9 @@ while [ $# -gt 0 ]; do
 	--runs) runs=${2:?}; shift 2 ;;
 	--size-mib) size_mib=${2:?}; shift 2 ;;
 	--incr-only) pairs=incr; shift ;;
+	--pattern) pattern=${2:?}; shift 2 ;;
+	--random-mib) random_mib=${2:?}; shift 2 ;;
+	--fio) fio=1; shift ;;
 	--dir) dir=${2:?}; shift 2 ;;
 	--dmrepl) dmrepl=${2:?}; shift 2 ;;
 	--out) out=${2:?}; shift 2 ;;
@@ -55,6 +72,10 @@ while [ $# -gt 0 ]; do
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs needs a positive number"
 [[ $size_mib =~ ^[1-9][0-9]*$ ]] || die "--size-mib needs a positive number"
+[[ $pattern =~ ^(scattered|clustered)$ ]] || die "--pattern is scattered or clustered"
+random_mib=${random_mib:-$size_mib}
+[[ $random_mib =~ ^[1-9][0-9]*$ ]] && [ "$random_mib" -le "$size_mib" ] ||
+	die "--random-mib needs a positive number, at most --size-mib"
 for t in /usr/bin/time /usr/bin/dd openssl; do
 	command -v "$t" >/dev/null || { echo "SKIP: $t not found" >&2; exit 77; }
 done
@@ -69,11 +90,11 @@ dir=$(cd "$dir" && pwd)
 work=$dir/work
 rm -rf "$work"
 mkdir -p "$work/bin"
-size=$((size_mib << 20))
+size=$((random_mib << 20))
 
 # The disks.
 if [ "$(stat -c %s "$dir/random" 2>/dev/null || echo 0)" != "$size" ]; then
-	say "writing $size_mib MiB of random data to $dir/random"
+	say "writing $random_mib MiB of random data to $dir/random"
 	{ openssl enc -aes-128-ctr -pass pass:dmrepl-replicate -nosalt -pbkdf2 </dev/zero 2>/dev/null || :; } |
 		head -c "$size" > "$dir/random"
 fi
@@ -86,7 +107,12 @@ mkdisk dst-data $((2 * size_mib + 512))
 # The programs, and the guest script with the number of rounds.
 cp "$dmrepl" "$work/bin/dmrepl"
 cp /usr/bin/time /usr/bin/dd "$work/bin/"
-sed "s/^RUNS=.*/RUNS=$runs/; s/^PAIRS=.*/PAIRS=$pairs/" "$here/replicate-guest.sh" > "$work/replicate-guest.sh"
+if [ -n "$fio" ]; then
+	command -v fio >/dev/null || die "--fio: fio is not installed"
+	cp "$(command -v fio)" "$work/bin/"
+fi
+sed "s/^RUNS=.*/RUNS=$runs/; s/^PAIRS=.*/PAIRS=$pairs/; s/^PATTERN=.*/PATTERN=$pattern/; s/^VOL_MIB=.*/VOL_MIB=$size_mib/" \
+	"$here/replicate-guest.sh" > "$work/replicate-guest.sh"
 
 say "running the guest (qemu TCG; log: $work/vm/replicate-guest.log)"
 t0=$(date +%s)
@@ -106,6 +132,28 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) { print "n/a"; exit 
 maxof() { sort -g | tail -n 1; }
 list() { field "$@" | tr '\n' ' '; }
 
+# fio_report: from the guest's "rbench: FIO pattern round secs bytes" lines.
+fio_report() {
+	local p t b m
+	for p in rand seq; do
+		t=$(awk -v p="$p" '$1 == "rbench:" && $2 == "FIO" && $3 == p { print $5 }' "$log")
+		b=$(awk -v p="$p" '$1 == "rbench:" && $2 == "FIO" && $3 == p { print $6 }' "$log" | head -n 1)
+		[ -n "$t" ] || continue
+		m=$(echo "$t" | median)
+		echo "fio $p: $b bytes read and as many written; s: $(echo $t); median $m s = $(awk -v b="$b" -v m="$m" 'BEGIN { printf "%.0f", b / m / 1e6 }') MB/s each way"
+	done
+}
+
+report() {
+	local p
+	for p in rand seq; do
+		awk -v p="$p" '$1 == "rbench:" && $2 == "FIO" && $3 == p { t = t " " $5; b = $6 } END {
+			n = split(t, a, " "); asort(a); m = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+			if (n) printf "fio %s: %d bytes read and as many written, s:%s; median %.3f s = %.0f MB/s each way\n", p, b, t, m, b / m / 1e6
+		}' "$log"
+	done
+}
+
 report() {
 	local fr fd ir id rss ratio_full ratio_incr
 	fr=$(field full dmrepl 1 | median) fd=$(field full dd-sparse 1 | median)
@@ -113,7 +161,7 @@ report() {
 	rss=$( { field full dmrepl 2; field incr dmrepl 2; } | maxof)
 	ratio_full=$(awk -v a="$fd" -v b="$fr" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "n/a" }')
 	ratio_incr=$(awk -v a="$id" -v b="$ir" 'BEGIN { printf "%.1f", a / b }')
-	echo "# bench/replicate.sh --runs $runs --size-mib $size_mib$([ "$pairs" = incr ] && echo ' --incr-only')"
+	echo "# bench/replicate.sh --runs $runs --size-mib $size_mib$([ "$pairs" = incr ] && echo ' --incr-only') --pattern $pattern$([ "$random_mib" = "$size_mib" ] || echo " --random-mib $random_mib")"
 	echo "# $(sed -n 's/^rbench: \(volume\|kernel\)/\1/p' "$log" | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
 	echo "# guest: qemu TCG (no KVM), virtio disks backed by host files (cache=unsafe)"
 	grep '^rbench: \(filled\|delta\|CHECK\)' "$log" | sed 's/^rbench: /# /'
@@ -124,6 +172,9 @@ report() {
 	printf '%-34s %-28s %s\n' "dd S2 (full copy)" "$(list incr dd-full 1)" "$id"
 	echo "peak RSS of dmrepl (KiB), full: $(list full dmrepl 2) incr: $(list incr dmrepl 2)"
 	echo "peak RSS of dd (KiB): $(list full dd-sparse 2) $(list incr dd-full 2)"
+	echo "incr copied: $(awk '$1 == "rbench:" && $2 == "COPIED" && $3 == "incr" { print $5 " bytes in " $6 " extents" }' "$log" | sort -u | tr '\n' ';' | sed 's/;$//')"
+	[ -z "$fio" ] || fio_report
+	echo "full dd of S2 at the median: $(awk -v b="$((size_mib << 20))" -v s="$id" 'BEGIN { if (s + 0 > 0) printf "%.0f MB/s", b / s / 1e6; else print "n/a" }')"
 	[ "$pairs" = incr ] ||
 		echo "full: dd conv=sparse / dmrepl --full = ${ratio_full}x (target >= 1): $(awk -v r="$ratio_full" 'BEGIN { print (r >= 1) ? "met" : "MISSED" }')"
 	echo "incr: dd full / dmrepl --base = ${ratio_incr}x (target >= 50): $(awk -v r="$ratio_incr" 'BEGIN { print (r >= 50) ? "met" : "MISSED" }')"
