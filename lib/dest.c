@@ -80,25 +80,31 @@ int dmrepl_dest_drop_staging(struct dmrepl_dest *d,
 	return dmrepl_lineage_remove(d->ctx, d->dir, "staging", rec->dst.thin_id);
 }
 
-struct names_id {
+struct by_dst {
 	uint64_t dst_id;
+	struct dmrepl_lineage_record *ret;
 	bool found;
 };
 
 static int match_dst(const struct dmrepl_lineage_record *rec, void *data)
 {
-	struct names_id *n = data;
+	struct by_dst *f = data;
 
-	n->found |= rec->dst.thin_id == n->dst_id;
+	if (rec->dst.thin_id != f->dst_id)
+		return 0;
+	if (f->ret)
+		*f->ret = *rec;
+	f->found = true;
 	return 0;
 }
 
-bool dmrepl_dest_is_replica(struct dmrepl_dest *d, uint64_t dst_id)
+bool dmrepl_dest_replica_of(struct dmrepl_dest *d, uint64_t dst_id,
+			    struct dmrepl_lineage_record *ret)
 {
-	struct names_id n = {dst_id, false};
+	struct by_dst f = {dst_id, ret, false};
 
-	dmrepl_lineage_foreach(d->ctx, d->dir, "replica", match_dst, &n);
-	return n.found;
+	dmrepl_lineage_foreach(d->ctx, d->dir, "replica", match_dst, &f);
+	return f.found;
 }
 
 static int remove_stale(const struct dmrepl_lineage_record *rec, void *data)
@@ -110,7 +116,7 @@ static int remove_stale(const struct dmrepl_lineage_record *rec, void *data)
 	 * Killed between writing the replica record and dropping this one:
 	 * the device is a finished replica. Keep it.
 	 */
-	if (dmrepl_dest_is_replica(d, rec->dst.thin_id)) {
+	if (dmrepl_dest_replica_of(d, rec->dst.thin_id, NULL)) {
 		remove_names(d, rec);
 		return dmrepl_lineage_remove(d->ctx, d->dir, "staging",
 					     rec->dst.thin_id);

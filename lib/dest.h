@@ -39,8 +39,12 @@ void dmrepl_dest_close(struct dmrepl_dest *d);
 /* The newest replica of thin @src_id of @src_pool. */
 bool dmrepl_dest_find_replica(struct dmrepl_dest *d, const char *src_pool,
 			      uint64_t src_id, struct dmrepl_lineage_record *ret);
-/* A replica record names thin @dst_id: it was committed. */
-bool dmrepl_dest_is_replica(struct dmrepl_dest *d, uint64_t dst_id);
+/*
+ * A replica record names thin @dst_id (it was committed); its record in
+ * *@ret when @ret is not NULL.
+ */
+bool dmrepl_dest_replica_of(struct dmrepl_dest *d, uint64_t dst_id,
+			    struct dmrepl_lineage_record *ret);
 /* -ENOENT or -ESTALE (logged) unless @base's replica is as received. */
 int dmrepl_dest_check_replica(struct dmrepl_dest *d, struct dmrepl_metadata *md,
 			      const struct dmrepl_lineage_record *base);

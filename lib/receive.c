@@ -187,7 +187,7 @@ static int killed_in_commit(struct receiver *rv,
 	struct dmrepl_thin_info info;
 	int r;
 
-	if (dmrepl_dest_is_replica(&rv->d, st->dst.thin_id)) {
+	if (dmrepl_dest_replica_of(&rv->d, st->dst.thin_id, NULL)) {
 		dmrepl_lineage_remove(rv->ctx, rv->d.dir, "staging", st->dst.thin_id);
 		err(rv->ctx, "%s already holds thin %" PRIu64 " of %s, as thin %" PRIu64
 			     ": its receive was killed as it finished; nothing written",
@@ -536,9 +536,6 @@ struct each_resumable {
 	bool drop;
 };
 
-static int base_src_id(struct dmrepl_dest *d, uint64_t base_dst_id,
-		       uint64_t *ret);
-
 static int visit(const struct dmrepl_lineage_record *rec, void *data)
 {
 	struct each_resumable *e = data;
@@ -548,12 +545,13 @@ static int visit(const struct dmrepl_lineage_record *rec, void *data)
 	    .identity_hash = rec->stream_hash,
 	    .offset = rec->checkpoint,
 	};
+	struct dmrepl_lineage_record base;
 	char token[DMREPL_RESUME_TOKEN_MAX];
 	int r;
 
 	if (!rec->resumable)
 		return 0;
-	if (dmrepl_dest_is_replica(e->d, rec->dst.thin_id)) {
+	if (dmrepl_dest_replica_of(e->d, rec->dst.thin_id, NULL)) {
 		/* Killed as it finished: its device is a replica, keep it. */
 		if (e->drop)
 			dmrepl_lineage_remove(e->d->ctx, e->d->dir, "staging",
@@ -571,39 +569,13 @@ static int visit(const struct dmrepl_lineage_record *rec, void *data)
 			       rec->src_pool);
 		return r;
 	}
-	if (rec->base_dst_id != DMREPL_THIN_ID_ANY &&
-	    base_src_id(e->d, rec->base_dst_id, &t.base_id) < 0)
-		return 0;	/* its base's record is gone: not resumable */
+	if (rec->base_dst_id != DMREPL_THIN_ID_ANY) {
+		if (!dmrepl_dest_replica_of(e->d, rec->base_dst_id, &base))
+			return 0;	/* its base's record is gone: not resumable */
+		t.base_id = base.src.thin_id;
+	}
 	r = dmrepl_resume_token_format(&t, token, sizeof(token));
 	return r ?: e->fn(token, rec, e->userdata);
-}
-
-struct find_dst {
-	uint64_t dst_id, src_id;
-	bool found;
-};
-
-static int match_dst(const struct dmrepl_lineage_record *rec, void *data)
-{
-	struct find_dst *f = data;
-
-	if (rec->dst.thin_id == f->dst_id) {
-		f->src_id = rec->src.thin_id;
-		f->found = true;
-	}
-	return 0;
-}
-
-static int base_src_id(struct dmrepl_dest *d, uint64_t base_dst_id,
-		       uint64_t *ret)
-{
-	struct find_dst f = {.dst_id = base_dst_id};
-
-	dmrepl_lineage_foreach(d->ctx, d->dir, "replica", match_dst, &f);
-	if (!f.found)
-		return -ENOENT;
-	*ret = f.src_id;
-	return 0;
 }
 
 static int each(struct dmrepl_ctx *ctx, const char *pool, const char *state_dir,

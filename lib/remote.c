@@ -313,23 +313,12 @@ static int plan(struct dmrepl_ctx *ctx, const struct dmrepl_remote_opts *o,
 
 /* ---- sending ---- */
 
-static int send_all(struct dmrepl_ctx *ctx, const struct dmrepl_remote_opts *o,
+static int send_all(const struct dmrepl_remote_opts *o, struct dmrepl_ctx *ctx,
 		    struct dmrepl_send_opts *so, int fd)
 {
-	uint64_t *ids = NULL, snap = so->snap_id;
-	size_t n = 0;
-	int r = 0;
-
 	if (o->chain && so->base_id != DMREPL_THIN_ID_ANY)
-		r = dmrepl_chain_list(ctx, so->pool, so->base_id, snap, &ids, &n);
-	for (size_t i = 0; i <= n && r == 0; i++) {
-		so->snap_id = i < n ? ids[i] : snap;
-		so->more = i < n;
-		r = dmrepl_send(ctx, so, fd, NULL);
-		so->base_id = so->snap_id;
-	}
-	free(ids);
-	return r;
+		return dmrepl_send_chain(ctx, so, fd);
+	return dmrepl_send(ctx, so, fd, NULL);
 }
 
 static int read_result(struct dmrepl_ctx *ctx, const struct dmrepl_remote_opts *o,
@@ -395,7 +384,7 @@ int dmrepl_remote_replicate(struct dmrepl_ctx *ctx,
 	if (r == 0)
 		r = plan(ctx, o, hello, &so, &res);
 	if (r == 0) {
-		r = send_all(ctx, o, &so, p.to_fd);
+		r = send_all(o, ctx, &so, p.to_fd);
 		close(p.to_fd);
 		p.to_fd = -1;
 		if (r == 0)

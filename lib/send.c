@@ -715,3 +715,46 @@ int dmrepl_send(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 		fclose(src.spool);
 	return r;
 }
+
+/* ---- a chain: base -> link 1 -> ... -> snap, one stream each ---- */
+
+/* The links are seldom active: they take the target's size. */
+static int chain_size(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
+		      uint64_t *ret)
+{
+	struct dmrepl_pool *pool = NULL;
+	int r;
+
+	r = dmrepl_pool_open(ctx, o->pool, &pool);
+	if (r == 0)
+		r = dmrepl_pool_get_active_size(pool, o->snap_id, ret);
+	dmrepl_pool_unref(pool);
+	if (r == -ENOENT)
+		err(ctx, "%s: the size of thin %" PRIu64 " is not known: no active "
+			 "device maps it; give it (--size)",
+		    o->pool, o->snap_id);
+	return r;
+}
+
+int dmrepl_send_chain(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
+		      int fd)
+{
+	struct dmrepl_send_opts link = *o;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!ctx || !o || !o->pool || o->base_id == DMREPL_THIN_ID_ANY)
+		return -EINVAL;
+	r = dmrepl_chain_list(ctx, o->pool, o->base_id, o->snap_id, &ids, &n);
+	if (r == 0 && !link.size_bytes && n)
+		r = chain_size(ctx, o, &link.size_bytes);
+	for (size_t i = 0; i <= n && r == 0; i++) {
+		link.snap_id = i < n ? ids[i] : o->snap_id;
+		link.more = i < n;
+		r = dmrepl_send(ctx, &link, fd, NULL);
+		link.base_id = link.snap_id;
+	}
+	free(ids);
+	return r;
+}

@@ -61,6 +61,15 @@ struct dmrepl_send_result {
 int dmrepl_send(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 		int fd, struct dmrepl_send_result *ret);
 
+/*
+ * With @o->base_id set: every snapshot between the base and @o->snap_id
+ * (dmrepl_chain_list()), then @o->snap_id, each as its own stream on
+ * @fd, all but the last flagged that another follows. Without a size,
+ * the links take the target's active size.
+ */
+int dmrepl_send_chain(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
+		      int fd);
+
 /* Grow @fd's buffer when it is a pipe (1 MiB; best effort). */
 void dmrepl_pipe_grow(int fd);
 

@@ -187,51 +187,6 @@ static int parse_options(int argc, char *argv[], struct send_args *a)
 	return check_args(a);
 }
 
-static int chain_size(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
-		      uint64_t *ret)
-{
-	struct dmrepl_pool *pool = NULL;
-	int r;
-
-	r = dmrepl_pool_open(ctx, o->pool, &pool);
-	if (r == 0)
-		r = dmrepl_pool_get_active_size(pool, o->snap_id, ret);
-	dmrepl_pool_unref(pool);
-	if (r == -ENOENT)
-		tool_fail(subcmd, "the size of thin %" PRIu64 " is not known: no "
-				  "active device maps it; give it (--size)",
-			  o->snap_id);
-	return r;
-}
-
-/*
- * --chain: base -> link 1 -> ... -> snap, one stream each, every one but
- * the last saying that another follows.
- */
-static int send_chain(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
-		      int fd)
-{
-	struct dmrepl_send_opts link = *o;
-	uint64_t *ids = NULL;
-	size_t n = 0;
-	int r;
-
-	r = dmrepl_chain_list(ctx, o->pool, o->base_id, o->snap_id, &ids, &n);
-	if (r < 0)
-		return r;
-	/* The links are seldom active: they take the target's size. */
-	if (!link.size_bytes)
-		r = chain_size(ctx, o, &link.size_bytes);
-	for (size_t i = 0; i <= n && r == 0; i++) {
-		link.snap_id = i < n ? ids[i] : o->snap_id;
-		link.more = i < n;
-		r = dmrepl_send(ctx, &link, fd, NULL);
-		link.base_id = link.snap_id;
-	}
-	free(ids);
-	return r;
-}
-
 static void show(uint64_t done, uint64_t total, void *data)
 {
 	progress_update(data, "send", done, total);
@@ -263,7 +218,7 @@ int cmd_send(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	a.o.progress_data = p;
 	a.o.cancel = (const volatile int *)&tool_interrupted;
 	if (a.chain)
-		r = send_chain(ctx, &a.o, STDOUT_FILENO);
+		r = dmrepl_send_chain(ctx, &a.o, STDOUT_FILENO);
 	else
 		r = dmrepl_send(ctx, &a.o, STDOUT_FILENO, NULL);
 	progress_free(p);
