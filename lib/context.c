@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,4 +147,17 @@ void dmrepl_log(struct dmrepl_ctx *ctx, int priority, const char *file,
 DMREPL_EXPORT const char *dmrepl_version(void)
 {
 	return PACKAGE_VERSION;
+}
+
+/*
+ * DMREPL_TEST_KILL_AT=NAME: the process kills itself (SIGKILL) when it
+ * reaches the point named NAME. The fault tests use it to stop dmrepl
+ * exactly between a message to the kernel and its record.
+ */
+void dmrepl_test_point(const char *name)
+{
+	const char *at = secure_getenv("DMREPL_TEST_KILL_AT");
+
+	if (at && strcmp(at, name) == 0)
+		raise(SIGKILL);
 }

@@ -62,6 +62,9 @@ void dmrepl_log(struct dmrepl_ctx *ctx, int priority, const char *file,
 /* Parse a DMREPL_LOG-style priority: "0".."7" or a syslog name. */
 int dmrepl_parse_log_priority(const char *s, int *ret_priority);
 
+/* SIGKILL this process here if DMREPL_TEST_KILL_AT names @name (tests). */
+void dmrepl_test_point(const char *name);
+
 /*
  * ---- Thin-pool metadata internals (crc32c.c, metadata.c, btree.c, thin.c) ----
  */
@@ -111,6 +114,15 @@ uint64_t dmrepl_metadata_get_details_root(const struct dmrepl_metadata *md);
  * shared subtrees are skipped.
  */
 uint64_t dmrepl_metadata_get_blocks_read(const struct dmrepl_metadata *md);
+
+struct dmrepl_snap_copy;
+/*
+ * The held root's superblock copy at @blocknr of the metadata device
+ * @path (O_DIRECT, checked). Return: 0, -EBADMSG (not a superblock copy:
+ * logged), -EIO, or the open's -errno.
+ */
+int dmrepl_metadata_read_copy(struct dmrepl_ctx *ctx, const char *path,
+			      uint64_t blocknr, struct dmrepl_snap_copy *ret);
 
 /* A buffer for one metadata block, aligned for O_DIRECT; free() it. */
 void *dmrepl_metadata_block_alloc(void);
@@ -305,6 +317,7 @@ const char *dmrepl_pool_get_name(struct dmrepl_pool *pool);
 void dmrepl_pool_get_devt(struct dmrepl_pool *pool, uint32_t *ret_major,
 			  uint32_t *ret_minor);
 uint64_t dmrepl_pool_get_block_sectors(struct dmrepl_pool *pool);
+dev_t dmrepl_pool_get_metadata_devt(struct dmrepl_pool *pool);
 /*
  * A path to block device @devt: the kernel's name under /dev, else
  * /dev/block/MAJ:MIN, else a node made in the run directory.
@@ -314,24 +327,39 @@ struct dmrepl_ctx *dmrepl_pool_get_ctx(struct dmrepl_pool *pool);
 struct dmrepl_pool *dmrepl_pool_ref(struct dmrepl_pool *pool);
 
 /*
- * lib/lock.c: the per-pool lock, a flock on $DMREPL_RUN_DIR/NAME.lock
- * (default /run/dmrepl). The file records who holds the lock and the
- * metadata snapshot that holder reserved, so a later run can tell a
- * snapshot left by a dmrepl that died from one another tool holds.
+ * lib/lock.c: the per-pool lock, a flock on $DMREPL_LOCK_DIR/NAME.lock
+ * (default /var/lib/dmrepl/locks: it must outlive a reboot, as a held
+ * root does). The file records who holds the lock and the metadata
+ * snapshot that holder reserved, so a later run can tell a snapshot left
+ * by a dmrepl that died from one another tool holds (lib/metasnap.c).
  * Lock files are never unlinked: that would let two runs lock two
  * different inodes of one name.
  */
 enum dmrepl_snap_state {
 	DMREPL_SNAP_NONE = 0,		/* no reservation made by dmrepl */
 	DMREPL_SNAP_RESERVING,		/* reserve_metadata_snap being sent */
-	DMREPL_SNAP_RESERVED,		/* held, root recorded */
+	DMREPL_SNAP_RESERVED,		/* held, root and copy recorded */
+	DMREPL_SNAP_RELEASING,		/* release_metadata_snap being sent */
+};
+
+/* What the held root's superblock copy says: the pool as it was reserved. */
+struct dmrepl_snap_copy {
+	uint64_t trans_id;
+	uint64_t mapping_root;
+	uint64_t details_root;
+	uint32_t time;
 };
 
 struct dmrepl_lock_record {
 	pid_t holder;			/* process holding (or last holding) the lock */
 	enum dmrepl_snap_state state;
 	pid_t owner;			/* process that reserved the snapshot */
-	uint64_t root;			/* held metadata root, when RESERVED */
+	uint64_t root;			/* held metadata root: RESERVED, RELEASING */
+	/*
+	 * RESERVED, RELEASING: the copy at @root. RESERVING: only trans_id,
+	 * the pool's transaction id just before the message was sent.
+	 */
+	struct dmrepl_snap_copy copy;
 };
 
 struct dmrepl_lock;
@@ -339,6 +367,8 @@ struct dmrepl_lock;
 /* $DMREPL_RUN_DIR, else /run/dmrepl; created (one level) on demand. */
 const char *dmrepl_run_dir(void);
 int dmrepl_run_dir_create(struct dmrepl_ctx *ctx);
+/* $DMREPL_LOCK_DIR, else /var/lib/dmrepl/locks; created on demand. */
+const char *dmrepl_lock_dir(void);
 
 /* Return: 0; -EBUSY (logged with the holder's pid); -EACCES, -ENOMEM, ... */
 int dmrepl_lock_take(struct dmrepl_ctx *ctx, const char *pool_name,
@@ -348,9 +378,12 @@ void dmrepl_lock_drop(struct dmrepl_lock *lock);
 /* A missing or empty record reads as all zero. */
 int dmrepl_lock_read(struct dmrepl_lock *lock,
 		     struct dmrepl_lock_record *ret_record);
-/* Replaces the record and fsyncs it. */
+/*
+ * Replaces the record; fsyncs it when @sync (a record that must survive
+ * a power cut: see lib/metasnap.c for which).
+ */
 int dmrepl_lock_write(struct dmrepl_lock *lock,
-		      const struct dmrepl_lock_record *record);
+		      const struct dmrepl_lock_record *record, bool sync);
 
 /* The record's one-line text form, for tests. */
 int dmrepl_lock_record_parse(const char *text,
@@ -369,6 +402,29 @@ void dmrepl_signals_block(sigset_t *ret_old);
 void dmrepl_signals_restore(const sigset_t *old);
 
 /*
+ * lib/leftovers.c: remove the dm devices "dmrepl-PID-..." that map a thin
+ * of @pool, whose process is gone and that nothing holds open (a killed
+ * dmrepl's). *@ret_removed counts them (may be NULL).
+ */
+int dmrepl_pool_sweep(struct dmrepl_pool *pool, unsigned int *ret_removed);
+/* @name is "dmrepl-PID-..." and process PID is gone. */
+bool dmrepl_dm_name_dead_owner(const char *name);
+
+/*
+ * lib/openers.c: who has a block device open. dmrepl_dev_openers() finds
+ * the processes other than this one with a descriptor on @devt (up to
+ * @max pids kept; *@ret_n counts them all). For a dm device,
+ * dmrepl_dev_unseen_openers() gives how many opens its open count has
+ * beyond the dm devices stacked on it and the @seen processes: openers
+ * /proc does not show (another PID namespace, the kernel); 0 for others.
+ */
+int dmrepl_dev_openers(dev_t devt, pid_t *pids, size_t max, size_t *ret_n);
+int dmrepl_dev_unseen_openers(struct dmrepl_ctx *ctx, dev_t devt, size_t seen,
+			      int *ret_n);
+/* /proc/PID/comm, or "?" */
+void dmrepl_pid_comm(pid_t pid, char *buf, size_t size);
+
+/*
  * lib/metasnap.c: the pool's metadata snapshot, reserved under the lock.
  * dmrepl_pool_snap_release() sends release_metadata_snap, drops the
  * lock and frees @snap; NULL is a no-op.
@@ -377,6 +433,31 @@ struct dmrepl_pool_snap;
 
 int dmrepl_pool_snap_reserve(struct dmrepl_pool *pool,
 			     struct dmrepl_pool_snap **ret_snap);
+/*
+ * Resolve what a killed dmrepl left on @pool without reserving anything:
+ * remove its dm devices (*@ret_removed), release a metadata snapshot it
+ * left (*@ret_released), refuse (-EBUSY, logged) one another tool holds
+ * or that is being read. dmrepl_pool_snap_reserve() does the same first.
+ */
+int dmrepl_pool_snap_recover(struct dmrepl_pool *pool, bool *ret_released,
+			     unsigned int *ret_removed);
+
+/*
+ * Whose is a held root, found by a run that holds the pool's lock: the
+ * record a dead dmrepl left (@rec), the root the kernel holds (@held),
+ * that root's superblock copy (@copy, NULL if unreadable), and whether
+ * anything has the metadata device open (@in_use). Pure, for tests; the
+ * reasoning is in lib/metasnap.c and doc/architecture.md.
+ */
+enum dmrepl_held_verdict {
+	DMREPL_HELD_OURS,	/* left by a dead dmrepl: release it */
+	DMREPL_HELD_OTHER,	/* another tool's: leave it */
+	DMREPL_HELD_IN_USE,	/* being read: leave it, whoever's it is */
+};
+enum dmrepl_held_verdict dmrepl_held_judge(const struct dmrepl_lock_record *rec,
+					   uint64_t held,
+					   const struct dmrepl_snap_copy *copy,
+					   bool in_use);
 uint64_t dmrepl_pool_snap_get_root(const struct dmrepl_pool_snap *snap);
 int dmrepl_pool_snap_release(struct dmrepl_pool_snap *snap);
 

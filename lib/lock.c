@@ -1,18 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The per-pool lock: a flock on a small file in the run directory, whose
+ * The per-pool lock: a flock on a small file in the lock directory, whose
  * content records the holder and the metadata snapshot it reserved.
  *
  * A pool has a single metadata snapshot, so two dmrepl runs on one pool
  * must not overlap. The flock is released by the kernel when its holder
  * dies, so whoever gets it knows the previous holder is gone and can
  * trust the record to tell whether a held snapshot is one it left.
+ *
+ * The lock directory is persistent (/var/lib/dmrepl/locks), not /run: a
+ * held root lives in the pool's superblock and survives a reboot, so the
+ * record that proves it was dmrepl's must survive one too.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +28,7 @@
 #include "libdmrepl-private.h"
 
 #define RUN_DIR_DEFAULT "/run/dmrepl"
+#define LOCK_DIR_DEFAULT "/var/lib/dmrepl/locks"
 #define LOCK_SUFFIX ".lock"
 /* Leaves room for the suffix within NAME_MAX. */
 #define LOCK_NAME_MAX 200
@@ -38,6 +44,7 @@ static const char *const state_names[] = {
     [DMREPL_SNAP_NONE] = "none",
     [DMREPL_SNAP_RESERVING] = "reserving",
     [DMREPL_SNAP_RESERVED] = "reserved",
+    [DMREPL_SNAP_RELEASING] = "releasing",
 };
 
 const char *dmrepl_run_dir(void)
@@ -47,17 +54,48 @@ const char *dmrepl_run_dir(void)
 	return dir && *dir ? dir : RUN_DIR_DEFAULT;
 }
 
-int dmrepl_run_dir_create(struct dmrepl_ctx *ctx)
+static int make_dir(struct dmrepl_ctx *ctx, const char *dir, const char *what)
 {
-	const char *dir = dmrepl_run_dir();
 	int r;
 
 	if (mkdir(dir, 0755) == 0 || errno == EEXIST)
 		return 0;
 	r = -errno;
-	err(ctx, "cannot create the run directory %s: %s%s", dir, strerror(-r),
+	err(ctx, "cannot create the %s %s: %s%s", what, dir, strerror(-r),
 	    r == -EACCES || r == -EPERM ? " (dmrepl needs root)" : "");
 	return r;
+}
+
+int dmrepl_run_dir_create(struct dmrepl_ctx *ctx)
+{
+	return make_dir(ctx, dmrepl_run_dir(), "run directory");
+}
+
+const char *dmrepl_lock_dir(void)
+{
+	const char *dir = secure_getenv("DMREPL_LOCK_DIR");
+
+	return dir && *dir ? dir : LOCK_DIR_DEFAULT;
+}
+
+/* The lock directory and, for the default, its parent. */
+static int lock_dir_create(struct dmrepl_ctx *ctx)
+{
+	const char *dir = dmrepl_lock_dir();
+	char parent[PATH_MAX];
+	char *slash;
+
+	if (access(dir, F_OK) == 0)
+		return 0;
+	snprintf(parent, sizeof(parent), "%s", dir);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent) {
+		*slash = '\0';
+		if (access(parent, F_OK) < 0 &&
+		    make_dir(ctx, parent, "state directory") < 0)
+			return -errno;
+	}
+	return make_dir(ctx, dir, "lock directory");
 }
 
 static int is_safe_char(char c, size_t pos)
@@ -110,9 +148,13 @@ int dmrepl_lock_record_format(const struct dmrepl_lock_record *rec, char *buf,
 	if ((unsigned int)rec->state >= ARRAY_SIZE(state_names))
 		return -EINVAL;
 	len = snprintf(buf, size,
-		       "holder=%d state=%s owner=%d root=%" PRIu64 "\n",
+		       "holder=%d state=%s owner=%d root=%" PRIu64
+		       " tx=%" PRIu64 " map=%" PRIu64 " det=%" PRIu64
+		       " time=%" PRIu32 "\n",
 		       (int)rec->holder, state_names[rec->state],
-		       (int)rec->owner, rec->root);
+		       (int)rec->owner, rec->root, rec->copy.trans_id,
+		       rec->copy.mapping_root, rec->copy.details_root,
+		       rec->copy.time);
 	return len < 0 || (size_t)len >= size ? -ENOBUFS : len;
 }
 
@@ -127,6 +169,20 @@ int dmrepl_lock_record_parse(const char *text, struct dmrepl_lock_record *ret)
 		   &holder, state, &owner, &rec.root, &end) != 4 ||
 	    end == 0)
 		return -EINVAL;
+	/* the held copy's identity; records of dmrepl 0.x before it lack it */
+	if (text[end] == ' ') {
+		int more = 0;
+
+		if (sscanf(text + end,
+			   " tx=%" SCNu64 " map=%" SCNu64 " det=%" SCNu64
+			   " time=%" SCNu32 "%n",
+			   &rec.copy.trans_id, &rec.copy.mapping_root,
+			   &rec.copy.details_root, &rec.copy.time,
+			   &more) != 4 ||
+		    more == 0)
+			return -EINVAL;
+		end += more;
+	}
 	if (text[end + strspn(text + end, " \n")] != '\0' || holder < 0 ||
 	    owner < 0)
 		return -EINVAL;
@@ -171,7 +227,7 @@ int dmrepl_lock_read(struct dmrepl_lock *lock, struct dmrepl_lock_record *ret)
 }
 
 int dmrepl_lock_write(struct dmrepl_lock *lock,
-		      const struct dmrepl_lock_record *rec)
+		      const struct dmrepl_lock_record *rec, bool sync)
 {
 	char text[256];
 	int len, r;
@@ -180,7 +236,7 @@ int dmrepl_lock_write(struct dmrepl_lock *lock,
 	if (len < 0)
 		return len;
 	if (pwrite(lock->fd, text, (size_t)len, 0) != len ||
-	    ftruncate(lock->fd, len) < 0 || fsync(lock->fd) < 0) {
+	    ftruncate(lock->fd, len) < 0 || (sync && fsync(lock->fd) < 0)) {
 		r = errno ? -errno : -EIO;
 		err(lock->ctx, "%s: cannot write %s: %s", lock->pool_name,
 		    lock->path, strerror(-r));
@@ -216,10 +272,10 @@ static int open_lock_file(struct dmrepl_ctx *ctx, const char *pool_name,
 	r = dmrepl_lock_file_name(pool_name, name, sizeof(name));
 	if (r < 0)
 		return r;
-	r = dmrepl_run_dir_create(ctx);
+	r = lock_dir_create(ctx);
 	if (r < 0)
 		return r;
-	if (asprintf(&path, "%s/%s", dmrepl_run_dir(), name) < 0)
+	if (asprintf(&path, "%s/%s", dmrepl_lock_dir(), name) < 0)
 		return -ENOMEM;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {

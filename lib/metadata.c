@@ -354,6 +354,48 @@ static void metadata_free(struct dmrepl_metadata *md)
 }
 
 /*
+ * The superblock copy at @blocknr of the metadata device @path, read
+ * with O_DIRECT (the kernel writes past the page cache) and checked as a
+ * superblock: magic, checksum, and the block number it records.
+ */
+int dmrepl_metadata_read_copy(struct dmrepl_ctx *ctx, const char *path,
+			      uint64_t blocknr, struct dmrepl_snap_copy *ret)
+{
+	struct dmrepl_metadata *md;
+	struct superblock sb;
+	void *buf = NULL;
+	int r;
+
+	if (!ctx || !path || !ret)
+		return -EINVAL;
+	md = metadata_alloc(ctx, path);
+	if (!md)
+		return -ENOMEM;
+	r = -ENOMEM;
+	buf = dmrepl_metadata_block_alloc();
+	if (!buf)
+		goto out;
+	md->fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	if (md->fd < 0) {
+		r = -errno;
+		err(ctx, "cannot open %s: %s", path, strerror(-r));
+		goto out;
+	}
+	r = read_superblock(md, blocknr, "held metadata snapshot", buf, &sb);
+	if (r == 0)
+		*ret = (struct dmrepl_snap_copy){
+		    .trans_id = sb.trans_id,
+		    .mapping_root = sb.mapping_root,
+		    .details_root = sb.details_root,
+		    .time = sb.time,
+		};
+out:
+	free(buf);
+	metadata_free(md);
+	return r;
+}
+
+/*
  * A pool's kernel writes its metadata device with bios, past the block
  * device's page cache: a buffered read can return a stale block. Block
  * devices are therefore always read with O_DIRECT.

@@ -462,6 +462,11 @@ DMREPL_EXPORT int dmrepl_pool_get_status(struct dmrepl_pool *pool,
 	return r;
 }
 
+dev_t dmrepl_pool_get_metadata_devt(struct dmrepl_pool *pool)
+{
+	return makedev(pool->table.metadata_major, pool->table.metadata_minor);
+}
+
 DMREPL_EXPORT const char *
 dmrepl_pool_get_metadata_path(struct dmrepl_pool *pool)
 {

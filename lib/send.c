@@ -578,50 +578,12 @@ static int stream_extents(struct sender *s, struct source *src)
 
 /* ---- the whole ---- */
 
-/*
- * A sender killed outright (SIGKILL) leaves its read-only view of the
- * snapshot mapped, and a mapped snapshot cannot be deleted. The next
- * send removes the views of this pool's thins whose process is gone
- * and which nothing holds open.
- */
-static int remove_stale_view(const char *name, void *data)
-{
-	struct dmrepl_pool *pool = data;
-	struct dmrepl_ctx *ctx = dmrepl_pool_get_ctx(pool);
-	struct dmrepl_dm_target t = {0};
-	uint32_t maj, min;
-	char prefix[32];
-	uint64_t id;
-	int pid, end = 0, count = 1;
-	bool ours;
-
-	if (sscanf(name, "dmrepl-%d-src-%" SCNu64 "%n", &pid, &id, &end) != 2 ||
-	    !end || name[end] || pid <= 0 || pid == getpid() ||
-	    kill(pid, 0) == 0 || errno != ESRCH)
-		return 0;
-	if (dmrepl_dm_get_table(ctx, name, &t) < 0)
-		return 0;
-	dmrepl_pool_get_devt(pool, &maj, &min);
-	snprintf(prefix, sizeof(prefix), "%u:%u ", maj, min);
-	ours = t.type && strcmp(t.type, "thin") == 0 && t.params &&
-	       strncmp(t.params, prefix, strlen(prefix)) == 0;
-	dmrepl_dm_target_clear(&t);
-	if (!ours || dmrepl_dm_get_open_count(ctx, name, &count) < 0 || count)
-		return 0;
-	if (dmrepl_dm_remove(ctx, name) == 0)
-		notice(ctx, "removed %s, left by a dmrepl process that was killed",
-		       name);
-	return 0;
-}
-
 static int activate(const struct dmrepl_send_opts *o, struct source *src,
 		    const char **ret_path)
 {
 	char name[128];
 	int r;
 
-	dmrepl_dm_foreach(dmrepl_pool_get_ctx(src->pool), remove_stale_view,
-			  src->pool);
 	snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64, (int)getpid(),
 		 o->snap_id);
 	r = dmrepl_thin_activate(src->pool, o->snap_id, src->h.volume_size, true,

@@ -28,6 +28,7 @@ static const struct subcommand subcommands[] = {
 	{ "replicas", "list the replicas a destination pool holds", cmd_replicas },
 	{ "send", "write a snapshot, or its delta from a base, as a stream", cmd_send },
 	{ "receive", "apply a stream to a pool, all or nothing", cmd_receive },
+	{ "recover", "resolve what a killed dmrepl left on a pool", cmd_recover },
 	{ "help", "show help for dmrepl or one subcommand", cmd_help },
 	{ "version", "print the version", cmd_version },
 };

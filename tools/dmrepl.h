@@ -113,5 +113,6 @@ int cmd_replicas(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_verify(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_send(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[]);
+int cmd_recover(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 
 #endif

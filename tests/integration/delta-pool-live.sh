@@ -37,12 +37,13 @@ THIN_BLOCKS=16384
 THIN_SECTORS=$((THIN_BLOCKS * BLOCK_SECTORS))
 DELAY_MS=100                    # per metadata read, in step 2 and after
 
-# The lock files go to scratch space, not the host's /run/dmrepl.
+# The lock files go to scratch space, not the host's /var/lib/dmrepl.
 DMREPL_RUN_DIR="$DMT_TMP/run"
-export DMREPL_RUN_DIR
+DMREPL_LOCK_DIR="$DMT_TMP/locks"
+export DMREPL_RUN_DIR DMREPL_LOCK_DIR
 
 pool=$(dmt_name pool)
-lockfile="$DMREPL_RUN_DIR/$pool.lock"
+lockfile="$DMREPL_LOCK_DIR/$pool.lock"
 writer_pid="" bg_pid="" bg_rc=""
 
 # ---------------------------------------------------------------- helpers

@@ -2,7 +2,8 @@
 /*
  * The per-pool lock: file names, the record format, and the flock itself
  * (two open file descriptions conflict even within one process), in a
- * temporary DMREPL_RUN_DIR.
+ * temporary DMREPL_LOCK_DIR; and the judgement of a held
+ * metadata snapshot that a killed dmrepl may have left.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -39,7 +40,7 @@ static int suite_init(void)
 {
 	if (!mkdtemp(run_dir))
 		return -1;
-	return setenv("DMREPL_RUN_DIR", run_dir, 1);
+	return setenv("DMREPL_LOCK_DIR", run_dir, 1);
 }
 
 static int suite_clean(void)
@@ -98,19 +99,42 @@ static void test_record_round_trip(void)
 					  .state = DMREPL_SNAP_RESERVED,
 					  .owner = 4241,
 					  .root = 18446744073709551615ULL,
+					  .copy = {.trans_id = 7,
+						   .mapping_root = 11,
+						   .details_root = 12,
+						   .time = 4294967295u},
 				      },
 				  out;
-	char text[128];
+	char text[160];
 
 	CU_ASSERT(dmrepl_lock_record_format(&in, text, sizeof(text)) > 0);
 	CU_ASSERT_STRING_EQUAL(text, "holder=4242 state=reserved owner=4241 "
-				     "root=18446744073709551615\n");
+				     "root=18446744073709551615 tx=7 map=11 "
+				     "det=12 time=4294967295\n");
 	CU_ASSERT_EQUAL_FATAL(dmrepl_lock_record_parse(text, &out), 0);
 	CU_ASSERT_EQUAL(out.holder, in.holder);
 	CU_ASSERT_EQUAL(out.state, in.state);
 	CU_ASSERT_EQUAL(out.owner, in.owner);
 	CU_ASSERT_EQUAL(out.root, in.root);
+	CU_ASSERT_EQUAL(out.copy.trans_id, 7);
+	CU_ASSERT_EQUAL(out.copy.mapping_root, 11);
+	CU_ASSERT_EQUAL(out.copy.details_root, 12);
+	CU_ASSERT_EQUAL(out.copy.time, 4294967295u);
 	CU_ASSERT_EQUAL(dmrepl_lock_record_format(&in, text, 10), -ENOBUFS);
+
+	in.state = DMREPL_SNAP_RELEASING;
+	CU_ASSERT(dmrepl_lock_record_format(&in, text, sizeof(text)) > 0);
+	CU_ASSERT_EQUAL_FATAL(dmrepl_lock_record_parse(text, &out), 0);
+	CU_ASSERT_EQUAL(out.state, DMREPL_SNAP_RELEASING);
+
+	/* a record written before the copy was recorded still reads */
+	CU_ASSERT_EQUAL_FATAL(
+	    dmrepl_lock_record_parse(
+		"holder=5 state=reserving owner=5 root=0\n", &out),
+	    0);
+	CU_ASSERT_EQUAL(out.state, DMREPL_SNAP_RESERVING);
+	CU_ASSERT_EQUAL(out.copy.trans_id, 0);
+	CU_ASSERT_EQUAL(out.copy.time, 0);
 }
 
 static void test_record_malformed(void)
@@ -124,6 +148,10 @@ static void test_record_malformed(void)
 	    "holder=1 state=none owner=0 root=0 junk",
 	    "holder=1 state=RESERVED owner=1 root=2",
 	    "pid 1 reserved",
+	    "holder=1 state=reserved owner=1 root=2 tx=1",
+	    "holder=1 state=reserved owner=1 root=2 tx=1 map=2 det=3",
+	    "holder=1 state=reserved owner=1 root=2 tx=1 map=2 det=3 time=x",
+	    "holder=1 state=reserved owner=1 root=2 tx=1 map=2 det=3 time=4 z",
 	};
 	struct dmrepl_lock_record rec = {.holder = 7};
 
@@ -148,7 +176,7 @@ static void test_lock_conflict(void)
 	CU_ASSERT_EQUAL(got.state, DMREPL_SNAP_NONE);
 
 	rec.holder = getpid();
-	CU_ASSERT_EQUAL(dmrepl_lock_write(a, &rec), 0);
+	CU_ASSERT_EQUAL(dmrepl_lock_write(a, &rec, true), 0);
 	CU_ASSERT_EQUAL(dmrepl_lock_take(ctx, "pool/one", &b), -EBUSY);
 	CU_ASSERT_PTR_NULL(b);
 	snprintf(pid, sizeof(pid), "(pid %d)", (int)getpid());
@@ -164,7 +192,7 @@ static void test_lock_conflict(void)
 	rec.state = DMREPL_SNAP_RESERVED;
 	rec.owner = 99;
 	rec.root = 17;
-	CU_ASSERT_EQUAL(dmrepl_lock_write(a, &rec), 0);
+	CU_ASSERT_EQUAL(dmrepl_lock_write(a, &rec, true), 0);
 	dmrepl_lock_drop(a);
 	CU_ASSERT_EQUAL_FATAL(dmrepl_lock_take(ctx, "pool/one", &b), 0);
 	CU_ASSERT_EQUAL(dmrepl_lock_read(b, &got), 0);
@@ -211,12 +239,77 @@ static void test_run_dir_failure(void)
 	struct dmrepl_ctx *ctx = new_ctx();
 	struct dmrepl_lock *lock = NULL;
 
-	setenv("DMREPL_RUN_DIR", "/nonexistent/dir/for/dmrepl", 1);
+	setenv("DMREPL_LOCK_DIR", "/nonexistent/dir/for/dmrepl", 1);
 	CU_ASSERT_EQUAL(dmrepl_lock_take(ctx, "pool", &lock), -ENOENT);
 	CU_ASSERT_PTR_NULL(lock);
-	CU_ASSERT_PTR_NOT_NULL(strstr(last_msg, "/nonexistent/dir/for/dmrepl"));
-	setenv("DMREPL_RUN_DIR", run_dir, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(last_msg, "/nonexistent/dir/for"));
+	setenv("DMREPL_LOCK_DIR", run_dir, 1);
 	dmrepl_unref(ctx);
+}
+
+/*
+ * The judgement of a held root by a run holding the lock: every state a
+ * killed dmrepl can leave, against a root that is its own and ones that
+ * are not.
+ */
+static void test_held_judge(void)
+{
+	const struct dmrepl_snap_copy c = {.trans_id = 5,
+					   .mapping_root = 100,
+					   .details_root = 101,
+					   .time = 3};
+	struct dmrepl_snap_copy other = c, older = c, newer = c;
+	struct dmrepl_lock_record rec = {.holder = 9, .owner = 9};
+
+	other.mapping_root = 200;
+	older.trans_id = 4;
+	newer.trans_id = 6;
+
+	/* nothing recorded: never ours, whatever is held */
+	rec.state = DMREPL_SNAP_NONE;
+	CU_ASSERT_EQUAL(dmrepl_held_judge(&rec, 50, &c, false), DMREPL_HELD_OTHER);
+
+	/* held, or being released: the recorded root and copy */
+	for (int s = DMREPL_SNAP_RESERVED; s <= DMREPL_SNAP_RELEASING; s++) {
+		rec.state = (enum dmrepl_snap_state)s;
+		rec.root = 50;
+		rec.copy = c;
+		CU_ASSERT_EQUAL(dmrepl_held_judge(&rec, 50, &c, false),
+				DMREPL_HELD_OURS);
+		/* another block: released, then someone reserved again */
+		CU_ASSERT_EQUAL(dmrepl_held_judge(&rec, 51, &c, false),
+				DMREPL_HELD_OTHER);
+		/* same block reused, but the pool changed in between */
+		CU_ASSERT_EQUAL(dmrepl_held_judge(&rec, 50, &other, false),
+				DMREPL_HELD_OTHER);
+		/* a reader: never released, even our own */
+		CU_ASSERT_EQUAL(dmrepl_held_judge(&rec, 50, &c, true),
+				DMREPL_HELD_IN_USE);
+		/* the copy cannot be read: not proven */
+		CU_ASSERT_EQUAL(dmrepl_held_judge(&rec, 50, NULL, false),
+				DMREPL_HELD_OTHER);
+		/* a record of an older dmrepl: the root alone */
+		memset(&rec.copy, 0, sizeof(rec.copy));
+		CU_ASSERT_EQUAL(dmrepl_held_judge(&rec, 50, &other, false),
+				DMREPL_HELD_OURS);
+	}
+
+	/* killed around the reserve message: any copy not older than it */
+	rec.state = DMREPL_SNAP_RESERVING;
+	rec.root = 0;
+	memset(&rec.copy, 0, sizeof(rec.copy));
+	rec.copy.trans_id = 5;
+	CU_ASSERT_EQUAL(dmrepl_held_judge(&rec, 50, &c, false), DMREPL_HELD_OURS);
+	CU_ASSERT_EQUAL(dmrepl_held_judge(&rec, 50, &newer, false),
+			DMREPL_HELD_OURS);
+	CU_ASSERT_EQUAL(dmrepl_held_judge(&rec, 50, &older, false),
+			DMREPL_HELD_OTHER);
+	CU_ASSERT_EQUAL(dmrepl_held_judge(&rec, 50, &c, true),
+			DMREPL_HELD_IN_USE);
+	CU_ASSERT_EQUAL(dmrepl_held_judge(&rec, 50, NULL, false),
+			DMREPL_HELD_OTHER);
+	/* nothing held is nothing to release */
+	CU_ASSERT_EQUAL(dmrepl_held_judge(&rec, 0, &c, false), DMREPL_HELD_OTHER);
 }
 
 static void test_signals_blocked(void)
@@ -240,7 +333,8 @@ static CU_TestInfo lock_tests[] = {
     {"malformed records", test_record_malformed},
     {"lock conflict and record", test_lock_conflict},
     {"lock dies with its holder", test_lock_dies_with_holder},
-    {"run directory missing", test_run_dir_failure},
+    {"lock directory missing", test_run_dir_failure},
+    {"held root judgement", test_held_judge},
     {"signals blocked", test_signals_blocked},
     CU_TEST_INFO_NULL,
 };

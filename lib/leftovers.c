@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The dm devices a killed dmrepl left on a pool. Every device dmrepl
+ * activates is named after its process, "dmrepl-PID-...": a sender's or
+ * replication's read-only view of the source (src), its destination
+ * device (dst), verify's two sides (verify-src, verify-dst). A process
+ * killed outright leaves them mapped, and a mapped thin cannot be
+ * deleted. Each run that reserves a pool's metadata snapshot first
+ * removes the devices of that pool whose process is gone and that
+ * nothing holds open (a program reading one keeps it).
+ *
+ * A process is gone when kill(pid, 0) says ESRCH. A pid reused by an
+ * unrelated process keeps its devices until that process exits; the
+ * devices of a live dmrepl in another PID namespace are open while it
+ * uses them, which keeps them too.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libdmrepl-private.h"
+
+struct sweep {
+	struct dmrepl_pool *pool;
+	char prefix[32];	/* "MAJ:MIN " of the pool, as thin tables name it */
+	unsigned int removed;
+};
+
+bool dmrepl_dm_name_dead_owner(const char *name)
+{
+	int pid, end = 0;
+
+	if (sscanf(name, "dmrepl-%d-%n", &pid, &end) != 1 || !end ||
+	    !name[end] || pid <= 0 || pid == getpid())
+		return false;
+	return kill(pid, 0) < 0 && errno == ESRCH;
+}
+
+static int sweep_one(const char *name, void *data)
+{
+	struct sweep *s = data;
+	struct dmrepl_ctx *ctx = dmrepl_pool_get_ctx(s->pool);
+	struct dmrepl_dm_target t = {0};
+	int count = 1;
+	bool ours;
+
+	if (!dmrepl_dm_name_dead_owner(name) ||
+	    dmrepl_dm_get_table(ctx, name, &t) < 0)
+		return 0;
+	ours = t.nr_targets == 1 && t.type && strcmp(t.type, "thin") == 0 &&
+	       t.params && strncmp(t.params, s->prefix, strlen(s->prefix)) == 0;
+	dmrepl_dm_target_clear(&t);
+	if (!ours)
+		return 0;
+	if (dmrepl_dm_get_open_count(ctx, name, &count) < 0 || count) {
+		notice(ctx,
+		       "%s, left by a dmrepl process that was killed, is open: "
+		       "left in place until whatever reads it closes it",
+		       name);
+		return 0;
+	}
+	if (dmrepl_dm_remove(ctx, name) == 0) {
+		warn(ctx, "removed %s, left by a dmrepl process that was killed",
+		     name);
+		s->removed++;
+	}
+	return 0;
+}
+
+int dmrepl_pool_sweep(struct dmrepl_pool *pool, unsigned int *ret_removed)
+{
+	struct sweep s = {.pool = pool};
+	uint32_t maj, min;
+	int r;
+
+	dmrepl_pool_get_devt(pool, &maj, &min);
+	snprintf(s.prefix, sizeof(s.prefix), "%u:%u ", maj, min);
+	r = dmrepl_dm_foreach(dmrepl_pool_get_ctx(pool), sweep_one, &s);
+	if (ret_removed)
+		*ret_removed = s.removed;
+	return r;
+}
