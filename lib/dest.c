@@ -185,6 +185,22 @@ bool dmrepl_dest_find_replica(struct dmrepl_dest *d, const char *src_pool,
 	return dmrepl_lineage_find_replica(d->ctx, d->dir, src_pool, src_id, ret) == 0;
 }
 
+int dmrepl_dest_replica_intact(struct dmrepl_dest *d,
+			       const struct dmrepl_lineage_record *rec)
+{
+	struct dmrepl_metadata *md = NULL;
+	struct dmrepl_thin_ident now;
+	int r;
+
+	r = dmrepl_metadata_open_pool(d->ctx, d->name, &md);
+	if (r == 0)
+		r = dmrepl_thin_ident_read(md, rec->dst.thin_id, &now);
+	dmrepl_metadata_unref(md);
+	if (r == -ENOENT)
+		return 0;
+	return r < 0 ? r : dmrepl_thin_ident_equal(&now, &rec->dst);
+}
+
 /* ---- begin: check the base's replica, create the new device ---- */
 
 struct max_rec {

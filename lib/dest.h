@@ -45,6 +45,9 @@ bool dmrepl_dest_find_replica(struct dmrepl_dest *d, const char *src_pool,
  */
 bool dmrepl_dest_replica_of(struct dmrepl_dest *d, uint64_t dst_id,
 			    struct dmrepl_lineage_record *ret);
+/* 1: @rec's replica is in the pool as received; 0: deleted or written to. */
+int dmrepl_dest_replica_intact(struct dmrepl_dest *d,
+			       const struct dmrepl_lineage_record *rec);
 /* -ENOENT or -ESTALE (logged) unless @base's replica is as received. */
 int dmrepl_dest_check_replica(struct dmrepl_dest *d, struct dmrepl_metadata *md,
 			      const struct dmrepl_lineage_record *base);

@@ -7,7 +7,8 @@
  * killed outright leaves them mapped, and a mapped thin cannot be
  * deleted. Each run that reserves a pool's metadata snapshot first
  * removes the devices of that pool whose process is gone and that
- * nothing holds open (a program reading one keeps it).
+ * nothing holds open (a program reading one keeps it; the kernel's
+ * teardown of the dead process's io_uring holds it a moment).
  *
  * A process is gone when kill(pid, 0) says ESRCH. A pid reused by an
  * unrelated process keeps its devices until that process exits; the
@@ -24,6 +25,9 @@
 #include <unistd.h>
 
 #include "libdmrepl-private.h"
+
+#define CLOSE_WAIT_STEPS 30
+#define CLOSE_WAIT_US 100000
 
 struct sweep {
 	struct dmrepl_pool *pool;
@@ -52,12 +56,30 @@ static int sweep_one(const char *name, void *data)
 	if (!dmrepl_dm_name_dead_owner(name) ||
 	    dmrepl_dm_get_table(ctx, name, &t) < 0)
 		return 0;
-	ours = t.nr_targets == 1 && t.type && strcmp(t.type, "thin") == 0 &&
-	       t.params && strncmp(t.params, s->prefix, strlen(s->prefix)) == 0;
+	/*
+	 * A device killed half-made has no live table (its process died
+	 * between create and resume): it maps nothing, whichever pool its
+	 * inactive table names, and that table still holds the thin open.
+	 */
+	ours = t.nr_targets == 0 ||
+	       (t.nr_targets == 1 && t.type && strcmp(t.type, "thin") == 0 &&
+		t.params && strncmp(t.params, s->prefix, strlen(s->prefix)) == 0);
 	dmrepl_dm_target_clear(&t);
 	if (!ours)
 		return 0;
-	if (dmrepl_dm_get_open_count(ctx, name, &count) < 0 || count) {
+	/*
+	 * A dead process's io_uring is torn down by a kernel worker after
+	 * it exits, and holds the device open until its I/O completes: give
+	 * that a few seconds. A program reading the device holds it longer.
+	 */
+	for (int i = 0; i < CLOSE_WAIT_STEPS; i++) {
+		if (dmrepl_dm_get_open_count(ctx, name, &count) < 0)
+			return 0;
+		if (!count)
+			break;
+		usleep(CLOSE_WAIT_US);
+	}
+	if (count) {
 		notice(ctx,
 		       "%s, left by a dmrepl process that was killed, is open: "
 		       "left in place until whatever reads it closes it",

@@ -61,23 +61,6 @@ static void ident_str(const struct dmrepl_thin_ident *id, char *buf, size_t size
 
 /* ---- checks before any write ---- */
 
-/* 1: @rec's replica is in the pool as received; 0: deleted or written to. */
-static int replica_intact(struct receiver *rv,
-			  const struct dmrepl_lineage_record *rec)
-{
-	struct dmrepl_metadata *md = NULL;
-	struct dmrepl_thin_ident now;
-	int r;
-
-	r = dmrepl_metadata_open_pool(rv->ctx, rv->d.name, &md);
-	if (r == 0)
-		r = dmrepl_thin_ident_read(md, rec->dst.thin_id, &now);
-	dmrepl_metadata_unref(md);
-	if (r == -ENOENT)
-		return 0;
-	return r < 0 ? r : dmrepl_thin_ident_equal(&now, &rec->dst);
-}
-
 static int check_new(struct receiver *rv)
 {
 	struct dmrepl_lineage_record rec;
@@ -88,7 +71,7 @@ static int check_new(struct receiver *rv)
 	    !dmrepl_thin_ident_equal(&rec.src, &h->snap))
 		return 0;
 	/* A replica deleted (or written to) since is not held: receive anew. */
-	r = replica_intact(rv, &rec);
+	r = dmrepl_dest_replica_intact(&rv->d, &rec);
 	if (r <= 0)
 		return r;
 	err(rv->ctx,

@@ -401,15 +401,31 @@ static void job_release(struct job *job)
 
 /* ---- the job ---- */
 
+/*
+ * 1 when the snapshot's replica is in the pool as it was received; a
+ * replica deleted or written to since is made anew. Return -errno when
+ * the pool cannot be read.
+ */
 static int already_done(struct job *job)
 {
 	struct dmrepl_lineage_record rec;
 	struct dmrepl_replicate *rep = job->rep;
+	int r;
 
 	if (rep->full ||
 	    !dmrepl_dest_find_replica(&job->dst, rep->src_name, rep->snap_id, &rec) ||
 	    !dmrepl_thin_ident_equal(&rec.src, &job->dst.rec.src))
 		return 0;
+	r = dmrepl_dest_replica_intact(&job->dst, &rec);
+	if (r <= 0) {
+		if (r == 0)
+			notice(job->ctx,
+			       "thin %" PRIu64 " of %s was replicated as thin "
+			       "%" PRIu64 ", which was deleted or written to "
+			       "since: replicating it again",
+			       rep->snap_id, rep->src_name, rec.dst.thin_id);
+		return r;
+	}
 	notice(job->ctx, "thin %" PRIu64 " of %s is already replicated as thin %" PRIu64
 			 " of %s",
 	       rep->snap_id, rep->src_name, rec.dst.thin_id, rep->dst_name);
@@ -453,8 +469,9 @@ static int run_steps(struct job *job)
 	r = read_source(job);
 	if (r < 0)
 		return r;
-	if (already_done(job))
-		return 0;
+	r = already_done(job);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	r = resolve_source(job);
 	if (r < 0 || cancelled(rep))
 		return r < 0 ? r : -ECANCELED;

@@ -18,6 +18,8 @@
 #   DMREPL_TMP          scratch directory on tmpfs (default: a new directory
 #                       under /dev/shm, else $TMPDIR or /tmp)
 #   DMREPL_TEST_NAME    name used in messages (default: script name)
+#   DMREPL_TEST_SEED    seed of dmt_random (default: a fresh one); printed
+#                       at the start, so that a run can be repeated exactly
 
 DMT_NAME=${DMREPL_TEST_NAME:-$(basename "$0" .sh)}
 DMT_PREFIX=${DMREPL_TEST_PREFIX:-dmrt$$-}
@@ -410,6 +412,19 @@ dmt__on_exit() {
 	exit "$_status"
 }
 
+# ---------------------------------------------------------------- random
+
+# dmt_random MAX: a number in [0, MAX), MAX <= 2^30, from the test's own
+# generator, seeded by DMREPL_TEST_SEED and the test's name. The state is
+# kept in a file, so that it also advances inside $(...).
+dmt_random() {
+	_s=$(cat "$DMT_TMP/.rng")
+	_s=$(( (_s * 1103515245 + 12345) % 2147483648 ))
+	_t=$(( (_s * 1103515245 + 12345) % 2147483648 ))
+	echo "$_t" > "$DMT_TMP/.rng"
+	echo $(( ((_s / 65536) * 32768 + _t / 65536) % $1 ))
+}
+
 # ---------------------------------------------------------------- setup
 
 dmt__setup() {
@@ -424,6 +439,11 @@ dmt__setup() {
 	_base=$(dmt__pick_tmp)
 	mkdir -p "$_base"
 	DMT_TMP=$(mktemp -d "$_base/dmt.XXXXXX") || dmt_fail "cannot create a scratch directory in $_base"
+	DMT_SEED=${DMREPL_TEST_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+	_h=$(printf '%s' "$DMT_NAME" | od -An -tu1 |
+		awk '{ for (i = 1; i <= NF; i++) h = (h * 31 + $i) % 2147483648 } END { print h + 0 }')
+	echo $(( (DMT_SEED + _h) % 2147483648 )) > "$DMT_TMP/.rng"
+	echo "# seed $DMT_SEED (rerun with DMREPL_TEST_SEED=$DMT_SEED)" >&2
 	trap dmt__on_exit EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM

@@ -254,10 +254,9 @@ dmt_assert_eq "$SHA_X" "$(thin_sha dst "$r")" "the uninterrupted replica is exac
 drop_replica "$r"
 dmt_message src "delete $X0"
 
-# random_ms SECS: a random delay in ms, up to 80 % of SECS.
+# random_ms SECS: a random delay in ms, up to 80 % of SECS (seeded).
 random_ms() {
-	awk -v s="$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')" -v m="$1" \
-		'BEGIN { srand(s); printf "%d\n", rand() * m * 800 }'
+	dmt_random "$(awk -v m="$1" 'BEGIN { printf "%d\n", m * 800 + 1 }')"
 }
 
 resumed=0 reran=0 committed=0
