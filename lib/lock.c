@@ -78,24 +78,27 @@ const char *dmrepl_lock_dir(void)
 	return dir && *dir ? dir : LOCK_DIR_DEFAULT;
 }
 
-/* The lock directory and, for the default, its parent. */
+/* The lock directory, and the folders above it that are missing. */
 static int lock_dir_create(struct dmrepl_ctx *ctx)
 {
 	const char *dir = dmrepl_lock_dir();
-	char parent[PATH_MAX];
-	char *slash;
+	char path[PATH_MAX];
+	int r;
 
 	if (access(dir, F_OK) == 0)
 		return 0;
-	snprintf(parent, sizeof(parent), "%s", dir);
-	slash = strrchr(parent, '/');
-	if (slash && slash != parent) {
-		*slash = '\0';
-		if (access(parent, F_OK) < 0 &&
-		    make_dir(ctx, parent, "state directory") < 0)
-			return -errno;
+	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		r = make_dir(ctx, path, "state directory");
+		*p = '/';
+		if (r < 0)
+			return r;
 	}
-	return make_dir(ctx, dir, "lock directory");
+	return make_dir(ctx, path, "lock directory");
 }
 
 static int is_safe_char(char c, size_t pos)

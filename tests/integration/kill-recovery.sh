@@ -279,7 +279,7 @@ refused() {
 dmt_reserve_metadata_snap src
 sleep 3600 < "$SRC_META" &
 reader=$!
-trap '_rc=$?; kill "$reader" 2>/dev/null; (exit $_rc); dmt__on_exit' EXIT
+trap '_rc=$?; kill "$reader" 2>/dev/null || :; (exit $_rc); dmt__on_exit' EXIT
 usleep 200000
 refused "reserved by hand, a reader" "is open: pid $reader (sleep)"
 # A dmrepl killed after its RESERVING record: still never released.
@@ -342,3 +342,6 @@ for p in "$SRC" "$DST"; do
 done
 nothing_held "at the end"
 no_dmrepl_devices "at the end"
+dmt_assert_eq "" "$(find "$STATE" -name 'staging-*')" "no staging record left at the end"
+dmt_assert_eq 0 "$(dmrepl receive --pool "$DST" --state-dir "$STATE" --resume-token | grep -c . || :)" \
+	"no resumable receive left at the end"

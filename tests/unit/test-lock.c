@@ -239,10 +239,26 @@ static void test_run_dir_failure(void)
 	struct dmrepl_ctx *ctx = new_ctx();
 	struct dmrepl_lock *lock = NULL;
 
-	setenv("DMREPL_LOCK_DIR", "/nonexistent/dir/for/dmrepl", 1);
-	CU_ASSERT_EQUAL(dmrepl_lock_take(ctx, "pool", &lock), -ENOENT);
+	char file[sizeof(run_dir) + 16], dir[sizeof(run_dir) + 32];
+	FILE *f;
+
+	/* missing folders are made, however deep */
+	snprintf(dir, sizeof(dir), "%s/a/b/locks", run_dir);
+	setenv("DMREPL_LOCK_DIR", dir, 1);
+	CU_ASSERT_EQUAL(dmrepl_lock_take(ctx, "pool", &lock), 0);
+	dmrepl_lock_drop(lock);
+	lock = NULL;
+
+	/* a file in the way: the error names the folder */
+	snprintf(file, sizeof(file), "%s/file", run_dir);
+	f = fopen(file, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fclose(f);
+	snprintf(dir, sizeof(dir), "%s/file/locks", run_dir);
+	setenv("DMREPL_LOCK_DIR", dir, 1);
+	CU_ASSERT_EQUAL(dmrepl_lock_take(ctx, "pool", &lock), -ENOTDIR);
 	CU_ASSERT_PTR_NULL(lock);
-	CU_ASSERT_PTR_NOT_NULL(strstr(last_msg, "/nonexistent/dir/for"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(last_msg, dir));
 	setenv("DMREPL_LOCK_DIR", run_dir, 1);
 	dmrepl_unref(ctx);
 }
