@@ -32,6 +32,8 @@
 #define LOCK_SUFFIX ".lock"
 /* Leaves room for the suffix within NAME_MAX. */
 #define LOCK_NAME_MAX 200
+/* A record's size on disk: the longest one formats to under 180 bytes. */
+#define RECORD_BYTES 200
 
 struct dmrepl_lock {
 	struct dmrepl_ctx *ctx;
@@ -238,8 +240,14 @@ int dmrepl_lock_write(struct dmrepl_lock *lock,
 	len = dmrepl_lock_record_format(rec, text, sizeof(text));
 	if (len < 0)
 		return len;
-	if (pwrite(lock->fd, text, (size_t)len, 0) != len ||
-	    ftruncate(lock->fd, len) < 0 || (sync && fsync(lock->fd) < 0)) {
+	/*
+	 * Padded to a fixed size, so that one pwrite replaces the record
+	 * whole: no ftruncate between a message and its record.
+	 */
+	memset(text + len - 1, ' ', RECORD_BYTES - (size_t)len);
+	text[RECORD_BYTES - 1] = '\n';
+	if (pwrite(lock->fd, text, RECORD_BYTES, 0) != RECORD_BYTES ||
+	    (sync && fsync(lock->fd) < 0)) {
 		r = errno ? -errno : -EIO;
 		err(lock->ctx, "%s: cannot write %s: %s", lock->pool_name,
 		    lock->path, strerror(-r));
@@ -297,6 +305,7 @@ int dmrepl_lock_take(struct dmrepl_ctx *ctx, const char *pool_name,
 {
 	struct dmrepl_lock *lock;
 	char *path = NULL;
+	struct stat st;
 	int fd, r;
 
 	fd = open_lock_file(ctx, pool_name, &path);
@@ -319,6 +328,11 @@ int dmrepl_lock_take(struct dmrepl_ctx *ctx, const char *pool_name,
 		free(lock);
 		goto fail;
 	}
+	/* a longer file than any record would leave a tail after one */
+	if (fstat(fd, &st) == 0 && st.st_size > RECORD_BYTES &&
+	    ftruncate(fd, RECORD_BYTES) < 0)
+		dbg(ctx, "pool %s: cannot truncate %s: %s", pool_name, path,
+		    strerror(errno));
 	lock->ctx = dmrepl_ref(ctx);
 	lock->path = path;
 	lock->fd = fd;

@@ -54,15 +54,8 @@ SRC_META=$(dmt_dev src-meta)
 dmt_thin src origin 1 "$VOL_SECTORS"
 origin=$(dmt_dev origin)
 
-now() { cut -d' ' -f1 /proc/uptime; }
-T0=$(now)
-elapsed() { awk -v a="$T0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 thin_sha() { dmt_thin_sha "$1" "$2" "$VOL_SECTORS" cache; }
 
-no_dmrepl_devices() {
-	dmt_assert_eq "" "$(dmsetup ls | awk 'index($1, "dmrepl-") == 1 { printf "%s ", $1 }')" \
-		"$1: no dmrepl devices left"
-}
 nothing_held() {
 	dmt_assert_eq - "$(dmt_pool_held_root src)" "$1: no source metadata snapshot held"
 	dmt_assert_eq - "$(dmt_pool_held_root dst)" "$1: no destination metadata snapshot held"
@@ -200,19 +193,19 @@ wait "$sleeper" 2>/dev/null || :
 dmt_run dmrepl ls --pool "$SRC" > /dev/null 2> "$DMT_TMP/err"
 dmt_assert_match "*removed dmrepl-$pid-src-$S2, left by a dmrepl process that was killed*" \
 	"$(cat "$DMT_TMP/err")" "the next run removed the killed sender's view"
-no_dmrepl_devices "after the killed sender"
+dmt_no_dmrepl_devices "after the killed sender"
 
 # ------------------------------------------------------- 2. random kills
 
 # Each command's uninterrupted time, the range of its kill delays.
 c=0
 while [ "$c" -lt "$NCMDS" ]; do
-	t=$(now)
+	t=$(dmt_now)
 	run_cmd "$c"
 	rc=0
 	wait "$pid" || rc=$?
 	[ "$rc" = 0 ] || { cat "$DMT_TMP/cmd.err" >&2; dmt_fail "$(cmd_name "$c") failed (exit $rc)"; }
-	ms=$(awk -v a="$t" -v b="$(now)" 'BEGIN { printf "%d", (b - a) * 1000 + 10 }')
+	ms=$(awk -v a="$t" -v b="$(dmt_now)" 'BEGIN { printf "%d", (b - a) * 1000 + 10 }')
 	eval "dur_$c=$ms"
 	echo "# $(cmd_name "$c"): $ms ms uninterrupted" >&2
 	[ "$c" = 3 ] && reset_dst
@@ -227,7 +220,7 @@ while [ "$i" -le "$KILL_ROUNDS" ]; do
 	c=$(dmt_random "$NCMDS")
 	eval "max=\$dur_$c"
 	ms=$(dmt_random "$max")
-	echo "+ round $i at $(elapsed) s: $(cmd_name "$c"), kill -9 after $ms of $max ms" >&2
+	echo "+ round $i at $(dmt_elapsed) s: $(cmd_name "$c"), kill -9 after $ms of $max ms" >&2
 	run_cmd "$c"
 	usleep $((ms * 1000))
 	if kill -9 "$pid" 2>/dev/null; then killed=$((killed + 1)); fi
@@ -236,7 +229,7 @@ while [ "$i" -le "$KILL_ROUNDS" ]; do
 	[ "$rc" = 137 ] || finished=$((finished + 1))
 	next_runs "round $i ($(cmd_name "$c"), $ms ms)"
 	nothing_held "round $i"
-	no_dmrepl_devices "round $i"
+	dmt_no_dmrepl_devices "round $i"
 	if [ "$c" = 3 ] || [ "$c" = 4 ]; then reset_dst; fi
 	if [ $((i % 15)) = 0 ]; then
 		dmt_assert_eq "$SHA_R1" "$(thin_sha dst "$R1")" "round $i: the first replica is unchanged"
@@ -245,7 +238,7 @@ while [ "$i" -le "$KILL_ROUNDS" ]; do
 done
 released=$(grep -c "releasing the metadata snapshot" "$DMT_TMP/next.err" || :)
 removed=$(grep -c "removed dmrepl-" "$DMT_TMP/next.err" || :)
-echo "# $KILL_ROUNDS rounds in $(elapsed) s: $killed killed, $finished finished first; the next runs released $released left snapshots and removed $removed left devices" >&2
+echo "# $KILL_ROUNDS rounds in $(dmt_elapsed) s: $killed killed, $finished finished first; the next runs released $released left snapshots and removed $removed left devices" >&2
 sed 's/^/#   /' "$DMT_TMP/next.err" | sort | uniq -c | sort -rn | head -20 >&2
 # With enough rounds, both kinds of leftover must have been met.
 if [ "$KILL_ROUNDS" -ge 50 ]; then
@@ -341,7 +334,7 @@ for p in "$SRC" "$DST"; do
 		"$out" "recover --pool $p: nothing left"
 done
 nothing_held "at the end"
-no_dmrepl_devices "at the end"
+dmt_no_dmrepl_devices "at the end"
 dmt_assert_eq "" "$(find "$STATE" -name 'staging-*')" "no staging record left at the end"
 dmt_assert_eq 0 "$(dmrepl receive --pool "$DST" --state-dir "$STATE" --resume-token | grep -c . || :)" \
 	"no resumable receive left at the end"

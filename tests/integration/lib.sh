@@ -412,6 +412,18 @@ dmt__on_exit() {
 	exit "$_status"
 }
 
+# ---------------------------------------------------------------- time
+
+# dmt_now: seconds since boot; dmt_elapsed: seconds since the test began.
+dmt_now() { cut -d' ' -f1 /proc/uptime; }
+dmt_elapsed() { awk -v a="$DMT_T0" -v b="$(dmt_now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# dmt_no_dmrepl_devices WHAT: no dm device named dmrepl-* is left.
+dmt_no_dmrepl_devices() {
+	dmt_assert_eq "" "$(dmsetup ls | awk 'index($1, "dmrepl-") == 1 { printf "%s ", $1 }')" \
+		"$1: no dmrepl devices left"
+}
+
 # ---------------------------------------------------------------- random
 
 # dmt_random MAX: a number in [0, MAX), MAX <= 2^30, from the test's own
@@ -439,6 +451,7 @@ dmt__setup() {
 	_base=$(dmt__pick_tmp)
 	mkdir -p "$_base"
 	DMT_TMP=$(mktemp -d "$_base/dmt.XXXXXX") || dmt_fail "cannot create a scratch directory in $_base"
+	DMT_T0=$(dmt_now)
 	DMT_SEED=${DMREPL_TEST_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 	_h=$(printf '%s' "$DMT_NAME" | od -An -tu1 |
 		awk '{ for (i = 1; i <= NF; i++) h = (h * 31 + $i) % 2147483648 } END { print h + 0 }')

@@ -37,9 +37,6 @@ dmt_pool dst "$(dmt_loop dst-meta 8)" "$(dmt_loop dst-data 192)" "$BLOCK"
 dmt_thin src origin 1 "$VOL_SECTORS"
 origin=$(dmt_dev origin)
 
-now() { cut -d' ' -f1 /proc/uptime; }
-T0=$(now)
-elapsed() { awk -v a="$T0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 thin_sha() { dmt_thin_sha "$1" "$2" "$VOL_SECTORS" cache; }
 
@@ -62,15 +59,11 @@ intact() {
 		dmt_fail "replica $1 is no longer ok: $(replicas | awk -v id="$1" '$1 == id')"
 }
 
-no_dmrepl_devices() {
-	dmt_assert_eq "" "$(dmsetup ls | grep '^dmrepl-' | awk '{ print $1 }' | tr '\n' ' ' || :)" \
-		"$1: no dmrepl devices left"
-}
 
 no_leftovers() {
 	dmt_assert_eq - "$(dmt_pool_held_root src)" "$1: source metadata snapshot released"
 	dmt_assert_eq - "$(dmt_pool_held_root dst)" "$1: destination metadata snapshot released"
-	no_dmrepl_devices "$1"
+	dmt_no_dmrepl_devices "$1"
 }
 
 # xfer SEND_ARGS...: dmrepl send ... | dmrepl receive --pool dst --json;
@@ -113,9 +106,9 @@ drop_replica() {
 echo "+ 24 MiB of random data at 0" >&2
 dd if=/dev/urandom of="$origin" bs=1M count=24 oflag=direct 2>/dev/null
 B=$(snapshot 1)
-t=$(now)
+t=$(dmt_now)
 RB=$(received "full $B" --snap "$B" --size "$VOL_BYTES")
-echo "# full stream of 24 MiB: $(awk -v a="$t" -v b="$(now)" 'BEGIN { print b - a }') s" >&2
+echo "# full stream of 24 MiB: $(awk -v a="$t" -v b="$(dmt_now)" 'BEGIN { print b - a }') s" >&2
 
 dmt_write_blocks "$origin" 65536 B 3 4 600
 dmt_discard_blocks "$origin" 65536 10
@@ -234,7 +227,7 @@ RD=$(sed -n 's/.*"replica":\([0-9]*\).*/\1/p' "$DMT_TMP/out")
 dmt_assert_eq "$(thin_sha src "$D")" "$(thin_sha dst "$RD")" "the intact stream's replica is exact"
 SHA_RD=$(thin_sha dst "$RD")
 no_leftovers "after the damaged streams"
-echo "# damaged streams done at $(elapsed) s" >&2
+echo "# damaged streams done at $(dmt_elapsed) s" >&2
 
 # ------------------------------------------------------------------ kill and resume
 
@@ -245,10 +238,10 @@ SHA_X=$(thin_sha src "$X")
 
 # Every round sends a new snapshot of X (same data, its own identity)
 # on top of D: 24 MiB of changes.
-t=$(now)
+t=$(dmt_now)
 X0=$(snapshot "$X")
 r=$(received "uninterrupted" --snap "$X0" --base "$D" --size "$VOL_BYTES" --checkpoint 1M)
-DUR=$(awk -v a="$t" -v b="$(now)" 'BEGIN { print b - a }')
+DUR=$(awk -v a="$t" -v b="$(dmt_now)" 'BEGIN { print b - a }')
 echo "# an uninterrupted 24 MiB incremental takes $DUR s" >&2
 dmt_assert_eq "$SHA_X" "$(thin_sha dst "$r")" "the uninterrupted replica is exact"
 drop_replica "$r"
@@ -268,7 +261,7 @@ while [ "$i" -le "$RUNS" ]; do
 	ms=$(random_ms "$DUR")
 	rm -f "$DMT_TMP/pipe"
 	mkfifo "$DMT_TMP/pipe"
-	echo "# round $i at $(elapsed) s" >&2
+	echo "# round $i at $(dmt_elapsed) s" >&2
 	echo "+ round $i: send --snap $Xi --base $D | receive; kill -9 the $victim after $ms ms" >&2
 	dmrepl send --pool "$SRC" --snap "$Xi" --base "$D" --size "$VOL_BYTES" \
 		--checkpoint 1M -q > "$DMT_TMP/pipe" 2> "$DMT_TMP/send.err" &
@@ -323,7 +316,7 @@ while [ "$i" -le "$RUNS" ]; do
 	dmt_message src "delete $Xi"
 	i=$((i + 1))
 done
-echo "# $RUNS rounds at $(elapsed) s: $resumed resumed, $reran rerun, $committed completed before the kill" >&2
+echo "# $RUNS rounds at $(dmt_elapsed) s: $resumed resumed, $reran rerun, $committed completed before the kill" >&2
 dmt_assert_eq "$SHA_RB" "$(thin_sha dst "$RB")" "after the rounds: the full replica is unchanged"
 [ "$resumed" -ge 1 ] || dmt_fail "no round resumed from a token: the kills came too late"
 
@@ -348,7 +341,7 @@ sigterm_receiver() {
 	dmt_assert_eq 143 "$_rc" "$1: the receiver's exit status"
 	dmt_assert_match "*resume with dmrepl send --resume dmrepl1-*" "$(cat "$DMT_TMP/err")" \
 		"$1: the receiver names the token"
-	no_dmrepl_devices "$1"
+	dmt_no_dmrepl_devices "$1"
 	dmt_assert_eq 1 "$(tokens | grep -c .)" "$1: one resumable receive"
 }
 
@@ -429,7 +422,7 @@ dmt_assert_eq "" "$(tokens "$SMALL")" "full destination: nothing kept to resume"
 dmt_assert_eq "" "$(replicas "$SMALL")" "full destination: no replica recorded"
 dmt_assert_eq "" "$(thins "$SMALL")" "full destination: the unfinished device was deleted"
 dmt_assert_eq - "$(dmt_pool_held_root small)" "full destination: no metadata snapshot held"
-no_dmrepl_devices "full destination"
+dmt_no_dmrepl_devices "full destination"
 
 # ------------------------------------------------------------------ SIGTERM, stalled
 
@@ -452,4 +445,4 @@ kill "$spid" 2>/dev/null || :
 wait "$spid" 2>/dev/null || :
 dmrepl receive --pool "$DST" --state-dir "$STATE" --abort >&2
 rm -f "$DMT_TMP/x.st"
-echo "# done at $(elapsed) s" >&2
+echo "# done at $(dmt_elapsed) s" >&2
