@@ -164,7 +164,7 @@ int cmd_recover(struct dmrepl_ctx *ctx, int argc, char *argv[])
 				      "dmrepl held"
 				    : "no metadata snapshot left held",
 		       res.removed, res.removed == 1 ? "" : "s",
-		       res.has_lineage ? "; unfinished replications deleted"
+		       res.has_lineage ? "; unfinished replications resolved"
 				       : "");
 	}
 	if (r == 0)

@@ -61,16 +61,22 @@ nothing_held() {
 	dmt_assert_eq - "$(dmt_pool_held_root dst)" "$1: no destination metadata snapshot held"
 }
 
-# next_runs WHAT: the next dmrepl command on each pool succeeds at once;
-# their messages are appended to $DMT_TMP/next.err.
+# next_runs WHAT CMD: the next dmrepl command on each pool (CMD: ls, or
+# recover) succeeds at once; their messages go to $DMT_TMP/next.err.
 next_runs() {
 	for _p in "$SRC" "$DST"; do
 		_rc=0
-		dmrepl ls --pool "$_p" > /dev/null 2> "$DMT_TMP/next1.err" || _rc=$?
+		if [ "$2" = recover ]; then
+			dmrepl recover --pool "$_p" --state-dir "$STATE" > "$DMT_TMP/next1.out" \
+				2> "$DMT_TMP/next1.err" || _rc=$?
+			cat "$DMT_TMP/next1.out" >> "$DMT_TMP/recover.out"
+		else
+			dmrepl ls --pool "$_p" > /dev/null 2> "$DMT_TMP/next1.err" || _rc=$?
+		fi
 		cat "$DMT_TMP/next1.err" >> "$DMT_TMP/next.err"
 		if [ "$_rc" != 0 ]; then
 			cat "$DMT_TMP/next1.err" >&2
-			dmt_fail "$1: the next dmrepl ls --pool $_p failed (exit $_rc)"
+			dmt_fail "$1: the next dmrepl $2 --pool $_p failed (exit $_rc)"
 		fi
 	done
 }
@@ -214,6 +220,7 @@ while [ "$c" -lt "$NCMDS" ]; do
 done
 
 : > "$DMT_TMP/next.err"
+: > "$DMT_TMP/recover.out"
 killed=0 finished=0
 i=1
 while [ "$i" -le "$KILL_ROUNDS" ]; do
@@ -227,7 +234,10 @@ while [ "$i" -le "$KILL_ROUNDS" ]; do
 	rc=0
 	wait "$pid" 2>/dev/null || rc=$?
 	[ "$rc" = 137 ] || finished=$((finished + 1))
-	next_runs "round $i ($(cmd_name "$c"), $ms ms)"
+	# every third round, dmrepl recover is that next command
+	next=ls
+	[ $((i % 3)) = 0 ] && next=recover
+	next_runs "round $i ($(cmd_name "$c"), $ms ms)" "$next"
 	nothing_held "round $i"
 	dmt_no_dmrepl_devices "round $i"
 	if [ "$c" = 3 ] || [ "$c" = 4 ]; then reset_dst; fi
@@ -246,6 +256,10 @@ if [ "$KILL_ROUNDS" -ge 50 ]; then
 	[ "$removed" -ge 1 ] || dmt_fail "no kill left a device mapped"
 fi
 dmt_assert_eq 0 "$(grep -c "error" "$DMT_TMP/next.err" || :)" "no next run reported an error"
+echo "# what recover said:" >&2
+sed 's/^[^:]*: //; s/[0-9][0-9]* device/N device/' "$DMT_TMP/recover.out" | sort | uniq -c >&2
+dmt_assert_eq $((KILL_ROUNDS / 3 * 2)) "$(grep -c '^pool .*: .*; [0-9]* devices\{0,1\} removed' "$DMT_TMP/recover.out")" \
+	"recover reported on both pools each time it ran"
 
 # Replication still works, exactly.
 dmt_run dmrepl replicate --pool "$SRC" --snap "$S2" --base "$S1" --size "$VOL_BYTES" \
@@ -296,6 +310,12 @@ dmt_assert_eq 0 "$rc" "a RESERVING record, no reader: the run goes on"
 dmt_assert_match "*killed while reserving it*" "$(cat "$DMT_TMP/err")" "and says it released the root"
 dmt_reserve_metadata_snap src
 refused "a NONE record, reserved by hand, no reader" "another tool"
+rc=0
+dmrepl recover --pool "$SRC" > /dev/null 2> "$DMT_TMP/err" || rc=$?
+cat "$DMT_TMP/err" >&2
+dmt_assert_eq 1 "$rc" "recover with another tool's snapshot: exit 1"
+dmt_assert_match "*by another tool; release it with: dmsetup message $SRC 0 release_metadata_snap*" \
+	"$(cat "$DMT_TMP/err")" "recover says how to release it"
 dmt_release_metadata_snap src
 nothing_held "after the hand-held snapshots"
 

@@ -21,4 +21,11 @@ expect "bad subcommand option"      2 "Try 'dmrepl version --help'" -- version -
 expect "stray argument"             2 "unexpected argument 'x'"    -- version x
 expect "help of unknown"            2 "unknown subcommand 'nope'"  -- help nope
 
+# recover: its usage, and a pool that is not there (no device-mapper here,
+# or no such device): exit 1 with the pool named, nothing done.
+expect "recover --help"             0 '^  dmrepl recover --pool'     -- recover --help
+expect "recover needs --pool"       2 "recover: --pool is required" -- recover
+expect "recover stray argument"     2 "unexpected argument 'x'"    -- recover --pool p x
+expect "recover of no pool"         1 "dmrepl-test-no-such-pool"   -- recover --pool dmrepl-test-no-such-pool
+
 expect_done
