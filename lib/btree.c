@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "metadata.h"
 
 #define BTREE_CSUM_XOR 121107u
 #define NODE_HEADER_SIZE DMREPL_BTREE_NODE_HEADER_SIZE

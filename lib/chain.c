@@ -17,7 +17,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
 #include "transfer.h"
 
 struct candidates {

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
 
 struct dmrepl_ctx {
 	int refcount;

@@ -41,7 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "io.h"
 
 #define DEFAULT_QUEUE_DEPTH 32u
 #define MAX_QUEUE_DEPTH 1024u

@@ -13,7 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "metadata.h"
 
 #define CRC32C_POLY_REFLECTED 0x82f63b78u
 

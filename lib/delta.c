@@ -31,7 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "metadata.h"
 
 enum delta_mode {
 	MODE_UNSET = 0,

@@ -23,7 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "dm.h"
+#include "replication.h"
 #include "dest.h"
 
 /* ---- open: the folder, the lock, stale work ---- */

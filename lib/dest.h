@@ -6,7 +6,8 @@
 #include <limits.h>
 #include <stdbool.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "replication.h"
 
 struct dmrepl_dest {
 	struct dmrepl_ctx *ctx;

@@ -17,7 +17,8 @@
 
 #include <libdevmapper.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "dm.h"
 
 #define DM_CONTROL_PATH "/dev/mapper/control"
 

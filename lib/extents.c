@@ -7,7 +7,8 @@
 
 #include <errno.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "io.h"
 
 struct cursor {
 	const char *p, *end;

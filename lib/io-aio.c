@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "io.h"
 
 struct aio_engine {
 	io_context_t ioctx;

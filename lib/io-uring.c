@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "io.h"
 
 struct uring_engine {
 	struct io_uring ring;

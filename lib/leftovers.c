@@ -24,7 +24,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "dm.h"
 
 #define CLOSE_WAIT_STEPS 30
 #define CLOSE_WAIT_US 100000

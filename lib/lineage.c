@@ -29,7 +29,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "dm.h"
+#include "replication.h"
 
 #define STATE_DIR_DEFAULT "/var/lib/dmrepl"
 #define RECORD_MAX 4096

@@ -25,7 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "dm.h"
 
 #define RUN_DIR_DEFAULT "/run/dmrepl"
 #define LOCK_DIR_DEFAULT "/var/lib/dmrepl/locks"

@@ -10,7 +10,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "metadata.h"
+#include "replication.h"
 
 #define MAPPING_VALUE_SIZE 8u
 

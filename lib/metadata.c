@@ -17,7 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "metadata.h"
+#include "dm.h"
 
 #define THIN_SUPERBLOCK_MAGIC 27022010u
 #define SUPERBLOCK_CSUM_XOR 160774u

@@ -37,7 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "metadata.h"
+#include "dm.h"
 
 struct dmrepl_pool_snap {
 	struct dmrepl_pool *pool;

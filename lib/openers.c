@@ -22,7 +22,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "dm.h"
 
 static const char *proc_root(void)
 {

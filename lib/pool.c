@@ -15,7 +15,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "dm.h"
 
 struct dmrepl_pool {
 	int refcount;

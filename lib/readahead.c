@@ -28,7 +28,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "metadata.h"
 
 #define BLOCK DMREPL_MD_BLOCK_SIZE
 #define QUEUE_DEPTH 64u

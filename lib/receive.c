@@ -20,6 +20,9 @@
  * are untouched either way. A failure of the destination (no space, an
  * I/O error) deletes it.
  */
+#include "dm.h"
+#include "replication.h"
+#include "io.h"
 #include "config.h"
 
 #include <errno.h>

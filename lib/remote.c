@@ -15,6 +15,7 @@
  *      exactly this stream; a chain sends the snapshots in between too),
  *      closes it, and reads the far side's result line
  */
+#include "replication.h"
 #include "config.h"
 
 #include <errno.h>

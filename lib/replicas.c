@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "metadata.h"
+#include "replication.h"
 
 static const char *const state_names[] = {
     [DMREPL_REPLICA_OK] = "ok",

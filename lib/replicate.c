@@ -30,7 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "dm.h"
+#include "replication.h"
 #include "dest.h"
 #include "transfer.h"
 

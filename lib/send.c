@@ -13,6 +13,10 @@
  *             flight, delivered in offset order), write DATA, ZERO and
  *             DISCARD records, a CHECKPOINT every checkpoint_bytes, END
  */
+#include "metadata.h"
+#include "dm.h"
+#include "replication.h"
+#include "io.h"
 #include "config.h"
 
 #include <errno.h>

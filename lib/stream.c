@@ -15,6 +15,7 @@
  * Every record is checked against its checksum before any field of it
  * but payload_len (which says how much to read) is interpreted.
  */
+#include "replication.h"
 #include "config.h"
 
 #include <errno.h>

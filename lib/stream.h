@@ -63,7 +63,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "replication.h"
 
 #define DMREPL_STREAM_MAGIC "DMREPLST"
 #define DMREPL_STREAM_VERSION 1

@@ -11,7 +11,9 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "metadata.h"
+#include "replication.h"
 
 #define DETAILS_VALUE_SIZE 24u
 #define MAPPING_VALUE_SIZE 8u

@@ -16,7 +16,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "dm.h"
+#include "replication.h"
 
 #define SECTOR_SIZE 512u
 

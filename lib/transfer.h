@@ -13,7 +13,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
+#include "replication.h"
 #include "stream.h"
 
 /* Progress of a send or a receive: bytes of volume done, and the total. */

@@ -25,7 +25,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "libdmrepl-private.h"
+#include "base.h"
 
 #define DEFAULT_CHUNK_BYTES (UINT32_C(1) << 20)
 #define MIN_CHUNK_BYTES 512u
