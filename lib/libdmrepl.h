@@ -540,16 +540,18 @@ const char *dmrepl_pool_get_metadata_path(struct dmrepl_pool *pool);
  * snapshot left reserved by a dmrepl process that died is released and
  * reserved again, with a warning.
  *
- * The lock is a flock on a file in /run/dmrepl/ (or $DMREPL_RUN_DIR),
- * which also records who reserved the snapshot.
+ * The lock is a flock on a file in /var/lib/dmrepl/locks/ (or
+ * $DMREPL_LOCK_DIR), which also records each step of the reservation
+ * before and after its message, and outlives a reboot as the held root
+ * does.
  *
  * The library installs no signal handlers. A process that is killed
- * while it holds the snapshot leaves it reserved in the pool's metadata
- * (even across a reboot, though the record in /run is lost then), where
- * it blocks thin_check and other tools until the next dmrepl run on the
- * pool releases it. So a tool must catch SIGINT, SIGTERM and SIGHUP,
- * stop its work and drop its references normally. (The library blocks
- * those signals only for the moment of each message and its record.)
+ * while it holds the snapshot leaves it reserved in the pool's metadata,
+ * where it blocks thin_check and other tools until the next dmrepl run on
+ * the pool (or dmrepl_pool_recover()) releases it. So a tool should catch
+ * SIGINT, SIGTERM and SIGHUP, stop its work and drop its references
+ * normally. (The library blocks those signals only for the moment of
+ * each message and its record.)
  *
  * Return: 0; -EBUSY when another dmrepl holds the lock, or when another
  * tool holds the metadata snapshot (the message says how to release it:
@@ -559,6 +561,39 @@ const char *dmrepl_pool_get_metadata_path(struct dmrepl_pool *pool);
  */
 int dmrepl_metadata_open_pool(struct dmrepl_ctx *ctx, const char *pool_dm_name,
 			      struct dmrepl_metadata **ret_md);
+
+/**
+ * struct dmrepl_recover_result - what dmrepl_pool_recover() did.
+ */
+struct dmrepl_recover_result {
+	unsigned int devices_removed;	/* dm devices a killed dmrepl left */
+	int metadata_snapshot_released;	/* one a killed dmrepl held */
+	int destination;		/* the pool holds replicas (lineage) */
+	unsigned int resumable;		/* resumable receives, kept */
+};
+
+/**
+ * dmrepl_pool_recover() - resolve what a killed dmrepl left on a pool.
+ *
+ * Removes the dm devices "dmrepl-PID-..." that map the pool's thins and
+ * whose process is gone (not those a program holds open); releases a
+ * metadata snapshot that a killed dmrepl held, judged by the record in
+ * the pool's lock file, the held root's superblock copy and the metadata
+ * device's openers, never one another tool holds or anything reads;
+ * and, when @state_dir (NULL: /var/lib/dmrepl) holds lineage records for
+ * the pool, deletes the devices of unfinished replications into it,
+ * keeping resumable receives. Every dmrepl call that reserves the pool's
+ * metadata does the first two itself; this does all three at once, and
+ * says what it did in @ret (filled also on failure).
+ *
+ * Return: 0; -EBUSY when another dmrepl holds the pool's lock, or a
+ * metadata snapshot is held that is not a killed dmrepl's or is being
+ * read (the message says which, and how to release it); -EROFS (a
+ * read-only or failed pool); errors of dmrepl_pool_open().
+ */
+int dmrepl_pool_recover(struct dmrepl_ctx *ctx, const char *pool_dm_name,
+			const char *state_dir,
+			struct dmrepl_recover_result *ret);
 
 /*
  * ---------------------------------------------------------------------

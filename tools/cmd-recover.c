@@ -26,14 +26,6 @@ struct recover_opts {
 	bool json;
 };
 
-struct recovered {
-	bool released;
-	unsigned int removed;
-	bool has_lineage;
-	unsigned int resumable;
-	struct json *j;
-};
-
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -88,89 +80,64 @@ static int parse_options(int argc, char *argv[], struct recover_opts *o)
 	return 0;
 }
 
-static int list_token(const char *token, const struct dmrepl_lineage_record *rec,
-		      void *userdata)
+static int print_token(const char *token,
+		       const struct dmrepl_lineage_record *rec, void *userdata)
 {
-	struct recovered *res = userdata;
+	struct json *j = userdata;
 
-	res->resumable++;
-	if (res->j)
-		json_string(res->j, NULL, token);
+	if (j)
+		json_string(j, NULL, token);
 	else
 		printf("resumable receive: %s\n", token);
 	return 0;
 }
 
-/* The pool's lineage folder, if it is a destination of dmrepl's. */
-static bool has_lineage(const struct recover_opts *o)
-{
-	char dir[PATH_MAX];
-
-	if (dmrepl_lineage_dir(o->state_dir ? o->state_dir
-					    : dmrepl_state_dir_default(),
-			       o->pool, dir, sizeof(dir)) < 0)
-		return false;
-	return access(dir, F_OK) == 0;
-}
-
 int cmd_recover(struct dmrepl_ctx *ctx, int argc, char *argv[])
 {
 	struct recover_opts o = {0};
-	struct recovered res = {0};
-	struct dmrepl_pool *pool = NULL;
+	struct dmrepl_recover_result res = {0};
 	struct json j;
-	int r, rc = EXIT_FAILURE_OP;
+	int r;
 
 	r = parse_options(argc, argv, &o);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	tool_catch_signals();
-	r = dmrepl_pool_open(ctx, o.pool, &pool);
-	if (r < 0) {
-		tool_fail(subcmd, "%s: cannot open the pool: %s", o.pool,
-			  strerror(-r));
+	r = dmrepl_pool_recover(ctx, o.pool, o.state_dir, &res);
+	if (r < 0 && r != -EBUSY) {
+		tool_fail(subcmd, "%s: %s", o.pool, strerror(-r));
 		return EXIT_FAILURE_OP;
 	}
-	r = dmrepl_pool_snap_recover(pool, &res.released, &res.removed);
 	if (o.json) {
 		json_init(&j, stdout);
 		json_open_object(&j, NULL);
 		json_string(&j, "pool", o.pool);
-		json_u64(&j, "devices_removed", res.removed);
-		json_bool(&j, "metadata_snapshot_released", res.released);
+		json_u64(&j, "devices_removed", res.devices_removed);
+		json_bool(&j, "metadata_snapshot_released",
+			  res.metadata_snapshot_released);
 		json_bool(&j, "metadata_snapshot_ok", r == 0);
-		res.j = &j;
-	}
-	res.has_lineage = has_lineage(&o);
-	if (res.has_lineage) {
-		int r2;
-
-		if (res.j)
+		if (res.destination) {
 			json_open_array(&j, "resumable");
-		/* opening the destination deletes unfinished replications */
-		r2 = dmrepl_receive_foreach_resumable(ctx, o.pool, o.state_dir,
-						      list_token, &res);
-		if (res.j)
+			if (res.resumable)
+				dmrepl_receive_foreach_resumable(
+				    ctx, o.pool, o.state_dir, print_token, &j);
 			json_close_array(&j);
-		if (r == 0)
-			r = r2;
-	}
-	if (o.json) {
+		}
 		json_close_object(&j);
 		json_end(&j);
 	} else if (r == 0) {
 		printf("pool %s: %s; %u device%s removed%s\n", o.pool,
-		       res.released ? "released a metadata snapshot a killed "
-				      "dmrepl held"
-				    : "no metadata snapshot left held",
-		       res.removed, res.removed == 1 ? "" : "s",
-		       res.has_lineage ? "; unfinished replications resolved"
+		       res.metadata_snapshot_released
+			   ? "released a metadata snapshot a killed dmrepl held"
+			   : "no metadata snapshot left held",
+		       res.devices_removed, res.devices_removed == 1 ? "" : "s",
+		       res.destination ? "; unfinished replications resolved"
 				       : "");
+		if (res.resumable)
+			dmrepl_receive_foreach_resumable(
+			    ctx, o.pool, o.state_dir, print_token, NULL);
 	}
-	if (r == 0)
-		rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILURE_OP;
-	else if (r != -EBUSY)
-		tool_fail(subcmd, "%s: %s", o.pool, strerror(-r));
-	dmrepl_pool_unref(pool);
-	return rc;
+	if (r < 0)
+		return EXIT_FAILURE_OP;
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILURE_OP;
 }
