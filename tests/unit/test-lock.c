@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -328,6 +331,111 @@ static void test_held_judge(void)
 	CU_ASSERT_EQUAL(dmrepl_held_judge(&rec, 0, &c, false), DMREPL_HELD_OTHER);
 }
 
+/*
+ * Who has a block device open, from a /proc made here (DMREPL_PROC): a
+ * process with a descriptor on a node of the device counts, one with
+ * another device, a file or a socket does not, nor does this process.
+ * The node is made with mknod, so this needs root, as dmrepl does.
+ */
+static void test_openers(void)
+{
+	char root[] = "/tmp/dmrepl-test-proc.XXXXXX", path[256], node[256],
+	    other[256], comm[32];
+	const dev_t devt = makedev(7, 250), elsewhere = makedev(7, 251);
+	pid_t pids[4];
+	size_t n = 99;
+	FILE *f;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(root));
+	snprintf(node, sizeof(node), "%s/node", root);
+	snprintf(other, sizeof(other), "%s/other", root);
+	if (mknod(node, S_IFBLK | 0600, devt) < 0 ||
+	    mknod(other, S_IFBLK | 0600, elsewhere) < 0) {
+		CU_FAIL("mknod of a block device node failed: run as root");
+		return;
+	}
+	/* 101 holds the device twice, 102 another one and a file, 103 none */
+	const struct {
+		const char *pid, *fd, *target;
+	} links[] = {
+	    {"101", "3", node},	     {"101", "7", node},
+	    {"102", "0", other},     {"102", "1", "/etc/hostname"},
+	    {"103", "0", "/dev/null"}, {"self-not-a-pid", "0", node},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
+		snprintf(path, sizeof(path), "%s/%s", root, links[i].pid);
+		mkdir(path, 0755);
+		snprintf(path, sizeof(path), "%s/%s/fd", root, links[i].pid);
+		mkdir(path, 0755);
+		snprintf(path, sizeof(path), "%s/%s/fd/%s", root, links[i].pid,
+			 links[i].fd);
+		CU_ASSERT_EQUAL(symlink(links[i].target, path), 0);
+	}
+	/* this process, also holding it, is never counted */
+	snprintf(path, sizeof(path), "%s/%d", root, (int)getpid());
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/%d/fd", root, (int)getpid());
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/%d/fd/4", root, (int)getpid());
+	CU_ASSERT_EQUAL(symlink(node, path), 0);
+	snprintf(path, sizeof(path), "%s/101/comm", root);
+	f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs("thin_dump\n", f);
+	fclose(f);
+
+	setenv("DMREPL_PROC", root, 1);
+	CU_ASSERT_EQUAL(dmrepl_dev_openers(devt, pids, ARRAY_SIZE(pids), &n), 0);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(pids[0], 101);
+	dmrepl_pid_comm(101, comm, sizeof(comm));
+	CU_ASSERT_STRING_EQUAL(comm, "thin_dump");
+	dmrepl_pid_comm(103, comm, sizeof(comm));
+	CU_ASSERT_STRING_EQUAL(comm, "?");
+	CU_ASSERT_EQUAL(dmrepl_dev_openers(elsewhere, pids, 0, &n), 0);
+	CU_ASSERT_EQUAL(n, 1); /* counted, though no room to keep it */
+	CU_ASSERT_EQUAL(dmrepl_dev_openers(makedev(7, 252), pids, 4, &n), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	setenv("DMREPL_PROC", "/nonexistent-proc", 1);
+	CU_ASSERT_EQUAL(dmrepl_dev_openers(devt, pids, 4, &n), -ENOENT);
+	unsetenv("DMREPL_PROC");
+
+	snprintf(path, sizeof(path), "rm -rf '%s'", root);
+	CU_ASSERT_EQUAL(system(path), 0);
+}
+
+/* Which dm names are a dead dmrepl's leftovers. */
+static void test_leftover_names(void)
+{
+	char name[64];
+	pid_t dead;
+
+	/* a child that has exited and been reaped is gone */
+	dead = fork();
+	CU_ASSERT_FATAL(dead >= 0);
+	if (dead == 0)
+		_exit(0);
+	waitpid(dead, NULL, 0);
+
+	snprintf(name, sizeof(name), "dmrepl-%d-src-5", (int)dead);
+	CU_ASSERT_TRUE(dmrepl_dm_name_dead_owner(name));
+	snprintf(name, sizeof(name), "dmrepl-%d-verify-dst-0", (int)dead);
+	CU_ASSERT_TRUE(dmrepl_dm_name_dead_owner(name));
+	/* alive: this process, and init */
+	snprintf(name, sizeof(name), "dmrepl-%d-src-5", (int)getpid());
+	CU_ASSERT_FALSE(dmrepl_dm_name_dead_owner(name));
+	CU_ASSERT_FALSE(dmrepl_dm_name_dead_owner("dmrepl-1-src-5"));
+	/* not a dmrepl name */
+	snprintf(name, sizeof(name), "dmrepl-%d", (int)dead);
+	CU_ASSERT_FALSE(dmrepl_dm_name_dead_owner(name));
+	snprintf(name, sizeof(name), "dmrepl-%d-", (int)dead);
+	CU_ASSERT_FALSE(dmrepl_dm_name_dead_owner(name));
+	CU_ASSERT_FALSE(dmrepl_dm_name_dead_owner("dmrepl-0-src-5"));
+	CU_ASSERT_FALSE(dmrepl_dm_name_dead_owner("dmrepl--3-src-5"));
+	CU_ASSERT_FALSE(dmrepl_dm_name_dead_owner("vg-pool-tpool"));
+	CU_ASSERT_FALSE(dmrepl_dm_name_dead_owner("dmreplx-123-src-5"));
+}
+
 static void test_signals_blocked(void)
 {
 	sigset_t old, now;
@@ -351,6 +459,8 @@ static CU_TestInfo lock_tests[] = {
     {"lock dies with its holder", test_lock_dies_with_holder},
     {"lock directory missing", test_run_dir_failure},
     {"held root judgement", test_held_judge},
+    {"openers of a block device", test_openers},
+    {"leftover device names", test_leftover_names},
     {"signals blocked", test_signals_blocked},
     CU_TEST_INFO_NULL,
 };
