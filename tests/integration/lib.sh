@@ -278,6 +278,57 @@ dmt_pool_status() {
 # dmt_pool_held_root POOL: the held metadata root ("-" when none is reserved).
 dmt_pool_held_root() { dmt_pool_status "$1" | awk '{ print $4 }'; }
 
+# ---------------------------------------------------------------- lvm2
+
+# dmt_lvm ARGS...: an lvm command: never a prompt (stdin is /dev/null).
+dmt_lvm() {
+	echo "+ lvm $*" >&2
+	lvm "$@" < /dev/null || dmt_fail "lvm $* failed"
+}
+
+# dmt_vg NAME MIB: volume group $DMREPL_TEST_PREFIX+NAME on a new loop
+# device of MIB MiB; removed (with its LVs) at the end of the test. Its
+# LVs' dm names are "PREFIX--NAME-LV" (LVM doubles a VG name's dashes).
+dmt_vg() {
+	_dmt_pv=$(dmt_loop "pv-$1" "$2")
+	dmt_lvm pvcreate -qq -y "$_dmt_pv"
+	dmt_lvm vgcreate -qq "$(dmt_name "$1")" "$_dmt_pv"
+	dmt_name "$1" >> "$DMT_TMP/.vgs"
+}
+
+# dmt_lv_dm VG LV: the dm name of LV in VG (VG as dmt_vg named it).
+dmt_lv_dm() {
+	echo "$(dmt_name "$1" | sed 's/-/--/g')-$(echo "$2" | sed 's/-/--/g')"
+}
+
+# dmt_lvm_thin_ids VG POOL: the thin_ids LVM records for the thin LVs of
+# POOL, sorted.
+dmt_lvm_thin_ids() {
+	lvm lvs -a --noheadings --separator , -o pool_lv,thin_id "$(dmt_name "$1")" < /dev/null |
+		awk -F, -v p="$2" '{ gsub(/ /, "") } $1 == p && $2 != "" { print $2 }' | sort -n
+}
+
+# dmt_kernel_thin_ids VG POOL: the thin ids in the kernel's metadata of
+# POOL, read with thin_dump through a metadata snapshot held for it.
+dmt_kernel_thin_ids() {
+	_dmt_tp=$(dmt_lv_dm "$1" "$2")-tpool
+	_dmt_meta=/dev/mapper/$(dmt_lv_dm "$1" "$2")_tmeta
+	dmsetup message "$_dmt_tp" 0 reserve_metadata_snap || dmt_fail "reserve on $_dmt_tp"
+	thin_dump -m "$_dmt_meta" > "$DMT_TMP/.dump" 2> "$DMT_TMP/.dump.err"
+	_dmt_rc=$?
+	dmsetup message "$_dmt_tp" 0 release_metadata_snap || dmt_fail "release on $_dmt_tp"
+	[ "$_dmt_rc" = 0 ] || { cat "$DMT_TMP/.dump.err" >&2; dmt_fail "thin_dump -m $_dmt_meta"; }
+	sed -n 's/.*<device dev_id="\([0-9]*\)".*/\1/p' "$DMT_TMP/.dump" | sort -n
+}
+
+# dmt_lvm_invariant VG POOL WHAT: the thin devices in the kernel's
+# metadata are exactly the thin LVs that lvs -a shows.
+dmt_lvm_invariant() {
+	dmt_assert_eq "$(dmt_lvm_thin_ids "$1" "$2" | tr '\n' ' ')" \
+		"$(dmt_kernel_thin_ids "$1" "$2" | tr '\n' ' ')" \
+		"$3: the kernel's thin ids are the thin_ids lvs shows"
+}
+
 # ---------------------------------------------------------------- data
 
 # dmt__pattern BYTES CHAR: path of a file of BYTES copies of CHAR.
@@ -370,6 +421,11 @@ dmt__resume_all() {
 # dmt__teardown: remove everything this run made; non-zero if anything stayed.
 dmt__teardown() {
 	_bad=0
+	if [ -f "$DMT_TMP/.vgs" ]; then
+		while read -r _vg; do
+			lvm vgremove -ff -y -qq "$_vg" < /dev/null > /dev/null 2>&1 || :
+		done < "$DMT_TMP/.vgs"
+	fi
 	_devs=$(dmt__devices)
 	dmt__resume_all
 	# Thin devices must go before their pool: retry until nothing is left.

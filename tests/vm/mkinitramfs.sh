@@ -33,6 +33,7 @@ MODULES=(
 	"dm-flakey"
 	"dm-delay"
 	"dm-zero"
+	"dm-snapshot"
 	"loop"
 	"brd rd_nr=4 rd_size=131072"
 	"virtio_blk"
@@ -42,6 +43,8 @@ MODULES=(
 HOST_PROGS=(dmsetup losetup blockdev blkdiscard pdata_tools)
 # ssh on loopback for the stream tests (dropbear-bin).
 HOST_PROGS+=(dropbear dbclient dropbearkey)
+# lvm2, for the tests on LVM-managed pools (lvm2: `lvm lvcreate ...`).
+HOST_PROGS+=(lvm)
 
 die() { echo "$prog: error: $*" >&2; exit 1; }
 
@@ -244,6 +247,23 @@ add_skeleton() {
 	echo 'root:x:0:' > "$stage/etc/group"
 	add_file "$here/init" /init
 	chmod 755 "$stage/init"
+	# lvm2 without udev (libdevmapper makes the nodes), without its
+	# daemons, and without a devices file: every device is a candidate.
+	mkdir -p "$stage/etc/lvm/backup" "$stage/etc/lvm/archive"
+	cat > "$stage/etc/lvm/lvm.conf" <<-'EOF'
+	devices {
+		use_devicesfile = 0
+		obtain_device_list_from_udev = 0
+	}
+	activation {
+		udev_sync = 0
+		udev_rules = 0
+		monitoring = 0
+	}
+	global {
+		use_lvmpolld = 0
+	}
+	EOF
 }
 
 # input_key: a digest of everything the archive is built from.
