@@ -157,6 +157,16 @@ int dmrepl_dest_open(struct dmrepl_dest *d, struct dmrepl_ctx *ctx,
 	r = dmrepl_pool_open(ctx, pool, &d->pool);
 	if (r < 0)
 		return r;
+	if (dmrepl_pool_get_lvm_name(d->pool)) {
+		/* lib/thinpool.c would refuse each thin; refuse the whole */
+		err(ctx,
+		    "pool %s is LVM's (%s): dmrepl cannot make its replicas "
+		    "LVM volumes yet, and never creates thin devices behind "
+		    "LVM's back; replicate into a pool that LVM does not "
+		    "manage; nothing written",
+		    pool, dmrepl_pool_get_lvm_name(d->pool));
+		return -EPERM;
+	}
 	r = dmrepl_lineage_dir(state_dir, pool, d->dir, sizeof(d->dir));
 	if (r < 0)
 		return r;

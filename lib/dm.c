@@ -173,7 +173,8 @@ static int copy_target(struct dmrepl_ctx *ctx, struct dm_task *dmt,
 		}
 	} while (next);
 
-	if (t.nr_targets && (!t.type || !t.params)) {
+	t.uuid = strdup(dm_task_get_uuid(dmt) ? dm_task_get_uuid(dmt) : "");
+	if (!t.uuid || (t.nr_targets && (!t.type || !t.params))) {
 		dmrepl_dm_target_clear(&t);
 		return -ENOMEM;
 	}
@@ -230,6 +231,7 @@ void dmrepl_dm_target_clear(struct dmrepl_dm_target *target)
 {
 	free(target->type);
 	free(target->params);
+	free(target->uuid);
 	memset(target, 0, sizeof(*target));
 }
 
@@ -493,4 +495,50 @@ out:
 		dm_task_destroy(dmt);
 	dm_log_end();
 	return r;
+}
+
+/*
+ * One part of an LVM dm name, up to the next single dash ("--" is a dash
+ * of the name). Return: the rest after that dash, or NULL at the end;
+ * *@ret_err set when the part does not fit.
+ */
+static const char *lvm_part(const char *p, char *buf, size_t size, int *ret_err)
+{
+	size_t n = 0;
+
+	for (; *p; p++) {
+		if (*p == '-' && p[1] == '-')
+			p++;
+		else if (*p == '-')
+			break;
+		if (n + 1 >= size) {
+			*ret_err = -ENAMETOOLONG;
+			return NULL;
+		}
+		buf[n++] = *p;
+	}
+	buf[n] = '\0';
+	return *p ? p + 1 : NULL;
+}
+
+int dmrepl_dm_split_lvm_name(const char *dm_name, char *vg, size_t vg_size,
+			     char *lv, size_t lv_size, char *layer,
+			     size_t layer_size)
+{
+	const char *p = dm_name;
+	int r = 0;
+
+	if (!dm_name || !vg_size || !lv_size || !layer_size)
+		return -EINVAL;
+	vg[0] = lv[0] = layer[0] = '\0';
+	p = lvm_part(p, vg, vg_size, &r);
+	if (p)
+		p = lvm_part(p, lv, lv_size, &r);
+	if (p)
+		p = lvm_part(p, layer, layer_size, &r);
+	if (r < 0)
+		return r;
+	if (p || !*vg || !*lv)
+		return -EINVAL; /* more parts, or not two */
+	return 0;
 }

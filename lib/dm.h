@@ -30,7 +30,17 @@ struct dmrepl_dm_target {
 	uint64_t length_sectors;	/* of the first target */
 	char *type;			/* first target's type, e.g. "thin-pool" */
 	char *params;			/* its table or status parameters */
+	char *uuid;			/* the device's dm UUID ("" when none) */
 };
+
+/*
+ * Split an LVM device's dm name ("vg-lv-layer", dashes in a name doubled)
+ * into its VG, LV and layer; each buffer is "" when absent.
+ * Return: 0, -EINVAL (not an LVM-style name), -ENAMETOOLONG.
+ */
+int dmrepl_dm_split_lvm_name(const char *dm_name, char *vg, size_t vg_size,
+			     char *lv, size_t lv_size, char *layer,
+			     size_t layer_size);
 
 /* Return: 0; -ENODEV (no such device), -EACCES, -ENOMEM, another -errno. */
 int dmrepl_dm_get_table(struct dmrepl_ctx *ctx, const char *name,
@@ -86,6 +96,8 @@ void dmrepl_pool_get_devt(struct dmrepl_pool *pool, uint32_t *ret_major,
 			  uint32_t *ret_minor);
 uint64_t dmrepl_pool_get_block_sectors(struct dmrepl_pool *pool);
 dev_t dmrepl_pool_get_metadata_devt(struct dmrepl_pool *pool);
+/* "VG/LV" of a pool that LVM manages (its dm UUID says so), else NULL. */
+const char *dmrepl_pool_get_lvm_name(struct dmrepl_pool *pool);
 /*
  * A path to block device @devt: the kernel's name under /dev, else
  * /dev/block/MAJ:MIN, else a node made in the run directory.

@@ -25,6 +25,8 @@ struct dmrepl_pool {
 	struct dmrepl_pool_table table;
 	uint32_t major, minor;		/* of the pool device itself */
 	char *metadata_path;
+	/* "VG/LV" when LVM manages the pool (its dm UUID is "LVM-..."), else "" */
+	char lvm_name[256];
 };
 
 /* ---- parsers: pure functions of one line, unit-tested ---- */
@@ -348,6 +350,22 @@ found:
 
 /* ---- the pool ---- */
 
+/* An LVM pool's VG/LV, from its dm name ("vg-pool-tpool"). */
+static void lvm_name(struct dmrepl_ctx *ctx, const char *name,
+		     struct dmrepl_pool *pool)
+{
+	char vg[128], lv[128], layer[32];
+
+	if (dmrepl_dm_split_lvm_name(name, vg, sizeof(vg), lv, sizeof(lv),
+				     layer, sizeof(layer)) < 0) {
+		/* LVM's UUID, another name: still LVM's, named as it is */
+		snprintf(pool->lvm_name, sizeof(pool->lvm_name), "%s", name);
+		return;
+	}
+	snprintf(pool->lvm_name, sizeof(pool->lvm_name), "%s/%s", vg, lv);
+	dbg(ctx, "%s: an LVM pool, %s", name, pool->lvm_name);
+}
+
 static int read_table(struct dmrepl_ctx *ctx, const char *name,
 		      struct dmrepl_pool *pool)
 {
@@ -369,6 +387,8 @@ static int read_table(struct dmrepl_ctx *ctx, const char *name,
 	}
 	pool->major = t.major;
 	pool->minor = t.minor;
+	if (r == 0 && t.uuid && strncmp(t.uuid, "LVM-", 4) == 0)
+		lvm_name(ctx, name, pool);
 	dmrepl_dm_target_clear(&t);
 	return r;
 }
@@ -461,6 +481,11 @@ DMREPL_EXPORT int dmrepl_pool_get_status(struct dmrepl_pool *pool,
 	}
 	dmrepl_dm_target_clear(&t);
 	return r;
+}
+
+const char *dmrepl_pool_get_lvm_name(struct dmrepl_pool *pool)
+{
+	return pool->lvm_name[0] ? pool->lvm_name : NULL;
 }
 
 dev_t dmrepl_pool_get_metadata_devt(struct dmrepl_pool *pool)

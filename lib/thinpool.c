@@ -47,7 +47,25 @@ static int pool_message(struct dmrepl_pool *pool, const char *what,
 	return r;
 }
 
-int dmrepl_pool_create_thin(struct dmrepl_pool *pool, uint64_t thin_id)
+/* ---- the pool's kinds: who may create, snapshot and delete ---- */
+
+/*
+ * What changes a pool's set of thin devices depends on who manages the
+ * pool. A raw device-mapper pool takes the kernel's messages. On a pool
+ * that LVM manages, LVM's metadata must list exactly the thin ids the
+ * kernel has, so only LVM may create or delete one: each change is
+ * refused there, with the LVM command that does it, until dmrepl drives
+ * lvm itself. Every caller goes through these three functions.
+ */
+struct pool_kind {
+	int (*create_thin)(struct dmrepl_pool *pool, uint64_t thin_id);
+	int (*delete_thin)(struct dmrepl_pool *pool, uint64_t thin_id);
+	/* the active devices of the origin are suspended around it */
+	int (*create_snap)(struct dmrepl_pool *pool, uint64_t new_id,
+			   uint64_t origin_id);
+};
+
+static int raw_create_thin(struct dmrepl_pool *pool, uint64_t thin_id)
 {
 	char msg[48];
 
@@ -55,7 +73,7 @@ int dmrepl_pool_create_thin(struct dmrepl_pool *pool, uint64_t thin_id)
 	return pool_message(pool, "create a thin device", msg, thin_id, thin_id);
 }
 
-int dmrepl_pool_delete_thin(struct dmrepl_pool *pool, uint64_t thin_id)
+static int raw_delete_thin(struct dmrepl_pool *pool, uint64_t thin_id)
 {
 	char msg[48];
 
@@ -63,8 +81,8 @@ int dmrepl_pool_delete_thin(struct dmrepl_pool *pool, uint64_t thin_id)
 	return pool_message(pool, "delete a thin device", msg, thin_id, thin_id);
 }
 
-static int send_create_snap(struct dmrepl_pool *pool, uint64_t new_id,
-			    uint64_t origin_id)
+static int raw_create_snap(struct dmrepl_pool *pool, uint64_t new_id,
+			   uint64_t origin_id)
 {
 	char msg[64];
 
@@ -72,6 +90,73 @@ static int send_create_snap(struct dmrepl_pool *pool, uint64_t new_id,
 		 origin_id);
 	return pool_message(pool, "create a snapshot", msg, new_id, origin_id);
 }
+
+static int lvm_refuse(struct dmrepl_pool *pool, const char *what,
+		      uint64_t thin_id, const char *instead)
+{
+	const char *lvm = dmrepl_pool_get_lvm_name(pool);
+
+	err(dmrepl_pool_get_ctx(pool),
+	    "pool %s is LVM's (%s): dmrepl does not %s thin %" PRIu64
+	    " behind LVM's back, which would leave LVM's metadata and the "
+	    "kernel's disagreeing; %s",
+	    dmrepl_pool_get_name(pool), lvm, what, thin_id, instead);
+	return -EPERM;
+}
+
+static int lvm_create_thin(struct dmrepl_pool *pool, uint64_t thin_id)
+{
+	return lvm_refuse(pool, "create", thin_id,
+			  "dmrepl cannot make its replicas LVM volumes yet: "
+			  "replicate into a pool that LVM does not manage");
+}
+
+static int lvm_delete_thin(struct dmrepl_pool *pool, uint64_t thin_id)
+{
+	return lvm_refuse(pool, "delete", thin_id,
+			  "remove the volume with lvremove VG/LV");
+}
+
+static int lvm_create_snap(struct dmrepl_pool *pool, uint64_t new_id,
+			   uint64_t origin_id)
+{
+	char instead[320];
+
+	snprintf(instead, sizeof(instead),
+		 "snapshot the origin with LVM: lvcreate -s %.*s/LV, LV being "
+		 "the volume whose thin_id (lvs -o+thin_id) is %" PRIu64,
+		 (int)strcspn(dmrepl_pool_get_lvm_name(pool), "/"),
+		 dmrepl_pool_get_lvm_name(pool), origin_id);
+	return lvm_refuse(pool, "snapshot", origin_id, instead);
+}
+
+static const struct pool_kind raw_pool = {
+    .create_thin = raw_create_thin,
+    .delete_thin = raw_delete_thin,
+    .create_snap = raw_create_snap,
+};
+
+static const struct pool_kind lvm_pool = {
+    .create_thin = lvm_create_thin,
+    .delete_thin = lvm_delete_thin,
+    .create_snap = lvm_create_snap,
+};
+
+static const struct pool_kind *kind(struct dmrepl_pool *pool)
+{
+	return dmrepl_pool_get_lvm_name(pool) ? &lvm_pool : &raw_pool;
+}
+
+int dmrepl_pool_create_thin(struct dmrepl_pool *pool, uint64_t thin_id)
+{
+	return kind(pool)->create_thin(pool, thin_id);
+}
+
+int dmrepl_pool_delete_thin(struct dmrepl_pool *pool, uint64_t thin_id)
+{
+	return kind(pool)->delete_thin(pool, thin_id);
+}
+
 
 /* ---- active devices of one thin id ---- */
 
@@ -267,7 +352,7 @@ static int snap_suspended(struct dmrepl_pool *pool,
 			break;
 	}
 	if (r == 0)
-		r = send_create_snap(pool, new_id, origin_id);
+		r = kind(pool)->create_snap(pool, new_id, origin_id);
 	q = resume_all(ctx, a->devs, suspended);
 	dmrepl_signals_restore(&old);
 	if (q < 0)
@@ -303,6 +388,9 @@ DMREPL_EXPORT int dmrepl_pool_create_snapshot(struct dmrepl_pool *pool,
 	if (!pool || origin_id > DMREPL_THIN_ID_MAX ||
 	    (new_id > DMREPL_THIN_ID_MAX && new_id != DMREPL_THIN_ID_ANY))
 		return -EINVAL;
+	/* refused before any device is suspended */
+	if (kind(pool) != &raw_pool)
+		return kind(pool)->create_snap(pool, new_id, origin_id);
 	if (new_id == DMREPL_THIN_ID_ANY) {
 		r = dmrepl_pool_next_free_id(pool, &new_id);
 		if (r < 0)

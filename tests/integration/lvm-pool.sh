@@ -9,8 +9,12 @@
 # - after each command, the thin ids in the kernel's metadata (thin_dump
 #   through a held root) are the thin_ids lvs shows (dmt_lvm_invariant),
 #   no metadata snapshot is held, and vgck finds nothing wrong;
-# - dmrepl recover on the LVM pool finds nothing to do.
-# The LVM-aware commands (names, replicas as LVs) are issue 11's.
+# - dmrepl recover on the LVM pool finds nothing to do;
+# - what would create or delete a thin device in the LVM pool is refused
+#   before anything is written, with the LVM way to do it: dmrepl
+#   snapshot, a replication into it, a stream received into it;
+# - a replication out of the LVM pool into a raw pool is exact.
+# The LVM-aware commands (names, replicas as LVs) are still to come.
 # dmrepl-timeout: 300
 set -eu
 # shellcheck source=tests/integration/lib.sh
@@ -70,6 +74,52 @@ echo "# $out" >&2
 dmt_assert_eq '{"pool":"'"$POOL"'","devices_removed":0,"metadata_snapshot_released":false,"metadata_snapshot_ok":true}' \
 	"$out" "dmrepl recover: nothing to do on the LVM pool"
 after "dmrepl recover"
+
+# refused WHAT EXPECT CMD...: exit 1, saying EXPECT; LVM's state unchanged.
+refused() {
+	_what=$1 _expect=$2
+	shift 2
+	_lvs=$(lvm lvs -a --noheadings -o lv_name,thin_id "$VG" < /dev/null)
+	_rc=0
+	"$@" > "$DMT_TMP/out" 2> "$DMT_TMP/err" || _rc=$?
+	cat "$DMT_TMP/err" >&2
+	dmt_assert_eq 1 "$_rc" "$_what: exit status"
+	dmt_assert_match "*$_expect*" "$(cat "$DMT_TMP/err")" "$_what: the message"
+	dmt_assert_eq "$_lvs" "$(lvm lvs -a --noheadings -o lv_name,thin_id "$VG" < /dev/null)" \
+		"$_what: the LVs are as they were"
+	after "$_what"
+}
+
+VOL_ID=$(thin_id vol)
+refused "dmrepl snapshot on the LVM pool" \
+	"pool $POOL is LVM's ($VG/pool): dmrepl does not snapshot thin $VOL_ID behind LVM's back*lvcreate -s $VG/LV*is $VOL_ID" \
+	dmrepl snapshot --pool "$POOL" --origin "$VOL_ID"
+
+# A raw pool next to it, with a snapshot to replicate.
+dmt_pool raw "$(dmt_loop raw-meta 8)" "$(dmt_loop raw-data 96)" 128
+RAW=$(dmt_name raw)
+dmt_thin raw rawvol 1 131072
+dd if=/dev/urandom of="$(dmt_dev rawvol)" bs=1M count=4 oflag=direct 2>/dev/null
+RS=$(dmrepl snapshot --pool "$RAW" --origin 1)
+STATE=$DMT_TMP/state
+refused "a replication into the LVM pool" \
+	"pool $POOL is LVM's ($VG/pool): dmrepl cannot make its replicas LVM volumes yet*nothing written" \
+	dmrepl replicate --pool "$RAW" --snap "$RS" --size 67108864 --to-pool "$POOL" --state-dir "$STATE"
+dmrepl send --pool "$RAW" --snap "$RS" --size 67108864 -q > "$DMT_TMP/rs.stream"
+refused "a stream received into the LVM pool" \
+	"pool $POOL is LVM's ($VG/pool)*nothing written" \
+	sh -c "dmrepl receive --pool '$POOL' --state-dir '$STATE' < '$DMT_TMP/rs.stream'"
+
+# Out of the LVM pool, by thin id: LVM's snapshot, replicated exactly.
+dmt_run dmrepl replicate --pool "$POOL" --snap "$ID2" --size 67108864 \
+	--to-pool "$RAW" --state-dir "$STATE" -q
+after "a replication out of the LVM pool"
+R=$(dmrepl replicas --to-pool "$RAW" --state-dir "$STATE" --json |
+	sed -n 's/.*"id":\([0-9]*\),.*/\1/p' | head -n 1)
+dmt_lvm lvchange -qq -ay -K "$VG/snap2"
+want=$(sha256sum < "/dev/mapper/$(dmt_lv_dm vg snap2)" | cut -d' ' -f1)
+dmt_lvm lvchange -qq -an "$VG/snap2"
+dmt_assert_eq "$want" "$(dmt_thin_sha raw "$R" 131072)" "the replica of LVM's snap2 is exact"
 
 # LVM goes on working as before.
 dmt_lvm lvcreate -qq -y -V 16M -T "$VG/pool" -n fresh
