@@ -124,16 +124,21 @@ static int task_new(struct dmrepl_ctx *ctx, int type, const char *name,
 	return 0;
 }
 
-/* Run @dmt; returns 0 or -errno, with ENXIO turned into -ENODEV. */
-static int task_run(struct dmrepl_ctx *ctx, struct dm_task *dmt, int type,
-		    const char *name)
+/*
+ * Run @dmt; returns 0 or -errno, with ENXIO turned into -ENODEV (logged
+ * unless @quiet: a caller that only asks whether a device is there).
+ */
+static int task_run_quiet(struct dmrepl_ctx *ctx, struct dm_task *dmt,
+			  int type, const char *name, bool quiet)
 {
 	struct dm_info info;
 	int e;
 
 	if (dm_task_run(dmt)) {
 		if (!dm_task_get_info(dmt, &info) || !info.exists) {
-			err(ctx, "%s: no such device-mapper device", name);
+			if (!quiet)
+				err(ctx, "%s: no such device-mapper device",
+				    name);
 			return -ENODEV;
 		}
 		return 0;
@@ -141,13 +146,20 @@ static int task_run(struct dmrepl_ctx *ctx, struct dm_task *dmt, int type,
 
 	e = task_errno(dmt);
 	if (e == ENXIO || e == ENODEV) {
-		err(ctx, "%s: no such device-mapper device", name);
+		if (!quiet)
+			err(ctx, "%s: no such device-mapper device", name);
 		return -ENODEV;
 	}
 	err(ctx, "%s: device-mapper %s ioctl failed: %s%s%s%s", name,
 	    task_name(type), strerror(e), dm_last_error[0] ? " (" : "",
 	    dm_last_error, dm_last_error[0] ? ")" : "");
 	return -e;
+}
+
+static int task_run(struct dmrepl_ctx *ctx, struct dm_task *dmt, int type,
+		    const char *name)
+{
+	return task_run_quiet(ctx, dmt, type, name, false);
 }
 
 static int copy_target(struct dmrepl_ctx *ctx, struct dm_task *dmt,
@@ -185,7 +197,7 @@ static int copy_target(struct dmrepl_ctx *ctx, struct dm_task *dmt,
 }
 
 static int get_target(struct dmrepl_ctx *ctx, int type, const char *name,
-		      struct dmrepl_dm_target *ret)
+		      bool quiet, struct dmrepl_dm_target *ret)
 {
 	struct dm_task *dmt = NULL;
 	int r;
@@ -204,7 +216,7 @@ static int get_target(struct dmrepl_ctx *ctx, int type, const char *name,
 		r = -ENOMEM;
 		goto out;
 	}
-	r = task_run(ctx, dmt, type, name);
+	r = task_run_quiet(ctx, dmt, type, name, quiet);
 	if (r < 0)
 		goto out;
 	r = copy_target(ctx, dmt, name, ret);
@@ -218,13 +230,19 @@ out:
 int dmrepl_dm_get_table(struct dmrepl_ctx *ctx, const char *name,
 			struct dmrepl_dm_target *ret_target)
 {
-	return get_target(ctx, DM_DEVICE_TABLE, name, ret_target);
+	return get_target(ctx, DM_DEVICE_TABLE, name, false, ret_target);
+}
+
+int dmrepl_dm_get_table_quiet(struct dmrepl_ctx *ctx, const char *name,
+			      struct dmrepl_dm_target *ret_target)
+{
+	return get_target(ctx, DM_DEVICE_TABLE, name, true, ret_target);
 }
 
 int dmrepl_dm_get_status(struct dmrepl_ctx *ctx, const char *name,
 			 struct dmrepl_dm_target *ret_target)
 {
-	return get_target(ctx, DM_DEVICE_STATUS, name, ret_target);
+	return get_target(ctx, DM_DEVICE_STATUS, name, false, ret_target);
 }
 
 void dmrepl_dm_target_clear(struct dmrepl_dm_target *target)

@@ -132,6 +132,9 @@ int cmd_ls(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	r = parse_options(argc, argv, &o);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
+	r = tool_resolve_lvm(ctx, subcmd, &o.src.pool, NULL);
+	if (r)
+		return r;
 
 	tool_catch_signals();
 	if (tool_open_metadata(ctx, subcmd, &o.src, &md) < 0)

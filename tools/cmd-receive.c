@@ -264,6 +264,9 @@ int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	r = parse_options(argc, argv, &a);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
+	r = tool_resolve_lvm(ctx, subcmd, &a.o.pool, NULL);
+	if (r)
+		return r;
 	if (a.token)
 		return do_tokens(ctx, &a);
 	if (a.abort)

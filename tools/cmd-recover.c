@@ -102,6 +102,9 @@ int cmd_recover(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	r = parse_options(argc, argv, &o);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
+	r = tool_resolve_lvm(ctx, subcmd, &o.pool, NULL);
+	if (r)
+		return r;
 	tool_catch_signals();
 	r = dmrepl_pool_recover(ctx, o.pool, o.state_dir, &res);
 	if (r < 0 && r != -EBUSY) {

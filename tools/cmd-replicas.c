@@ -110,6 +110,9 @@ int cmd_replicas(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	r = parse_options(argc, argv, &o);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
+	r = tool_resolve_lvm(ctx, subcmd, &o.pool, NULL);
+	if (r)
+		return r;
 	tool_catch_signals();
 	if (o.json) {
 		json_init(&j, stdout);

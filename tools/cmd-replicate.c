@@ -189,13 +189,14 @@ static int parse_options(int argc, char *argv[], struct replicate_opts *o)
 	}
 	if (optind < argc)
 		return tool_usage_error(subcmd, "unexpected argument '%s'", argv[optind]);
-	if (!o->src_pool || !o->has_snap || !o->dst_pool == !o->remote.url)
+	if ((!o->src_pool && !tool_has_lvm_names()) || !o->has_snap ||
+	    !o->dst_pool == !o->remote.url)
 		return tool_usage_error(subcmd, "--pool, --snap and one of --to-pool and --to are required");
 	if (!o->remote.url && (o->remote.transport || o->remote.chain || o->zstd_level ||
 			       o->source_name || o->remote.remote_dmrepl))
 		return tool_usage_error(subcmd, "--transport, --chain, --compress, "
 					"--source-name and --remote-dmrepl go with --to");
-	if (o->base_id == o->snap_id)
+	if (o->base_id == o->snap_id && !tool_has_lvm_names())
 		return tool_usage_error(subcmd, "--base and --snap are the same thin id");
 	return 0;
 }
@@ -355,6 +356,15 @@ int cmd_replicate(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	r = parse_options(argc, argv, &o);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
+	r = tool_resolve_lvm(ctx, subcmd, &o.src_pool, &o.size_bytes);
+	if (r)
+		return r;
+	if (o.dst_pool && strchr(o.dst_pool, '/'))
+		r = tool_resolve_lvm_pool(ctx, subcmd, &o.dst_pool);
+	if (r)
+		return r;
+	if (o.base_id == o.snap_id)
+		return tool_usage_error(subcmd, "--base and --snap are the same thin volume");
 	tool_catch_signals();
 	r = dmrepl_replicate_new(ctx, o.src_pool, o.snap_id, dst_of(&o), &rep);
 	if (r == 0)

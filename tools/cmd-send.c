@@ -123,7 +123,8 @@ static int check_args(struct send_args *a)
 {
 	struct dmrepl_resume_token t;
 
-	if (!a->o.pool == !a->o.device)
+	/* a snapshot named VG/LV gives its pool */
+	if (!a->o.pool == !a->o.device && !(tool_has_lvm_names() && !a->o.device))
 		return tool_usage_error(subcmd, "give one of --pool and --device");
 	if (a->extents && !a->o.device)
 		return tool_usage_error(subcmd, "--extents goes with --device");
@@ -141,9 +142,10 @@ static int check_args(struct send_args *a)
 		a->o.base_id = t.base_id;
 		a->has_snap = true;
 	}
-	if (a->o.pool && !a->has_snap)
+	if ((a->o.pool || tool_has_lvm_names()) && !a->has_snap)
 		return tool_usage_error(subcmd, "--snap is required with --pool");
-	if (a->o.base_id != DMREPL_THIN_ID_ANY && a->o.base_id == a->o.snap_id)
+	if (a->o.base_id != DMREPL_THIN_ID_ANY && a->o.base_id == a->o.snap_id &&
+	    !tool_has_lvm_names())
 		return tool_usage_error(subcmd, "--base and --snap are the same thin id");
 	if (a->chain && (a->o.base_id == DMREPL_THIN_ID_ANY || a->o.resume_token))
 		return tool_usage_error(subcmd, "--chain needs --base, and no --resume");
@@ -202,6 +204,11 @@ int cmd_send(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	r = parse_options(argc, argv, &a);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
+	r = tool_resolve_lvm(ctx, subcmd, &a.o.pool, &a.o.size_bytes);
+	if (r)
+		return r;
+	if (a.o.base_id != DMREPL_THIN_ID_ANY && a.o.base_id == a.o.snap_id)
+		return tool_usage_error(subcmd, "--base and --snap are the same thin volume");
 	if (a.extents) {
 		extents = strcmp(a.extents, "-") ? fopen(a.extents, "re") : stdin;
 		if (!extents) {

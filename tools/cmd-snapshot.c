@@ -71,7 +71,7 @@ static int parse_options(int argc, char *argv[], struct snapshot_opts *o)
 		return r;
 	if (optind < argc)
 		return tool_usage_error(subcmd, "unexpected argument '%s'", argv[optind]);
-	if (!o->pool || !o->has_origin)
+	if ((!o->pool && !tool_has_lvm_names()) || !o->has_origin)
 		return tool_usage_error(subcmd, "--pool and --origin are required");
 	if (o->new_id == o->origin)
 		return tool_usage_error(subcmd, "--id and --origin are the same thin id");
@@ -89,6 +89,9 @@ int cmd_snapshot(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	r = parse_options(argc, argv, &o);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
+	r = tool_resolve_lvm(ctx, subcmd, &o.pool, NULL);
+	if (r)
+		return r;
 	r = dmrepl_pool_open(ctx, o.pool, &pool);
 	if (r == 0)
 		r = dmrepl_pool_create_snapshot(pool, o.origin, o.new_id, &id);

@@ -167,14 +167,14 @@ static bool pool_form(const struct verify_opts *o)
 
 static int check_pool_form(int argc, const struct verify_opts *o)
 {
-	if (!o->src_pool || !o->dst_pool || !o->has_snap)
+	if ((!o->src_pool && !tool_has_lvm_names()) || !o->dst_pool || !o->has_snap)
 		return tool_usage_error(subcmd, "--pool, --snap and --to-pool go together");
 	if (o->extents)
 		return tool_usage_error(subcmd, "--extents does not go with --pool: "
 					"the snapshot's mapped extents are compared");
 	if (argc != optind)
 		return tool_usage_error(subcmd, "--pool takes no A and B");
-	if (strcmp(o->src_pool, o->dst_pool) == 0)
+	if (o->src_pool && strcmp(o->src_pool, o->dst_pool) == 0)
 		return tool_usage_error(subcmd, "--pool and --to-pool are the same pool");
 	return 0;
 }
@@ -613,6 +613,13 @@ int cmd_verify(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	r = parse_options(argc, argv, &o);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
+	if (pool_form(&o)) {
+		r = tool_resolve_lvm(ctx, subcmd, &o.src_pool, &o.size_bytes);
+		if (r == 0 && strchr(o.dst_pool, '/'))
+			r = tool_resolve_lvm_pool(ctx, subcmd, &o.dst_pool);
+		if (r)
+			return r;
+	}
 
 	tool_catch_signals();
 	if (pool_form(&o))

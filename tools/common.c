@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "dmrepl.h"
+#include "libdmrepl-private.h"
 
 volatile sig_atomic_t tool_interrupted;
 
@@ -92,10 +93,33 @@ int tool_parse_ionice(const char *s, int *ret_class, int *ret_level)
 	return 0;
 }
 
+/* Thin devices named "VG/LV", resolved by tool_resolve_lvm(). */
+static struct {
+	const char *opt, *arg;
+	uint64_t *id;
+} lvm_names[4];
+static size_t nr_lvm_names;
+
+bool tool_has_lvm_names(void)
+{
+	return nr_lvm_names > 0;
+}
+
 int tool_parse_thin_id(const char *subcmd, const char *opt, const char *s,
 		       uint64_t *ret)
 {
-	int r = tool_parse_u64(s, DMREPL_MAX_THIN_ID, ret);
+	int r;
+
+	if (strchr(s, '/')) {
+		if (nr_lvm_names == ARRAY_SIZE(lvm_names))
+			return tool_usage_error(subcmd, "too many LVM names");
+		lvm_names[nr_lvm_names].opt = opt;
+		lvm_names[nr_lvm_names].arg = s;
+		lvm_names[nr_lvm_names++].id = ret;
+		*ret = 0;
+		return 0;
+	}
+	r = tool_parse_u64(s, DMREPL_MAX_THIN_ID, ret);
 
 	if (r == -ERANGE)
 		return tool_usage_error(subcmd, "%s %s: thin ids go up to %u",
@@ -200,6 +224,10 @@ void tool_setup_log(struct dmrepl_ctx *ctx)
 int tool_source_finish(const char *subcmd, struct tool_source *src, int argc,
 		       char *argv[])
 {
+	/* thin volumes named VG/LV: the pool follows from them */
+	if (!src->pool && optind == argc && !src->use_held_root &&
+	    tool_has_lvm_names())
+		return 0;
 	if (src->pool && (optind < argc || src->use_held_root))
 		return tool_usage_error(subcmd, "--pool reads the live pool: give no "
 					"METADATA and no -m");
@@ -225,4 +253,71 @@ int tool_open_metadata(struct dmrepl_ctx *ctx, const char *subcmd,
 		tool_fail(subcmd, "cannot read thin-pool metadata from %s: %s",
 			  src->pool ? src->pool : src->path, strerror(-r));
 	return r;
+}
+
+/* The thin-pool dm device of LVM pool "VG/POOL" into @buf. */
+static int lvm_pool(struct dmrepl_ctx *ctx, const char *subcmd,
+		    const char *vg_lv, char *buf, size_t size)
+{
+	struct dmrepl_lvm_lv lv;
+	int r;
+
+	/* each failure is logged, once, by the library */
+	r = dmrepl_lvm_lookup(ctx, vg_lv, &lv);
+	if (r == 0)
+		r = dmrepl_lvm_pool_dm_name(ctx, &lv, buf, size);
+	return r;
+}
+
+int tool_resolve_lvm_pool(struct dmrepl_ctx *ctx, const char *subcmd,
+			  const char **pool)
+{
+	static char buf[256];
+
+	if (!*pool || !strchr(*pool, '/'))
+		return 0;
+	if (lvm_pool(ctx, subcmd, *pool, buf, sizeof(buf)) < 0)
+		return EXIT_FAILURE_OP;
+	*pool = buf;
+	return 0;
+}
+
+int tool_resolve_lvm(struct dmrepl_ctx *ctx, const char *subcmd,
+		     const char **pool, uint64_t *size_bytes)
+{
+	static char pool_buf[256], lv_pool_buf[256];
+	struct dmrepl_lvm_lv lv;
+	char vg_pool[300];
+
+	if (*pool && strchr(*pool, '/')) {
+		if (lvm_pool(ctx, subcmd, *pool, pool_buf, sizeof(pool_buf)) < 0)
+			return EXIT_FAILURE_OP;
+		*pool = pool_buf;
+	}
+	for (size_t i = 0; i < nr_lvm_names; i++) {
+		const char *arg = lvm_names[i].arg;
+
+		if (dmrepl_lvm_lookup(ctx, arg, &lv) < 0)
+			return EXIT_FAILURE_OP;
+		if (strcmp(lv.segtype, "thin") != 0 || lv.thin_id == DMREPL_THIN_ID_ANY) {
+			tool_fail(subcmd, "%s %s: not a thin volume (its type is %s)",
+				  lvm_names[i].opt, arg, lv.segtype);
+			return EXIT_FAILURE_OP;
+		}
+		snprintf(vg_pool, sizeof(vg_pool), "%s/%s", lv.vg, lv.pool_lv);
+		if (lvm_pool(ctx, subcmd, vg_pool, lv_pool_buf, sizeof(lv_pool_buf)) < 0)
+			return EXIT_FAILURE_OP;
+		if (!*pool) {
+			strcpy(pool_buf, lv_pool_buf);
+			*pool = pool_buf;
+		} else if (strcmp(*pool, lv_pool_buf) != 0) {
+			return tool_usage_error(subcmd, "%s %s is in pool %s, not in %s",
+						lvm_names[i].opt, arg, vg_pool, *pool);
+		}
+		*lvm_names[i].id = lv.thin_id;
+		/* the snapshot's size, from LVM: no --size needed */
+		if (size_bytes && !*size_bytes && strcmp(lvm_names[i].opt, "--snap") == 0)
+			*size_bytes = lv.size_bytes;
+	}
+	return 0;
 }

@@ -54,9 +54,27 @@ int tool_parse_size(const char *s, uint64_t *ret);
  */
 int tool_parse_ionice(const char *s, int *ret_class, int *ret_level);
 
-/* Parse the value of thin-id option @opt, or report and return EXIT_USAGE. */
+/*
+ * Parse the value of thin-id option @opt, or report and return
+ * EXIT_USAGE. A value "VG/LV" names an LVM thin volume: *@ret is set by
+ * tool_resolve_lvm().
+ */
 int tool_parse_thin_id(const char *subcmd, const char *opt, const char *s,
 		       uint64_t *ret);
+/* Some thin-id option was given as an LVM "VG/LV". */
+bool tool_has_lvm_names(void);
+/*
+ * Resolve LVM names through lvm2: *@pool "VG/POOL" becomes the pool's dm
+ * name; each thin-id option given as "VG/LV" gets its thin id, and sets
+ * *@pool when none was given (or must be in it); --snap's LV sets
+ * *@size_bytes when it is 0 (@size_bytes may be NULL). Return 0, or the
+ * exit status after reporting.
+ */
+int tool_resolve_lvm(struct dmrepl_ctx *ctx, const char *subcmd,
+		     const char **pool, uint64_t *size_bytes);
+/* A second pool given as "VG/POOL" (--to-pool): its dm name. */
+int tool_resolve_lvm_pool(struct dmrepl_ctx *ctx, const char *subcmd,
+			  const char **pool);
 
 /* Set by SIGINT/SIGTERM once tool_catch_signals() ran: the signal number. */
 extern volatile sig_atomic_t tool_interrupted;

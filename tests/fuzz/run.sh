@@ -6,12 +6,13 @@
 #   fuzz-extents   the extents-list line parser (dmrepl copy --extents)
 #   fuzz-lineage   the lineage records of the state directory
 #   fuzz-lock      the per-pool lock record (metadata snapshot ownership)
+#   fuzz-lvm       lvs' JSON answer (LVM names)
 #   fuzz-stream    the replication stream reader (send/receive)
 #
 #   tests/fuzz/run.sh [SECONDS] [LIBFUZZER-OPTION...]
 #
 # SECONDS (default 30) is split: half for the metadata reader, the rest
-# shared by the extents, lineage, lock and stream parsers, at least one second
+# shared by the extents, lineage, lock, lvs and stream parsers, at least one second
 # each. New inputs go to $FUZZ_OUT/corpus, $FUZZ_OUT/corpus-extents and
 # so on (default build-fuzz/ at the top of the tree), never into the seed
 # corpora; a crash leaves its input in $FUZZ_OUT and makes the exit
@@ -30,7 +31,7 @@ if ! command -v "$CC" >/dev/null 2>&1; then
 	exit 77
 fi
 mkdir -p "$out/corpus" "$out/corpus-extents" "$out/corpus-lineage" \
-	"$out/corpus-lock" "$out/corpus-stream"
+	"$out/corpus-lock" "$out/corpus-lvm" "$out/corpus-stream"
 printf '#define PACKAGE_VERSION "fuzz"\n' >"$out/config.h"
 
 build() {	# TARGET SOURCES...
@@ -48,17 +49,20 @@ build fuzz-metadata "$top/lib/context.c" "$top/lib/crc32c.c" \
 build fuzz-extents "$top/lib/context.c" "$top/lib/extents.c"
 build fuzz-lineage "$top/lib/context.c" "$top/lib/lineage.c" "$top/lib/lock.c"
 build fuzz-lock "$top/lib/context.c" "$top/lib/lock.c"
+build fuzz-lvm "$top/lib/context.c" "$top/lib/lvm.c" "$top/lib/dm.c" -ljson-c -ldevmapper
 build fuzz-stream "$top/lib/context.c" "$top/lib/stream.c" -lzstd -lxxhash
 
 md_seconds=$((seconds / 2))
 [ "$md_seconds" -ge 1 ] || md_seconds=1
-ext_seconds=$(((seconds - md_seconds) / 4))
+ext_seconds=$(((seconds - md_seconds) / 5))
 [ "$ext_seconds" -ge 1 ] || ext_seconds=1
-lin_seconds=$(((seconds - md_seconds) / 4))
+lin_seconds=$(((seconds - md_seconds) / 5))
 [ "$lin_seconds" -ge 1 ] || lin_seconds=1
-lock_seconds=$(((seconds - md_seconds) / 4))
+lock_seconds=$(((seconds - md_seconds) / 5))
 [ "$lock_seconds" -ge 1 ] || lock_seconds=1
-stream_seconds=$((seconds - md_seconds - ext_seconds - lin_seconds - lock_seconds))
+lvm_seconds=$(((seconds - md_seconds) / 5))
+[ "$lvm_seconds" -ge 1 ] || lvm_seconds=1
+stream_seconds=$((seconds - md_seconds - ext_seconds - lin_seconds - lock_seconds - lvm_seconds))
 [ "$stream_seconds" -ge 1 ] || stream_seconds=1
 
 # Seed images are at most 34 blocks of 4 KiB: allow up to 40.
@@ -77,6 +81,10 @@ stream_seconds=$((seconds - md_seconds - ext_seconds - lin_seconds - lock_second
 "$out/fuzz-lock" -max_total_time="$lock_seconds" -max_len=512 \
 	-timeout=10 -rss_limit_mb=1024 -artifact_prefix="$out/lock-" "$@" \
 	"$out/corpus-lock" "$here/corpus-lock"
+
+"$out/fuzz-lvm" -max_total_time="$lvm_seconds" -max_len=4096 \
+	-timeout=10 -rss_limit_mb=1024 -artifact_prefix="$out/lvm-" "$@" \
+	"$out/corpus-lvm" "$here/corpus-lvm"
 
 # Seed streams are under 10 KiB; 64 KiB leaves room for a few records.
 exec "$out/fuzz-stream" -max_total_time="$stream_seconds" -max_len=65536 \

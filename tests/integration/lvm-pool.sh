@@ -13,7 +13,11 @@
 # - what would create or delete a thin device in the LVM pool is refused
 #   before anything is written, with the LVM way to do it: dmrepl
 #   snapshot, a replication into it, a stream received into it;
-# - a replication out of the LVM pool into a raw pool is exact.
+# - a replication out of the LVM pool into a raw pool is exact;
+# - LVM names: --pool VG/POOL, --snap/--base/--snap1/--snap2 VG/LV, the
+#   pool following from the LV and the size from LVM (no --size): ls,
+#   delta, replicate, send | receive, verify, each exact; wrong names get
+#   a clear error.
 # The LVM-aware commands (names, replicas as LVs) are still to come.
 # dmrepl-timeout: 300
 set -eu
@@ -117,9 +121,53 @@ after "a replication out of the LVM pool"
 R=$(dmrepl replicas --to-pool "$RAW" --state-dir "$STATE" --json |
 	sed -n 's/.*"id":\([0-9]*\),.*/\1/p' | head -n 1)
 dmt_lvm lvchange -qq -ay -K "$VG/snap2"
-want=$(sha256sum < "/dev/mapper/$(dmt_lv_dm vg snap2)" | cut -d' ' -f1)
+want_sha=$(sha256sum < "/dev/mapper/$(dmt_lv_dm vg snap2)" | cut -d' ' -f1)
 dmt_lvm lvchange -qq -an "$VG/snap2"
-dmt_assert_eq "$want" "$(dmt_thin_sha raw "$R" 131072)" "the replica of LVM's snap2 is exact"
+dmt_assert_eq "$want_sha" "$(dmt_thin_sha raw "$R" 131072)" "the replica of LVM's snap2 is exact"
+
+# ---- by LVM names
+got=$(dmrepl ls --pool "$VG/pool" --no-headers | awk '{ print $1 }' | sort -n | tr '\n' ' ')
+dmt_assert_eq "$(dmt_lvm_thin_ids vg pool | tr '\n' ' ')" "$got" "dmrepl ls --pool VG/POOL"
+after "dmrepl ls --pool VG/POOL"
+got=$(dmrepl delta --snap1 "$VG/snap1" --snap2 "$VG/snap2" --format=xml)
+dmt_assert_text_eq "$(echo "$want" | strip_size)" "$(echo "$got" | strip_size)" \
+	"dmrepl delta --snap1 VG/LV --snap2 VG/LV (the pool from the LVs)"
+after "dmrepl delta by names"
+
+# the snapshot again, into a second raw pool, by name and without --size
+dmt_pool raw2 "$(dmt_loop raw2-meta 8)" "$(dmt_loop raw2-data 96)" 128
+RAW2=$(dmt_name raw2)
+dmt_run dmrepl replicate --snap "$VG/snap2" --to-pool "$RAW2" --state-dir "$STATE" -q
+after "dmrepl replicate --snap VG/LV"
+R2=$(dmrepl replicas --to-pool "$RAW2" --state-dir "$STATE" --json |
+	sed -n 's/.*"id":\([0-9]*\),.*/\1/p' | head -n 1)
+dmt_assert_eq "$want_sha" "$(dmt_thin_sha raw2 "$R2" 131072)" "replicate --snap VG/LV is exact"
+rc=0
+dmrepl verify --snap "$VG/snap2" --to-pool "$RAW2" --state-dir "$STATE" -q || rc=$?
+dmt_assert_eq 0 "$rc" "dmrepl verify --snap VG/LV: equal"
+after "dmrepl verify by name"
+
+# send | receive: snap1 in full, then snap2 from it, by names
+dmt_pool raw3 "$(dmt_loop raw3-meta 8)" "$(dmt_loop raw3-data 96)" 128
+RAW3=$(dmt_name raw3)
+dmrepl send --snap "$VG/snap1" -q | dmrepl receive --pool "$RAW3" --state-dir "$STATE" -q ||
+	dmt_fail "send --snap VG/snap1 | receive"
+dmrepl send --snap "$VG/snap2" --base "$VG/snap1" -q |
+	dmrepl receive --pool "$RAW3" --state-dir "$STATE" --json > "$DMT_TMP/recv" ||
+	dmt_fail "send --snap VG/snap2 --base VG/snap1 | receive"
+R3=$(sed -n 's/.*"replica":\([0-9]*\).*/\1/p' "$DMT_TMP/recv")
+dmt_assert_eq "$want_sha" "$(dmt_thin_sha raw3 "$R3" 131072)" "send --snap VG/LV --base VG/LV | receive is exact"
+after "send | receive by names"
+
+# wrong names: a clear error, nothing done
+refused "--snap of a missing LV" "no such" \
+	dmrepl replicate --snap "$VG/nope" --to-pool "$RAW2" --state-dir "$STATE"
+refused "--snap of a pool" "not a thin volume (its type is thin-pool)" \
+	dmrepl send --snap "$VG/pool"
+refused "--pool of a thin volume" "$VG/vol is not a thin pool" \
+	dmrepl ls --pool "$VG/vol"
+refused "dmrepl snapshot --origin VG/LV" "is LVM's ($VG/pool)*lvcreate -s" \
+	dmrepl snapshot --origin "$VG/vol"
 
 # LVM goes on working as before.
 dmt_lvm lvcreate -qq -y -V 16M -T "$VG/pool" -n fresh

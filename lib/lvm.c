@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * LVM names: what a "VG/LV" is, asked of lvm2 itself (`lvm lvs
+ * --reportformat json`), and the dm device of a thin pool LV. dmrepl
+ * reads an LVM pool's metadata directly, through the held root, as it
+ * does any pool's; only names, sizes and (later) changes to the set of
+ * thin devices go through lvm.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base.h"
+#include "dm.h"
+
+#define OUTPUT_MAX (256 * 1024)
+
+extern char **environ;
+
+static const char *lvm_binary(void)
+{
+	const char *p = secure_getenv("DMREPL_LVM");
+
+	return p && *p ? p : "lvm";
+}
+
+/* Read both pipes to their end (or OUTPUT_MAX) into @out and @errbuf. */
+static int drain(int out_fd, int err_fd, char *out, size_t out_size,
+		 char *errbuf, size_t err_size)
+{
+	struct pollfd p[2] = {{.fd = out_fd, .events = POLLIN},
+			      {.fd = err_fd, .events = POLLIN}};
+	size_t n[2] = {0, 0}, size[2] = {out_size - 1, err_size - 1};
+	char *buf[2] = {out, errbuf};
+	int open_fds = 2;
+
+	while (open_fds) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (int i = 0; i < 2; i++) {
+			char sink[512];
+			ssize_t got;
+
+			if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP)))
+				continue;
+			if (n[i] < size[i])
+				got = read(p[i].fd, buf[i] + n[i], size[i] - n[i]);
+			else
+				got = read(p[i].fd, sink, sizeof(sink));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				p[i].fd = -1;
+				open_fds--;
+			} else if (n[i] < size[i]) {
+				n[i] += (size_t)got;
+			}
+		}
+	}
+	out[n[0]] = '\0';
+	errbuf[n[1]] = '\0';
+	return 0;
+}
+
+int dmrepl_lvm_run(struct dmrepl_ctx *ctx, const char *const *args,
+		   char **ret_out, char *ret_err, size_t err_size)
+{
+	posix_spawn_file_actions_t fa;
+	int out[2] = {-1, -1}, errp[2] = {-1, -1}, status, r;
+	char *argv[32], *outbuf = NULL, errbuf[4096];
+	size_t argc = 0;
+	pid_t pid;
+
+	argv[argc++] = (char *)lvm_binary();
+	for (; args[argc - 1] && argc < ARRAY_SIZE(argv) - 1; argc++)
+		argv[argc] = (char *)args[argc - 1];
+	argv[argc] = NULL;
+	outbuf = malloc(OUTPUT_MAX);
+	if (!outbuf)
+		return -ENOMEM;
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		r = -errno;
+		goto out;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
+					 O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, errp[1], STDERR_FILENO);
+	r = -posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(out[1]);
+	close(errp[1]);
+	out[1] = errp[1] = -1;
+	if (r < 0) {
+		err(ctx, "cannot run %s: %s%s", argv[0], strerror(-r),
+		    r == -ENOENT ? " (is lvm2 installed?)" : "");
+		goto out;
+	}
+	r = drain(out[0], errp[0], outbuf, OUTPUT_MAX, errbuf, sizeof(errbuf));
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (r == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+		/* lvm's first line of error, for the caller's message */
+		const char *e = errbuf + strspn(errbuf, " \n");
+
+		if (ret_err && err_size)
+			snprintf(ret_err, err_size, "%.*s", (int)strcspn(e, "\n"),
+				 *e ? e : "lvm failed with no message");
+		r = -EIO;
+	}
+	dbg(ctx, "lvm %s ...: %s", args[0], r == 0 ? "ok" : strerror(-r));
+out:
+	for (int i = 0; i < 2; i++) {
+		if (out[i] >= 0)
+			close(out[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	if (r == 0 && ret_out) {
+		*ret_out = outbuf;
+		outbuf = NULL;
+	}
+	free(outbuf);
+	return r;
+}
+
+static const char *field(json_object *lv, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(lv, key, &v))
+		return "";
+	return json_object_get_string(v) ?: "";
+}
+
+static int copy_field(json_object *lv, const char *key, char *buf, size_t size)
+{
+	const char *v = field(lv, key);
+
+	if (snprintf(buf, size, "%s", v) >= (int)size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* The one LV of lvs' JSON report, or NULL. */
+static json_object *report_lv(json_object *root)
+{
+	json_object *report, *first, *lvs;
+
+	if (!json_object_object_get_ex(root, "report", &report) ||
+	    !json_object_is_type(report, json_type_array) ||
+	    json_object_array_length(report) < 1)
+		return NULL;
+	first = json_object_array_get_idx(report, 0);
+	if (!json_object_object_get_ex(first, "lv", &lvs) ||
+	    !json_object_is_type(lvs, json_type_array) ||
+	    json_object_array_length(lvs) != 1)
+		return NULL;
+	return json_object_array_get_idx(lvs, 0);
+}
+
+int dmrepl_lvm_parse_lv(const char *json, struct dmrepl_lvm_lv *ret)
+{
+	struct dmrepl_lvm_lv lv = {0};
+	json_object *root, *o;
+	const char *id, *size;
+	char *end;
+	int r = -EBADMSG;
+
+	root = json_tokener_parse(json);
+	if (!root)
+		return -EBADMSG;
+	o = report_lv(root);
+	if (!o)
+		goto out;
+	r = copy_field(o, "vg_name", lv.vg, sizeof(lv.vg));
+	r = r ?: copy_field(o, "lv_name", lv.lv, sizeof(lv.lv));
+	r = r ?: copy_field(o, "vg_uuid", lv.vg_uuid, sizeof(lv.vg_uuid));
+	r = r ?: copy_field(o, "lv_uuid", lv.lv_uuid, sizeof(lv.lv_uuid));
+	r = r ?: copy_field(o, "segtype", lv.segtype, sizeof(lv.segtype));
+	r = r ?: copy_field(o, "pool_lv", lv.pool_lv, sizeof(lv.pool_lv));
+	if (r < 0)
+		goto out;
+	r = -EBADMSG;
+	if (!lv.vg[0] || !lv.lv[0] || !lv.segtype[0])
+		goto out;
+	id = field(o, "thin_id");
+	lv.thin_id = DMREPL_THIN_ID_ANY;
+	if (*id) {
+		errno = 0;
+		lv.thin_id = strtoull(id, &end, 10);
+		if (errno || *end || lv.thin_id > DMREPL_THIN_ID_MAX)
+			goto out;
+	}
+	size = field(o, "lv_size");
+	errno = 0;
+	lv.size_bytes = strtoull(size, &end, 10);
+	if (!*size || errno || *end)
+		goto out;
+	*ret = lv;
+	r = 0;
+out:
+	json_object_put(root);
+	return r;
+}
+
+int dmrepl_lvm_lookup(struct dmrepl_ctx *ctx, const char *vg_lv,
+		      struct dmrepl_lvm_lv *ret)
+{
+	const char *args[] = {"lvs",
+			      "--reportformat",
+			      "json",
+			      "--units",
+			      "b",
+			      "--nosuffix",
+			      "-o",
+			      "vg_name,lv_name,vg_uuid,lv_uuid,segtype,pool_lv,"
+			      "thin_id,lv_size",
+			      "--",
+			      vg_lv,
+			      NULL};
+	char *out = NULL, why[256] = "";
+	int r;
+
+	if (!ctx || !vg_lv || !ret)
+		return -EINVAL;
+	if (!strchr(vg_lv, '/') || strchr(vg_lv, '/') != strrchr(vg_lv, '/') ||
+	    vg_lv[0] == '/' || vg_lv[strlen(vg_lv) - 1] == '/') {
+		err(ctx, "'%s' is not an LVM name: expected VG/LV", vg_lv);
+		return -EINVAL;
+	}
+	r = dmrepl_lvm_run(ctx, args, &out, why, sizeof(why));
+	if (r == -EIO) {
+		err(ctx, "%s: no such LVM logical volume (lvs: %s)", vg_lv, why);
+		return -ENOENT;
+	}
+	if (r < 0)
+		return r;
+	r = dmrepl_lvm_parse_lv(out, ret);
+	if (r < 0)
+		err(ctx, "%s: cannot read lvs' answer: %.200s", vg_lv, out);
+	free(out);
+	return r;
+}
+
+/* @s with every dash doubled, as LVM writes names into dm names. */
+static int escape(const char *s, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	for (; *s; s++) {
+		if (n + 3 > size)
+			return -ENAMETOOLONG;
+		buf[n++] = *s;
+		if (*s == '-')
+			buf[n++] = '-';
+	}
+	buf[n] = '\0';
+	return 0;
+}
+
+/* LVM's dm UUID of @lv's layer: "LVM-" VG UUID, LV UUID, no dashes. */
+static void dm_uuid(const struct dmrepl_lvm_lv *lv, const char *layer,
+		    char *buf, size_t size)
+{
+	size_t n = (size_t)snprintf(buf, size, "LVM-");
+
+	for (const char *p = lv->vg_uuid; *p && n + 1 < size; p++)
+		if (*p != '-')
+			buf[n++] = *p;
+	for (const char *p = lv->lv_uuid; *p && n + 1 < size; p++)
+		if (*p != '-')
+			buf[n++] = *p;
+	buf[n] = '\0';
+	if (layer)
+		snprintf(buf + n, size - n, "-%s", layer);
+}
+
+int dmrepl_lvm_pool_dm_name(struct dmrepl_ctx *ctx,
+			    const struct dmrepl_lvm_lv *lv, char *buf,
+			    size_t size)
+{
+	static const char *const layers[] = {"tpool", NULL};
+	char vg[256], name[256];
+	int r;
+
+	if (strcmp(lv->segtype, "thin-pool") != 0) {
+		err(ctx, "%s/%s is not a thin pool (its type is %s)", lv->vg,
+		    lv->lv, lv->segtype);
+		return -EINVAL;
+	}
+	r = escape(lv->vg, vg, sizeof(vg));
+	r = r ?: escape(lv->lv, name, sizeof(name));
+	if (r < 0)
+		return r;
+	/* in use, the pool is the "-tpool" layer; unused, the LV itself */
+	for (size_t i = 0; i < ARRAY_SIZE(layers); i++) {
+		struct dmrepl_dm_target t = {0};
+		char want[160];
+		bool match;
+
+		if (layers[i])
+			snprintf(buf, size, "%s-%s-%s", vg, name, layers[i]);
+		else
+			snprintf(buf, size, "%s-%s", vg, name);
+		if (dmrepl_dm_get_table_quiet(ctx, buf, &t) < 0)
+			continue;
+		dm_uuid(lv, layers[i], want, sizeof(want));
+		match = t.type && strcmp(t.type, "thin-pool") == 0 && t.uuid &&
+			strcmp(t.uuid, want) == 0;
+		dmrepl_dm_target_clear(&t);
+		if (match)
+			return 0;
+	}
+	err(ctx, "%s/%s: the thin pool is not active (activate it with: "
+		 "vgchange -ay %s)",
+	    lv->vg, lv->lv, lv->vg);
+	return -ENODEV;
+}
