@@ -163,6 +163,86 @@ static int check_base_source(struct job *job, struct dmrepl_metadata *md)
 	return 0;
 }
 
+/*
+ * No --base and no --full: the newest snapshot older than the one to
+ * replicate, still the same in the source, whose replica the destination
+ * holds intact. The candidates come from the lineage records, newest
+ * first; each is checked against the destination only until one holds.
+ */
+#define MAX_CANDIDATES 32
+
+struct candidates {
+	struct job *job;
+	struct dmrepl_metadata *md;
+	struct dmrepl_lineage_record rec[MAX_CANDIDATES];
+	uint32_t ctime[MAX_CANDIDATES];
+	size_t n;
+};
+
+static int note_candidate(const struct dmrepl_lineage_record *rec, void *data)
+{
+	struct candidates *c = data;
+	struct dmrepl_replicate *rep = c->job->rep;
+	const struct dmrepl_thin_ident *snap = &c->job->dst.rec.src;
+	struct dmrepl_thin_ident now;
+	size_t i;
+
+	if (strcmp(rec->src_pool, rep->src_name) != 0 ||
+	    rec->src.thin_id == rep->snap_id ||
+	    dmrepl_thin_ident_read(c->md, rec->src.thin_id, &now) < 0 ||
+	    !dmrepl_thin_ident_equal(&now, &rec->src) ||
+	    now.creation_time >= snap->creation_time)
+		return 0;
+	/* keep the newest MAX_CANDIDATES, newest first */
+	for (i = c->n; i > 0 && c->ctime[i - 1] < now.creation_time; i--)
+		if (i < MAX_CANDIDATES) {
+			c->rec[i] = c->rec[i - 1];
+			c->ctime[i] = c->ctime[i - 1];
+		}
+	if (i < MAX_CANDIDATES) {
+		c->rec[i] = *rec;
+		c->ctime[i] = now.creation_time;
+		if (c->n < MAX_CANDIDATES)
+			c->n++;
+	}
+	return 0;
+}
+
+static int pick_base(struct job *job, struct dmrepl_metadata *md)
+{
+	struct dmrepl_replicate *rep = job->rep;
+	struct candidates *c;
+	int r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->job = job;
+	c->md = md;
+	r = dmrepl_lineage_foreach(job->ctx, job->dst.dir, "replica",
+				   note_candidate, c);
+	for (size_t i = 0; r == 0 && i < c->n; i++) {
+		r = dmrepl_dest_replica_intact(&job->dst, &c->rec[i]);
+		if (r <= 0)
+			continue;
+		r = 0;
+		rep->base_id = c->rec[i].src.thin_id;
+		job->incremental = true;
+		info(job->ctx,
+		     "thin %" PRIu64 " of %s: incremental from thin %" PRIu64
+		     ", whose replica %s holds as thin %" PRIu64,
+		     rep->snap_id, rep->src_name, rep->base_id, rep->dst_name,
+		     c->rec[i].dst.thin_id);
+		break;
+	}
+	if (r == 0 && !job->incremental)
+		info(job->ctx, "thin %" PRIu64 " of %s: full (%s holds no "
+			       "replica of an older snapshot of it)",
+		     rep->snap_id, rep->src_name, rep->dst_name);
+	free(c);
+	return r;
+}
+
 static int spool_extent(struct job *job, const struct dmrepl_extent *e)
 {
 	if (fwrite(e, sizeof(*e), 1, job->spool) != 1) {
@@ -217,6 +297,11 @@ static int read_source(struct job *job)
 		    rep->src_name, rep->snap_id);
 	if (r < 0)
 		goto out;
+	if (!rep->full && rep->base_id == DMREPL_THIN_ID_ANY) {
+		r = pick_base(job, md);
+		if (r < 0)
+			goto out;
+	}
 	if (job->incremental) {
 		r = check_base_source(job, md);
 		if (r < 0)
@@ -489,6 +574,8 @@ static int run_steps(struct job *job)
 	rep->result.base_dst_thin_id = job->dst.rec.base_dst_id;
 	rep->result.size_bytes = job->dst.rec.size_bytes;
 	rep->result.full = !job->incremental;
+	rep->result.base_thin_id = job->incremental ? rep->base_id
+						    : DMREPL_THIN_ID_ANY;
 	return 0;
 }
 

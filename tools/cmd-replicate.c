@@ -284,7 +284,7 @@ static void print_result(const struct replicate_opts *o,
 		json_u64(&j, "replica", res->dst_thin_id);
 		if (res->base_dst_thin_id != DMREPL_THIN_ID_ANY)
 			json_u64(&j, "base_replica", res->base_dst_thin_id);
-		if (o->remote.url && res->base_thin_id != DMREPL_THIN_ID_ANY)
+		if (res->base_thin_id != DMREPL_THIN_ID_ANY && !res->already_replicated)
 			json_u64(&j, "base", res->base_thin_id);
 		if (o->remote.url) {
 			json_bool(&j, "resumed", res->resumed);
@@ -336,9 +336,9 @@ static void print_line(const struct replicate_opts *o,
 	       o->src_pool,
 	       res->already_replicated ? "was already replicated as" : "replicated as",
 	       res->dst_thin_id, dst_of(o));
-	if (o->remote.url && !res->already_replicated && res->full)
+	if (!res->already_replicated && res->full)
 		printf(" (full%s)", res->resumed ? ", resumed" : "");
-	else if (o->remote.url && !res->already_replicated)
+	else if (!res->already_replicated)
 		printf(" (from thin %" PRIu64 "%s%s)", res->base_thin_id,
 		       res->streams > 1 ? " through the snapshots between" : "",
 		       res->resumed ? ", resumed" : "");

@@ -69,6 +69,9 @@ dmt_write_blocks "$origin" 65536 D 0 200 201 202 703
 dmt_discard_blocks "$origin" 65536 500
 S4=$(snapshot 1)
 
+dmt_write_blocks "$origin" 65536 E 1 702
+S5=$(snapshot 1)
+
 for dst_block in 128 2048; do
 	ratio=$((dst_block / SRC_BLOCK))
 	dst=dst$dst_block
@@ -91,9 +94,18 @@ for dst_block in 128 2048; do
 	dmt_assert_match '*"already_replicated":true*' "$(cat "$DMT_TMP/out")" \
 		"the second replication of $S4 did nothing"
 
+	# No --base: the newest snapshot whose replica dst holds is the base.
+	r5=$(replicate "$dst" "$S5")
+	check "$dst" "$S5" "$r5" "$ratio"
+	dmt_assert_match "*\"base\":$S4,*\"full\":false,*" "$(tail -n 1 "$DMT_TMP/out")" \
+		"without --base, $S5 is replicated from $S4, the newest common base"
+	dmrepl replicate --pool "$(dmt_name src)" --snap "$S5" --full --size "$VOL_BYTES" --to-pool "$(dmt_name "$dst")" \
+		--state-dir "$STATE" > "$DMT_TMP/line" || dmt_fail "replicate --full of $S5"
+	dmt_assert_match "*replicated as thin * (full)" "$(cat "$DMT_TMP/line")" "--full says so"
+
 	list=$(dmrepl replicas --to-pool "$(dmt_name "$dst")" --state-dir "$STATE" --no-headers)
 	echo "$list" >&2
-	dmt_assert_eq 4 "$(echo "$list" | grep -c ' ok$')" "four replicas listed as ok in $dst"
+	dmt_assert_eq 6 "$(echo "$list" | grep -c ' ok$')" "six replicas listed as ok in $dst"
 
 	# The metadata snapshots of both pools were released, and no device
 	# of dmrepl's own is left.
