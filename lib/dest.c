@@ -144,7 +144,8 @@ static int remove_stale(const struct dmrepl_lineage_record *rec, void *data)
 	return 0;
 }
 
-int dmrepl_dest_open(struct dmrepl_dest *d, struct dmrepl_ctx *ctx,
+/* The pool, refused when LVM manages it; the lineage folder's path. */
+static int open_pool(struct dmrepl_dest *d, struct dmrepl_ctx *ctx,
 		     const char *pool, const char *state_dir)
 {
 	int r;
@@ -167,7 +168,21 @@ int dmrepl_dest_open(struct dmrepl_dest *d, struct dmrepl_ctx *ctx,
 		    pool, dmrepl_pool_get_lvm_name(d->pool));
 		return -EPERM;
 	}
-	r = dmrepl_lineage_dir(state_dir, pool, d->dir, sizeof(d->dir));
+	return dmrepl_lineage_dir(state_dir, pool, d->dir, sizeof(d->dir));
+}
+
+int dmrepl_dest_open_readonly(struct dmrepl_dest *d, struct dmrepl_ctx *ctx,
+			      const char *pool, const char *state_dir)
+{
+	return open_pool(d, ctx, pool, state_dir);
+}
+
+int dmrepl_dest_open(struct dmrepl_dest *d, struct dmrepl_ctx *ctx,
+		     const char *pool, const char *state_dir)
+{
+	int r;
+
+	r = open_pool(d, ctx, pool, state_dir);
 	if (r < 0)
 		return r;
 	r = dmrepl_lineage_dir_create(ctx, state_dir, d->dir);

@@ -34,6 +34,12 @@ struct dmrepl_dest {
  */
 int dmrepl_dest_open(struct dmrepl_dest *d, struct dmrepl_ctx *ctx,
 		     const char *pool, const char *state_dir);
+/*
+ * Open @pool and find its lineage folder, for reading only: nothing is
+ * created, locked or cleaned (a dry run). dmrepl_dest_close() after.
+ */
+int dmrepl_dest_open_readonly(struct dmrepl_dest *d, struct dmrepl_ctx *ctx,
+			      const char *pool, const char *state_dir);
 /* Deactivate, unlock, release (not undo). */
 void dmrepl_dest_close(struct dmrepl_dest *d);
 

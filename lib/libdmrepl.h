@@ -627,11 +627,13 @@ int dmrepl_pool_create_snapshot(struct dmrepl_pool *pool, uint64_t origin_id,
  * destination pool: the blueprint's snapshot_replicate(snapshot,
  * source, destination, force_full_copy), run as a job.
  *
- * Full (no base, or dmrepl_replicate_set_full()): a new thin device in
- * the destination receives the snapshot's mapped extents. Incremental:
- * the destination's replica of the base is snapshotted inside the
- * destination pool and the delta from base to snapshot is applied to
- * that new device.
+ * Full (dmrepl_replicate_set_full(), or no common base): a new thin
+ * device in the destination receives the snapshot's mapped extents.
+ * Incremental: the destination's replica of the base is snapshotted
+ * inside the destination pool and the delta from base to snapshot is
+ * applied to that new device. Without dmrepl_replicate_set_base(), the
+ * base is the newest snapshot older than @snap_id, unchanged in the
+ * source, whose replica the destination holds intact.
  *
  * The lineage (which destination device replicates which source
  * snapshot) is kept in a state directory (default /var/lib/dmrepl, or
@@ -678,6 +680,8 @@ struct dmrepl_replicate_result {
 	uint64_t base_thin_id;		/* the source base chosen; ANY when full */
 	int resumed;			/* an interrupted transfer was resumed */
 	unsigned int streams;		/* sent (a chain sends several) */
+	int dry_run;			/* planned only: extents and copied_bytes
+					   say what would be copied */
 };
 
 /**
@@ -700,6 +704,12 @@ struct dmrepl_replicate *dmrepl_replicate_unref(struct dmrepl_replicate *rep);
 /* Setters, before the job starts (else -EBUSY). */
 int dmrepl_replicate_set_base(struct dmrepl_replicate *rep, uint64_t base_id);
 int dmrepl_replicate_set_full(struct dmrepl_replicate *rep, int full);
+/*
+ * Plan only: pick the base and count the extents and bytes to copy, and
+ * write nothing (not even the destination's lineage folder). Local
+ * destinations only (-EOPNOTSUPP with ssh://).
+ */
+int dmrepl_replicate_set_dry_run(struct dmrepl_replicate *rep, int dry_run);
 int dmrepl_replicate_set_state_dir(struct dmrepl_replicate *rep,
 				   const char *dir);
 /* The snapshot's size; by default that of an active device of it. */

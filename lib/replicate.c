@@ -42,6 +42,7 @@ struct dmrepl_replicate {
 	char *src_name, *dst_name, *state_dir;
 	uint64_t snap_id, base_id, size_bytes;
 	bool full;
+	bool dry_run;
 	enum dmrepl_engine engine;
 	unsigned int queue_depth, copy_flags;
 	uint32_t io_size;
@@ -118,6 +119,9 @@ static int prepare(struct job *job)
 	r = dmrepl_pool_open(job->ctx, rep->src_name, &job->src);
 	if (r < 0)
 		return r;
+	if (rep->dry_run)
+		return dmrepl_dest_open_readonly(&job->dst, job->ctx,
+						 rep->dst_name, rep->state_dir);
 	return dmrepl_dest_open(&job->dst, job->ctx, rep->dst_name,
 				rep->state_dir);
 }
@@ -559,6 +563,18 @@ static int run_steps(struct job *job)
 	r = already_done(job);
 	if (r != 0)
 		return r < 0 ? r : 0;
+	if (rep->dry_run) {
+		/* what would be copied: nothing is written */
+		rep->result.dry_run = 1;
+		rep->result.extents = job->nr_extents;
+		rep->result.copied_bytes = job->total_bytes;
+		rep->result.full = !job->incremental;
+		rep->result.base_thin_id = job->incremental ? rep->base_id
+							    : DMREPL_THIN_ID_ANY;
+		if (job->incremental)
+			rep->result.base_dst_thin_id = job->base_rec.dst.thin_id;
+		return 0;
+	}
 	r = resolve_source(job);
 	if (r < 0 || cancelled(rep))
 		return r < 0 ? r : -ECANCELED;
@@ -754,6 +770,16 @@ DMREPL_EXPORT int dmrepl_replicate_set_full(struct dmrepl_replicate *rep,
 {
 	SETTER_CHECK(rep);
 	rep->full = full != 0;
+	return 0;
+}
+
+DMREPL_EXPORT int dmrepl_replicate_set_dry_run(struct dmrepl_replicate *rep,
+					       int dry_run)
+{
+	SETTER_CHECK(rep);
+	if (rep->remote && dry_run)
+		return -EOPNOTSUPP;
+	rep->dry_run = dry_run != 0;
 	return 0;
 }
 

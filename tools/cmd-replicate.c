@@ -31,7 +31,7 @@ struct replicate_opts {
 	const char *source_name;
 	int zstd_level;
 	uint64_t snap_id, base_id, size_bytes;
-	bool has_snap, full, json, quiet, detect_zeroes;
+	bool has_snap, full, json, quiet, detect_zeroes, dry_run;
 	enum dmrepl_engine engine;
 	uint64_t queue_depth, io_size, bwlimit;
 	int ioprio_class, ioprio_level;
@@ -70,6 +70,8 @@ static void usage(FILE *out)
 		"  -z, --compress[=LEVEL]  with --to: zstd-compress the stream\n"
 		"      --source-name NAME  with --to: this pool's name (HOSTNAME:SRC)\n"
 		"  -f, --full              copy in full even with --base (force_full_copy)\n"
+		"  -n, --dry-run           say what would be copied (base, extents,\n"
+		"                          bytes), and write nothing (--to-pool only)\n"
 		"      --size SIZE         the snapshot's size (default: that of an\n"
 		"                          active device of it, else of the base)\n"
 		"      --state-dir DIR     lineage records (default /var/lib/dmrepl)\n"
@@ -123,6 +125,7 @@ static int parse_one(int c, const char *arg, struct replicate_opts *o)
 	case 's': o->has_snap = true; return tool_parse_thin_id(subcmd, "--snap", arg, &o->snap_id);
 	case 'b': return tool_parse_thin_id(subcmd, "--base", arg, &o->base_id);
 	case 'f': o->full = true; return 0;
+	case 'n': o->dry_run = true; return 0;
 	case 'j': o->json = true; return 0;
 	case 'q': o->quiet = true; return 0;
 	case OPT_SIZE: return parse_number("--size", arg, true, &o->size_bytes);
@@ -159,6 +162,7 @@ static int parse_options(int argc, char *argv[], struct replicate_opts *o)
 		{ "base", required_argument, NULL, 'b' },
 		{ "to-pool", required_argument, NULL, 't' },
 		{ "full", no_argument, NULL, 'f' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ "size", required_argument, NULL, OPT_SIZE },
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "engine", required_argument, NULL, OPT_ENGINE },
@@ -182,7 +186,7 @@ static int parse_options(int argc, char *argv[], struct replicate_opts *o)
 	int c, r;
 
 	o->base_id = DMREPL_THIN_ID_ANY;
-	while ((c = getopt_long(argc, argv, "p:s:b:t:fz::jqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:s:b:t:fnz::jqh", longopts, NULL)) != -1) {
 		r = parse_one(c, optarg, o);
 		if (r)
 			return r;
@@ -196,6 +200,8 @@ static int parse_options(int argc, char *argv[], struct replicate_opts *o)
 			       o->source_name || o->remote.remote_dmrepl))
 		return tool_usage_error(subcmd, "--transport, --chain, --compress, "
 					"--source-name and --remote-dmrepl go with --to");
+	if (o->dry_run && o->remote.url)
+		return tool_usage_error(subcmd, "--dry-run goes with --to-pool");
 	if (o->base_id == o->snap_id && !tool_has_lvm_names())
 		return tool_usage_error(subcmd, "--base and --snap are the same thin id");
 	return 0;
@@ -208,6 +214,7 @@ static int configure(struct dmrepl_replicate *rep, const struct replicate_opts *
 	if (o->base_id != DMREPL_THIN_ID_ANY)
 		r = r ?: dmrepl_replicate_set_base(rep, o->base_id);
 	r = r ?: dmrepl_replicate_set_full(rep, o->full);
+	r = r ?: dmrepl_replicate_set_dry_run(rep, o->dry_run);
 	if (o->state_dir)
 		r = r ?: dmrepl_replicate_set_state_dir(rep, o->state_dir);
 	r = r ?: dmrepl_replicate_set_size(rep, o->size_bytes);
@@ -291,6 +298,8 @@ static void print_result(const struct replicate_opts *o,
 			json_u64(&j, "streams", res->streams);
 		}
 		json_bool(&j, "full", res->full);
+		if (res->dry_run)
+			json_bool(&j, "dry_run", true);
 		json_bool(&j, "already_replicated", res->already_replicated);
 		json_u64(&j, "size_bytes", res->size_bytes);
 		json_u64(&j, "extents", res->extents);
@@ -332,6 +341,18 @@ static int run(struct dmrepl_replicate *rep, const struct replicate_opts *o,
 static void print_line(const struct replicate_opts *o,
 		       const struct dmrepl_replicate_result *res)
 {
+	if (res->dry_run) {
+		printf("thin %" PRIu64 " of %s to %s: would copy %" PRIu64
+		       " bytes in %" PRIu64 " extents, ",
+		       o->snap_id, o->src_pool, dst_of(o), res->copied_bytes,
+		       res->extents);
+		if (res->full)
+			printf("in full\n");
+		else
+			printf("from thin %" PRIu64 " (its replica: thin %" PRIu64
+			       ")\n", res->base_thin_id, res->base_dst_thin_id);
+		return;
+	}
 	printf("thin %" PRIu64 " of %s %s thin %" PRIu64 " of %s", o->snap_id,
 	       o->src_pool,
 	       res->already_replicated ? "was already replicated as" : "replicated as",

@@ -94,6 +94,17 @@ for dst_block in 128 2048; do
 	dmt_assert_match '*"already_replicated":true*' "$(cat "$DMT_TMP/out")" \
 		"the second replication of $S4 did nothing"
 
+	# A dry run: the base it would pick, what it would copy, nothing written.
+	thins_before=$(dmrepl ls --pool "$(dmt_name "$dst")" --no-headers | wc -l)
+	dmrepl replicate --pool "$(dmt_name src)" --snap "$S5" -n --to-pool "$(dmt_name "$dst")" \
+		--state-dir "$STATE" > "$DMT_TMP/line" || dmt_fail "replicate -n of $S5"
+	cat "$DMT_TMP/line" >&2
+	dmt_assert_match "thin $S5 of $(dmt_name src) to $(dmt_name "$dst"): would copy * bytes in * extents, from thin $S4 (its replica: thin $r4)" \
+		"$(cat "$DMT_TMP/line")" "--dry-run names the base and the size"
+	dmt_assert_eq "$thins_before" "$(dmrepl ls --pool "$(dmt_name "$dst")" --no-headers | wc -l)" \
+		"--dry-run created nothing"
+	dmt_assert_eq "" "$(ls "$STATE"/*/ | grep staging || :)" "--dry-run recorded nothing"
+
 	# No --base: the newest snapshot whose replica dst holds is the base.
 	r5=$(replicate "$dst" "$S5")
 	check "$dst" "$S5" "$r5" "$ratio"
