@@ -78,7 +78,8 @@ do_build() {
 	make -C "$build" -s -j"$jobs"
 }
 
-# The main job: in the test VM, a pool, a snapshot and its delta.
+# The main job: in the test VM, LVM snapshots of a volume being written
+# to, replicated by name (full, incremental, over ssh) and verified.
 do_demo() {
 	do_deps
 	do_build
