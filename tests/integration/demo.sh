@@ -54,10 +54,7 @@ dd if=/dev/urandom of="$vol" bs=1M count=64 oflag=direct 2>/dev/null
 	done
 ) &
 writer=$!
-stop_all() {
-	rm -f "$DMT_TMP/writing"
-	kill "$(cat "$DMT_TMP/dropbear.pid" 2>/dev/null)" 2>/dev/null || :
-}
+stop_all() { rm -f "$DMT_TMP/writing"; }
 trap '_st=$?; set +e; stop_all; wait "$writer" 2>/dev/null; (exit $_st); dmt__on_exit' EXIT
 
 say "LVM snapshot 1 of the volume (lvcreate -s), while it is written to"
@@ -102,16 +99,8 @@ rep "incremental replication" --snap "$VG/snap2" --to-pool "$DST" --state-dir "$
 dmt_assert_eq false "$(json full)" "the second replication is incremental"
 
 say "the far side: an ssh server on 127.0.0.1 (dropbear), and dmrepl there"
-KEYS=$DMT_TMP/keys
-mkdir -p "$KEYS" /root/.ssh
-chmod 700 /root/.ssh
-dropbearkey -t ed25519 -f "$KEYS/host" >/dev/null 2>&1
-dropbearkey -t ed25519 -f "$KEYS/id" 2>/dev/null | grep '^ssh-ed25519' > /root/.ssh/authorized_keys
-chmod 600 /root/.ssh/authorized_keys
-ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
-dropbear -r "$KEYS/host" -p 127.0.0.1:2222 -s -P "$DMT_TMP/dropbear.pid"
-SSH="dbclient -y -i $KEYS/id -p 2222 root@127.0.0.1"
-$SSH true 2>/dev/null || dmt_fail "ssh to 127.0.0.1:2222 does not work"
+dmt_sshd
+SSH="$DMT_DBCLIENT root@127.0.0.1"
 
 say "replicate snapshots 1 and 2 to ssh://root@127.0.0.1/$FAR"
 # (the far side's PATH does not have the guest's dmrepl: name it)

@@ -329,6 +329,36 @@ dmt_lvm_invariant() {
 		"$3: the kernel's thin ids are the thin_ids lvs shows"
 }
 
+# ---------------------------------------------------------------- ssh
+
+# dmt_sshd: an ssh server (dropbear) on 127.0.0.1:2222 only, letting root
+# in with a key made here; stopped at the end of the test (or by
+# dmt_sshd_stop). Sets DMT_DBCLIENT, the client command without the host.
+dmt_sshd() {
+	_dmt_k=$DMT_TMP/keys
+	mkdir -p "$_dmt_k" /root/.ssh
+	chmod 700 /root/.ssh
+	dropbearkey -t ed25519 -f "$_dmt_k/host" >/dev/null 2>&1
+	dropbearkey -t ed25519 -f "$_dmt_k/id" 2>/dev/null | grep '^ssh-ed25519' > /root/.ssh/authorized_keys
+	chmod 600 /root/.ssh/authorized_keys
+	grep -q '^root:' /etc/passwd 2>/dev/null || echo 'root:x:0:0:root:/root:/bin/sh' >> /etc/passwd
+	ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
+	dropbear -r "$_dmt_k/host" -p 127.0.0.1:2222 -s -P "$DMT_TMP/.sshd.pid" ||
+		dmt_fail "dropbear did not start"
+	DMT_DBCLIENT="dbclient -y -i $_dmt_k/id -p 2222"
+	_dmt_i=0
+	until $DMT_DBCLIENT root@127.0.0.1 true 2>/dev/null; do
+		_dmt_i=$((_dmt_i + 1))
+		[ "$_dmt_i" -le 50 ] || dmt_fail "ssh to 127.0.0.1:2222 does not work"
+		sleep 0.1
+	done
+}
+
+dmt_sshd_stop() {
+	if [ -f "$DMT_TMP/.sshd.pid" ]; then kill "$(cat "$DMT_TMP/.sshd.pid")" 2>/dev/null || :; fi
+	rm -f "$DMT_TMP/.sshd.pid"
+}
+
 # ---------------------------------------------------------------- data
 
 # dmt__pattern BYTES CHAR: path of a file of BYTES copies of CHAR.
@@ -421,6 +451,7 @@ dmt__resume_all() {
 # dmt__teardown: remove everything this run made; non-zero if anything stayed.
 dmt__teardown() {
 	_bad=0
+	dmt_sshd_stop
 	if [ -f "$DMT_TMP/.vgs" ]; then
 		while read -r _vg; do
 			lvm vgremove -ff -y -qq "$_vg" < /dev/null > /dev/null 2>&1 || :

@@ -77,21 +77,8 @@ dmt_assert_eq "$r1" "$(field base_replica)" "the base was found: the replica of 
 dmt_assert_eq "$S1" "$(field base)" "the base chosen is $S1"
 
 # ---- ssh to localhost, loopback only ----
-KEYS=$DMT_TMP/keys
-mkdir -p "$KEYS" /root/.ssh
-chmod 700 /root/.ssh
-dropbearkey -t ed25519 -f "$KEYS/host" >/dev/null 2>&1
-dropbearkey -t ed25519 -f "$KEYS/id" 2>/dev/null | grep '^ssh-ed25519' > /root/.ssh/authorized_keys
-chmod 600 /root/.ssh/authorized_keys
-grep -q '^root:' /etc/passwd 2>/dev/null || echo 'root:x:0:0:root:/root:/bin/sh' >> /etc/passwd
-ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
-dropbear -r "$KEYS/host" -p 127.0.0.1:2222 -s -P "$DMT_TMP/dropbear.pid"
-stop_sshd() { kill "$(cat "$DMT_TMP/dropbear.pid" 2>/dev/null)" 2>/dev/null || :; }
-# Keep the test's status for lib.sh's teardown.
-trap '_st=$?; set +e; stop_sshd; (exit $_st); dmt__on_exit' EXIT
-sleep 1
-DBCLIENT="dbclient -y -i $KEYS/id -p 2222"
-$DBCLIENT root@127.0.0.1 true || dmt_fail "ssh to 127.0.0.1:2222 does not work"
+dmt_sshd
+DBCLIENT=$DMT_DBCLIENT
 
 dmt_write_blocks "$origin" 65536 C 0 5 200
 S3=$(snapshot)
@@ -225,4 +212,4 @@ dmt_remove held
 dmt_assert_eq - "$(dmt_pool_held_root src)" "source metadata snapshot released"
 dmt_assert_eq - "$(dmt_pool_held_root dst)" "destination metadata snapshot released"
 dmt_assert_eq "" "$(dmsetup ls | grep '^dmrepl-' || :)" "no dmrepl devices left"
-stop_sshd
+dmt_sshd_stop
