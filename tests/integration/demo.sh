@@ -41,13 +41,13 @@ dmt_pool far "$(dmt_loop far-meta 8)" "$(dmt_loop far-data 320)" "$BLOCK_SECTORS
 DST=$(dmt_name dst)
 FAR=$(dmt_name far)
 
-say "the volume: 64 MiB written, then a writer that keeps rewriting 64 KiB blocks"
-dd if=/dev/urandom of="$vol" bs=1M count=64 oflag=direct 2>/dev/null
+say "the volume: 32 MiB written, then a writer that keeps rewriting 64 KiB blocks"
+dd if=/dev/urandom of="$vol" bs=1M count=32 oflag=direct 2>/dev/null
 : > "$DMT_TMP/writing"
 (
 	i=0
 	while [ -e "$DMT_TMP/writing" ]; do
-		dd if=/dev/urandom of="$vol" bs=64K count=1 seek=$(((i * 37) % 2048)) \
+		dd if=/dev/urandom of="$vol" bs=64K count=1 seek=$(((i * 37) % 1024)) \
 			oflag=direct conv=notrunc 2>/dev/null || :
 		i=$((i + 1))
 		usleep 20000
