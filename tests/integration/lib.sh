@@ -309,15 +309,33 @@ dmt_lvm_thin_ids() {
 }
 
 # dmt_kernel_thin_ids VG POOL: the thin ids in the kernel's metadata of
-# POOL, read with thin_dump through a metadata snapshot held for it.
+# POOL, read with thin_dump through a metadata snapshot held for it. When
+# one is held already (a dmrepl that was killed left it), it may be older
+# than the pool's thin devices: a copy of the live metadata is read
+# instead (thin_dump opens a live device exclusively), taken with
+# O_DIRECT just after `dmsetup status` made the pool commit (nothing else
+# writes to the pool in the tests that call this).
 dmt_kernel_thin_ids() {
 	_dmt_tp=$(dmt_lv_dm "$1" "$2")-tpool
 	_dmt_meta=/dev/mapper/$(dmt_lv_dm "$1" "$2")_tmeta
-	dmsetup message "$_dmt_tp" 0 reserve_metadata_snap || dmt_fail "reserve on $_dmt_tp"
-	thin_dump -m "$_dmt_meta" > "$DMT_TMP/.dump" 2> "$DMT_TMP/.dump.err"
-	_dmt_rc=$?
-	dmsetup message "$_dmt_tp" 0 release_metadata_snap || dmt_fail "release on $_dmt_tp"
-	[ "$_dmt_rc" = 0 ] || { cat "$DMT_TMP/.dump.err" >&2; dmt_fail "thin_dump -m $_dmt_meta"; }
+	_dmt_held=$(dmsetup status "$_dmt_tp" | awk '{ print $7 }')
+	_dmt_rc=0
+	if [ "$_dmt_held" = - ]; then
+		dmsetup message "$_dmt_tp" 0 reserve_metadata_snap || dmt_fail "reserve on $_dmt_tp"
+		thin_dump -m "$_dmt_meta" > "$DMT_TMP/.dump" 2> "$DMT_TMP/.dump.err" || _dmt_rc=$?
+	else
+		# (on a loop device: thin_dump reads with O_DIRECT, tmpfs has none)
+		dd if="$_dmt_meta" of="$DMT_TMP/.meta" bs=1M iflag=direct 2>/dev/null ||
+			dmt_fail "cannot copy $_dmt_meta"
+		_dmt_l=$(losetup -f --show "$DMT_TMP/.meta") || dmt_fail "losetup of the copy"
+		thin_dump "$_dmt_l" > "$DMT_TMP/.dump" 2> "$DMT_TMP/.dump.err" || _dmt_rc=$?
+		losetup -d "$_dmt_l"
+		rm -f "$DMT_TMP/.meta"
+	fi
+	if [ "$_dmt_held" = - ]; then
+		dmsetup message "$_dmt_tp" 0 release_metadata_snap || dmt_fail "release on $_dmt_tp"
+	fi
+	[ "$_dmt_rc" = 0 ] || { cat "$DMT_TMP/.dump.err" >&2; dmt_fail "thin_dump of $_dmt_meta"; }
 	sed -n 's/.*<device dev_id="\([0-9]*\)".*/\1/p' "$DMT_TMP/.dump" | sort -n
 }
 
