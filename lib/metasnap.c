@@ -225,6 +225,18 @@ static void describe_readers(const struct readers *rd, char *buf, size_t size)
 			 rd->unseen == 1 ? "" : "s");
 }
 
+static int held_by_other(struct dmrepl_pool *pool, uint64_t root)
+{
+	const char *name = dmrepl_pool_get_name(pool);
+
+	err(dmrepl_pool_get_ctx(pool),
+	    "pool %s: a metadata snapshot is already held (root block %" PRIu64
+	    ") by another tool; release it with: dmsetup message %s 0 "
+	    "release_metadata_snap",
+	    name, root, name);
+	return -EBUSY;
+}
+
 static const char *left_how(enum dmrepl_snap_state state)
 {
 	switch (state) {
@@ -283,12 +295,7 @@ static int resolve_held(struct dmrepl_pool *pool, struct dmrepl_lock *lock,
 	default:
 		break;
 	}
-	err(ctx,
-	    "pool %s: a metadata snapshot is already held (root block %" PRIu64
-	    ") by another tool; release it with: dmsetup message %s 0 "
-	    "release_metadata_snap",
-	    name, held, name);
-	return -EBUSY;
+	return held_by_other(pool, held);
 }
 
 static int pool_status(struct dmrepl_pool *pool,
@@ -341,14 +348,8 @@ static int reserve(struct dmrepl_pool *pool, struct dmrepl_lock *lock,
 		record_set(&rec, DMREPL_SNAP_NONE, 0, NULL);
 		dmrepl_lock_write(lock, &rec, false);
 		/* another tool reserved one since we looked */
-		if (r == -EBUSY && dmrepl_pool_get_status(pool, &st) == 0) {
-			err(ctx,
-			    "pool %s: a metadata snapshot is already held "
-			    "(root block %" PRIu64 ") by another tool; release "
-			    "it with: dmsetup message %s 0 release_metadata_snap",
-			    name, st.held_metadata_root, name);
-			return -EBUSY;
-		}
+		if (r == -EBUSY && dmrepl_pool_get_status(pool, &st) == 0)
+			return held_by_other(pool, st.held_metadata_root);
 		return message_error(pool, "reserve_metadata_snap", r);
 	}
 	r = dmrepl_pool_get_status(pool, &st);

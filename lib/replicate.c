@@ -563,14 +563,15 @@ static int run_steps(struct job *job)
 	r = already_done(job);
 	if (r != 0)
 		return r < 0 ? r : 0;
+	/* the base is settled (given, picked, or none) */
+	rep->result.full = !job->incremental;
+	rep->result.base_thin_id = job->incremental ? rep->base_id
+						    : DMREPL_THIN_ID_ANY;
 	if (rep->dry_run) {
 		/* what would be copied: nothing is written */
 		rep->result.dry_run = 1;
 		rep->result.extents = job->nr_extents;
 		rep->result.copied_bytes = job->total_bytes;
-		rep->result.full = !job->incremental;
-		rep->result.base_thin_id = job->incremental ? rep->base_id
-							    : DMREPL_THIN_ID_ANY;
 		if (job->incremental)
 			rep->result.base_dst_thin_id = job->base_rec.dst.thin_id;
 		return 0;
@@ -589,9 +590,6 @@ static int run_steps(struct job *job)
 	rep->result.dst_thin_id = job->dst.rec.dst.thin_id;
 	rep->result.base_dst_thin_id = job->dst.rec.base_dst_id;
 	rep->result.size_bytes = job->dst.rec.size_bytes;
-	rep->result.full = !job->incremental;
-	rep->result.base_thin_id = job->incremental ? rep->base_id
-						    : DMREPL_THIN_ID_ANY;
 	return 0;
 }
 

@@ -256,8 +256,8 @@ int tool_open_metadata(struct dmrepl_ctx *ctx, const char *subcmd,
 }
 
 /* The thin-pool dm device of LVM pool "VG/POOL" into @buf. */
-static int lvm_pool(struct dmrepl_ctx *ctx, const char *subcmd,
-		    const char *vg_lv, char *buf, size_t size)
+static int lvm_pool(struct dmrepl_ctx *ctx, const char *vg_lv, char *buf,
+		    size_t size)
 {
 	struct dmrepl_lvm_lv lv;
 	int r;
@@ -269,31 +269,37 @@ static int lvm_pool(struct dmrepl_ctx *ctx, const char *subcmd,
 	return r;
 }
 
+/* *@pool given as "VG/POOL" becomes its thin-pool dm name, kept in @buf. */
+static int pool_arg(struct dmrepl_ctx *ctx, const char **pool, char *buf,
+		    size_t size)
+{
+	if (!*pool || !strchr(*pool, '/'))
+		return 0;
+	if (lvm_pool(ctx, *pool, buf, size) < 0)
+		return EXIT_FAILURE_OP;
+	*pool = buf;
+	return 0;
+}
+
 int tool_resolve_lvm_pool(struct dmrepl_ctx *ctx, const char *subcmd,
 			  const char **pool)
 {
 	static char buf[256];
 
-	if (!*pool || !strchr(*pool, '/'))
-		return 0;
-	if (lvm_pool(ctx, subcmd, *pool, buf, sizeof(buf)) < 0)
-		return EXIT_FAILURE_OP;
-	*pool = buf;
-	return 0;
+	return pool_arg(ctx, pool, buf, sizeof(buf));
 }
 
 int tool_resolve_lvm(struct dmrepl_ctx *ctx, const char *subcmd,
 		     const char **pool, uint64_t *size_bytes)
 {
 	static char pool_buf[256], lv_pool_buf[256];
+	char vg_pool[300], looked_up[300] = "";
 	struct dmrepl_lvm_lv lv;
-	char vg_pool[300];
+	int r;
 
-	if (*pool && strchr(*pool, '/')) {
-		if (lvm_pool(ctx, subcmd, *pool, pool_buf, sizeof(pool_buf)) < 0)
-			return EXIT_FAILURE_OP;
-		*pool = pool_buf;
-	}
+	r = pool_arg(ctx, pool, pool_buf, sizeof(pool_buf));
+	if (r)
+		return r;
 	for (size_t i = 0; i < nr_lvm_names; i++) {
 		const char *arg = lvm_names[i].arg;
 
@@ -304,9 +310,13 @@ int tool_resolve_lvm(struct dmrepl_ctx *ctx, const char *subcmd,
 				  lvm_names[i].opt, arg, lv.segtype);
 			return EXIT_FAILURE_OP;
 		}
+		/* --snap and --base usually share a pool: ask lvm once */
 		snprintf(vg_pool, sizeof(vg_pool), "%s/%s", lv.vg, lv.pool_lv);
-		if (lvm_pool(ctx, subcmd, vg_pool, lv_pool_buf, sizeof(lv_pool_buf)) < 0)
-			return EXIT_FAILURE_OP;
+		if (strcmp(vg_pool, looked_up) != 0) {
+			if (lvm_pool(ctx, vg_pool, lv_pool_buf, sizeof(lv_pool_buf)) < 0)
+				return EXIT_FAILURE_OP;
+			strcpy(looked_up, vg_pool);
+		}
 		if (!*pool) {
 			strcpy(pool_buf, lv_pool_buf);
 			*pool = pool_buf;
