@@ -186,33 +186,6 @@ void dmrepl_signals_block(sigset_t *ret_old);
 void dmrepl_signals_restore(const sigset_t *old);
 
 /*
- * lib/lvm.c: LVM names, asked of lvm2 (`lvm lvs --reportformat json`).
- * dmrepl_lvm_run() runs `lvm ARGS...` (NULL-ended; $DMREPL_LVM replaces
- * "lvm", for tests), stdin from /dev/null, and returns its standard
- * output (free() it); when lvm fails, -EIO and its first line of error
- * in @ret_err, for the caller's message (not logged). dmrepl_lvm_lookup() describes one "VG/LV" (-ENOENT: no
- * such LV, logged). dmrepl_lvm_parse_lv() reads lvs' JSON answer (pure,
- * for tests and fuzzing). dmrepl_lvm_pool_dm_name() gives the dm name of
- * a thin pool LV's thin-pool device, checked against LVM's dm UUID.
- */
-struct dmrepl_lvm_lv {
-	char vg[128], lv[128];
-	char vg_uuid[40], lv_uuid[40];
-	char segtype[32];		/* "thin", "thin-pool", ... */
-	char pool_lv[128];		/* a thin LV's pool */
-	uint64_t thin_id;		/* a thin LV's; else DMREPL_THIN_ID_ANY */
-	uint64_t size_bytes;
-};
-int dmrepl_lvm_run(struct dmrepl_ctx *ctx, const char *const *args,
-		   char **ret_out, char *ret_err, size_t err_size);
-int dmrepl_lvm_lookup(struct dmrepl_ctx *ctx, const char *vg_lv,
-		      struct dmrepl_lvm_lv *ret);
-int dmrepl_lvm_parse_lv(const char *json, struct dmrepl_lvm_lv *ret);
-int dmrepl_lvm_pool_dm_name(struct dmrepl_ctx *ctx,
-			    const struct dmrepl_lvm_lv *lv, char *buf,
-			    size_t size);
-
-/*
  * lib/leftovers.c: remove the dm devices "dmrepl-PID-..." that map a thin
  * of @pool, whose process is gone and that nothing holds open (a killed
  * dmrepl's). *@ret_removed counts them (may be NULL).

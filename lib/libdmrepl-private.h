@@ -10,6 +10,7 @@
 #include "base.h"
 #include "metadata.h"
 #include "dm.h"
+#include "lvm.h"
 #include "replication.h"
 #include "io.h"
 

@@ -682,6 +682,8 @@ struct dmrepl_replicate_result {
 	unsigned int streams;		/* sent (a chain sends several) */
 	int dry_run;			/* planned only: extents and copied_bytes
 					   say what would be copied */
+	char dst_lv[256];		/* "VG/LV" of the replica when the
+					   destination is LVM's, else "" */
 };
 
 /**
@@ -793,6 +795,9 @@ struct dmrepl_replica_info {
 	uint32_t src_creation_time;	/* the source pool's snapshot counter */
 	uint64_t src_root;		/* its mapping tree's root block */
 	uint64_t src_mapped_blocks;
+	const char *src_name;		/* "VG/LV" of an LVM source, or NULL */
+	const char *dst_lv;		/* "VG/LV" of the replica when LVM
+					   manages the pool, or NULL */
 };
 
 /* "ok", "modified", "missing". */

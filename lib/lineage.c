@@ -31,6 +31,7 @@
 
 #include "base.h"
 #include "dm.h"
+#include "lvm.h"
 #include "replication.h"
 
 #define STATE_DIR_DEFAULT "/var/lib/dmrepl"
@@ -83,6 +84,12 @@ int dmrepl_lineage_format(const struct dmrepl_lineage_record *rec, char *buf,
 	if (n < 0 || (size_t)n >= size)
 		return -ENAMETOOLONG;
 	pos = (size_t)n;
+	if (rec->src_name[0]) {
+		n = snprintf(buf + pos, size - pos, "src_name=%s\n", rec->src_name);
+		if (n < 0 || (size_t)n >= size - pos)
+			return -ENAMETOOLONG;
+		pos += (size_t)n;
+	}
 	r = r ?: put_ident(buf, size, &pos, "src", &rec->src);
 	r = r ?: put_ident(buf, size, &pos, "dst", &rec->dst);
 	r = r ?: put(buf, size, &pos, "size_bytes", rec->size_bytes);
@@ -150,6 +157,12 @@ static int set_field(struct dmrepl_lineage_record *rec, const char *key,
 		*seen |= 1ull << ARRAY_SIZE(fields);
 		return 0;
 	}
+	if (strcmp(key, "src_name") == 0) {
+		if (!*value || strlen(value) >= sizeof(rec->src_name))
+			return -EINVAL;
+		strcpy(rec->src_name, value);
+		return 0;
+	}
 	if (strcmp(key, "pid") == 0)
 		return parse_u64(value, &v) ?: (rec->pid = (pid_t)v, 0);
 	/* Together, or neither: a resumable staging record. */
@@ -214,6 +227,70 @@ int dmrepl_lineage_parse(const char *text, size_t len,
 		return -EINVAL;
 	*ret = rec;
 	return 0;
+}
+
+/* ---- as an LVM tag ---- */
+
+int dmrepl_lineage_tag_format(const char *prefix,
+			      const struct dmrepl_lineage_record *rec,
+			      char *buf, size_t size)
+{
+	char text[RECORD_MAX], value[RECORD_MAX];
+	size_t pos;
+	int n, r;
+
+	n = dmrepl_lineage_format(rec, text, sizeof(text));
+	if (n < 0)
+		return n;
+	r = snprintf(buf, size, "%s", prefix);
+	if (r < 0 || (size_t)r >= size)
+		return -ENAMETOOLONG;
+	pos = (size_t)r;
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		char *eq = strchr(line, '=');
+
+		*eq = '\0';
+		r = dmrepl_lvm_tag_escape(eq + 1, value, sizeof(value));
+		if (r < 0)
+			return r;
+		r = snprintf(buf + pos, size - pos, "%s%s=%s",
+			     pos > strlen(prefix) ? "&" : "", line, value);
+		if (r < 0 || (size_t)r >= size - pos)
+			return -ENAMETOOLONG;
+		pos += (size_t)r;
+	}
+	return (int)pos;
+}
+
+int dmrepl_lineage_tag_parse(const char *text, size_t len,
+			     struct dmrepl_lineage_record *ret)
+{
+	char out[RECORD_MAX], value[RECORD_MAX];
+	size_t pos = 0, i = 0;
+
+	while (i < len) {
+		const char *amp = memchr(text + i, '&', len - i), *eq;
+		size_t n = amp ? (size_t)(amp - (text + i)) : len - i, klen, vlen;
+
+		eq = memchr(text + i, '=', n);
+		if (!eq || eq == text + i)
+			return -EINVAL;
+		if (dmrepl_lvm_tag_unescape(eq + 1, (size_t)(text + i + n - eq - 1),
+					    value, sizeof(value)) < 0 ||
+		    strchr(value, '\n'))
+			return -EINVAL;
+		klen = (size_t)(eq - (text + i));
+		vlen = strlen(value);
+		if (pos + klen + vlen + 2 > sizeof(out))
+			return -EINVAL;
+		memcpy(out + pos, text + i, klen + 1);	/* the key and '=' */
+		pos += klen + 1;
+		memcpy(out + pos, value, vlen);
+		pos += vlen;
+		out[pos++] = '\n';
+		i += n + 1;
+	}
+	return dmrepl_lineage_parse(out, pos, ret);
 }
 
 /* ---- files ---- */
@@ -402,44 +479,6 @@ int dmrepl_lineage_foreach(struct dmrepl_ctx *ctx, const char *dir,
 	}
 	closedir(d);
 	return r;
-}
-
-struct find_newest {
-	const char *src_pool;
-	uint64_t src_id;
-	struct dmrepl_lineage_record *ret;
-	bool found;
-};
-
-/* The newest record wins: a source id may have been replicated twice. */
-static int match_newest(const struct dmrepl_lineage_record *rec, void *data)
-{
-	struct find_newest *f = data;
-
-	if (strcmp(rec->src_pool, f->src_pool) != 0 ||
-	    rec->src.thin_id != f->src_id)
-		return 0;
-	if (!f->found || rec->time >= f->ret->time)
-		*f->ret = *rec;
-	f->found = true;
-	return 0;
-}
-
-int dmrepl_lineage_find_replica(struct dmrepl_ctx *ctx, const char *dir,
-				const char *src_pool, uint64_t src_id,
-				struct dmrepl_lineage_record *ret)
-{
-	struct dmrepl_lineage_record rec;
-	struct find_newest f = {src_pool, src_id, &rec, false};
-	int r;
-
-	r = dmrepl_lineage_foreach(ctx, dir, "replica", match_newest, &f);
-	if (r < 0)
-		return r;
-	if (!f.found)
-		return -ENOENT;
-	*ret = rec;
-	return 0;
 }
 
 /* ---- the destination's lock ---- */

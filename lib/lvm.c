@@ -22,6 +22,7 @@
 
 #include "base.h"
 #include "dm.h"
+#include "lvm.h"
 
 #define OUTPUT_MAX (256 * 1024)
 
@@ -156,8 +157,8 @@ static int copy_field(json_object *lv, const char *key, char *buf, size_t size)
 	return 0;
 }
 
-/* The one LV of lvs' JSON report, or NULL. */
-static json_object *report_lv(json_object *root)
+/* The LVs of lvs' JSON report, or NULL. */
+static json_object *report_lvs(json_object *root)
 {
 	json_object *report, *first, *lvs;
 
@@ -167,56 +168,103 @@ static json_object *report_lv(json_object *root)
 		return NULL;
 	first = json_object_array_get_idx(report, 0);
 	if (!json_object_object_get_ex(first, "lv", &lvs) ||
-	    !json_object_is_type(lvs, json_type_array) ||
-	    json_object_array_length(lvs) != 1)
+	    !json_object_is_type(lvs, json_type_array))
 		return NULL;
-	return json_object_array_get_idx(lvs, 0);
+	return lvs;
 }
 
-int dmrepl_lvm_parse_lv(const char *json, struct dmrepl_lvm_lv *ret)
+static int parse_u64(const char *s, uint64_t max, uint64_t *ret)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EBADMSG;
+	errno = 0;
+	*ret = strtoull(s, &end, 10);
+	return errno || *end || *ret > max ? -EBADMSG : 0;
+}
+
+static int parse_one(json_object *o, struct dmrepl_lvm_lv *ret)
 {
 	struct dmrepl_lvm_lv lv = {0};
-	json_object *root, *o;
-	const char *id, *size;
-	char *end;
-	int r = -EBADMSG;
+	const char *id;
+	int r;
 
-	root = json_tokener_parse(json);
-	if (!root)
+	if (!json_object_is_type(o, json_type_object))
 		return -EBADMSG;
-	o = report_lv(root);
-	if (!o)
-		goto out;
 	r = copy_field(o, "vg_name", lv.vg, sizeof(lv.vg));
 	r = r ?: copy_field(o, "lv_name", lv.lv, sizeof(lv.lv));
 	r = r ?: copy_field(o, "vg_uuid", lv.vg_uuid, sizeof(lv.vg_uuid));
 	r = r ?: copy_field(o, "lv_uuid", lv.lv_uuid, sizeof(lv.lv_uuid));
 	r = r ?: copy_field(o, "segtype", lv.segtype, sizeof(lv.segtype));
 	r = r ?: copy_field(o, "pool_lv", lv.pool_lv, sizeof(lv.pool_lv));
+	r = r ?: copy_field(o, "origin", lv.origin, sizeof(lv.origin));
+	r = r ?: copy_field(o, "lv_tags", lv.tags, sizeof(lv.tags));
 	if (r < 0)
-		goto out;
-	r = -EBADMSG;
+		return r;
 	if (!lv.vg[0] || !lv.lv[0] || !lv.segtype[0])
-		goto out;
+		return -EBADMSG;
 	id = field(o, "thin_id");
 	lv.thin_id = DMREPL_THIN_ID_ANY;
-	if (*id) {
-		errno = 0;
-		lv.thin_id = strtoull(id, &end, 10);
-		if (errno || *end || lv.thin_id > DMREPL_THIN_ID_MAX)
-			goto out;
-	}
-	size = field(o, "lv_size");
-	errno = 0;
-	lv.size_bytes = strtoull(size, &end, 10);
-	if (!*size || errno || *end)
-		goto out;
+	if (*id && parse_u64(id, DMREPL_THIN_ID_MAX, &lv.thin_id) < 0)
+		return -EBADMSG;
+	if (parse_u64(field(o, "lv_size"), UINT64_MAX, &lv.size_bytes) < 0)
+		return -EBADMSG;
+	/* absent in older answers and tests: 0, unknown */
+	if (*field(o, "vg_extent_size") &&
+	    parse_u64(field(o, "vg_extent_size"), UINT64_MAX, &lv.extent_bytes) < 0)
+		return -EBADMSG;
 	*ret = lv;
-	r = 0;
-out:
+	return 0;
+}
+
+int dmrepl_lvm_parse_lv(const char *json, struct dmrepl_lvm_lv *ret)
+{
+	json_object *root, *lvs;
+	int r = -EBADMSG;
+
+	root = json_tokener_parse(json);
+	if (!root)
+		return -EBADMSG;
+	lvs = report_lvs(root);
+	if (lvs && json_object_array_length(lvs) == 1)
+		r = parse_one(json_object_array_get_idx(lvs, 0), ret);
 	json_object_put(root);
 	return r;
 }
+
+int dmrepl_lvm_parse_lvs(const char *json, struct dmrepl_lvm_lv **ret,
+			 size_t *ret_n)
+{
+	struct dmrepl_lvm_lv *all = NULL;
+	json_object *root, *lvs;
+	size_t n = 0;
+	int r = -EBADMSG;
+
+	root = json_tokener_parse(json);
+	if (!root)
+		return -EBADMSG;
+	lvs = report_lvs(root);
+	if (!lvs)
+		goto out;
+	n = json_object_array_length(lvs);
+	all = calloc(n ? n : 1, sizeof(*all));
+	r = all ? 0 : -ENOMEM;
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = parse_one(json_object_array_get_idx(lvs, i), &all[i]);
+out:
+	json_object_put(root);
+	if (r < 0) {
+		free(all);
+		return r;
+	}
+	*ret = all;
+	*ret_n = n;
+	return 0;
+}
+
+#define LV_FIELDS "vg_name,lv_name,vg_uuid,lv_uuid,segtype,pool_lv,thin_id," \
+		  "lv_size,origin,lv_tags,vg_extent_size"
 
 int dmrepl_lvm_lookup(struct dmrepl_ctx *ctx, const char *vg_lv,
 		      struct dmrepl_lvm_lv *ret)
@@ -228,8 +276,7 @@ int dmrepl_lvm_lookup(struct dmrepl_ctx *ctx, const char *vg_lv,
 			      "b",
 			      "--nosuffix",
 			      "-o",
-			      "vg_name,lv_name,vg_uuid,lv_uuid,segtype,pool_lv,"
-			      "thin_id,lv_size",
+			      LV_FIELDS,
 			      "--",
 			      vg_lv,
 			      NULL};
@@ -330,4 +377,188 @@ int dmrepl_lvm_pool_dm_name(struct dmrepl_ctx *ctx,
 		 "vgchange -ay %s)",
 	    lv->vg, lv->lv, lv->vg);
 	return -ENODEV;
+}
+
+int dmrepl_lvm_list(struct dmrepl_ctx *ctx, const char *vg,
+		    struct dmrepl_lvm_lv **ret, size_t *ret_n)
+{
+	const char *args[] = {"lvs", "-a", "--reportformat", "json", "--units",
+			      "b", "--nosuffix", "-o", LV_FIELDS, "--", vg,
+			      NULL};
+	char *out = NULL, why[256] = "";
+	int r;
+
+	r = dmrepl_lvm_run(ctx, args, &out, why, sizeof(why));
+	if (r == -EIO) {
+		err(ctx, "%s: cannot list its logical volumes (lvs: %s)", vg, why);
+		return -ENOENT;
+	}
+	if (r < 0)
+		return r;
+	r = dmrepl_lvm_parse_lvs(out, ret, ret_n);
+	if (r < 0)
+		err(ctx, "%s: cannot read lvs' answer: %.200s", vg, out);
+	free(out);
+	return r;
+}
+
+/* ---- tags ---- */
+
+/* lvs lists tags separated by commas; LVM allows none in a tag. */
+static bool next_tag(const char **p, const char **ret, size_t *ret_len)
+{
+	const char *s = *p;
+
+	if (!*s)
+		return false;
+	*ret = s;
+	*ret_len = strcspn(s, ",");
+	*p = s + *ret_len + (s[*ret_len] == ',');
+	return true;
+}
+
+bool dmrepl_lvm_has_tag(const struct dmrepl_lvm_lv *lv, const char *tag)
+{
+	const char *p = lv->tags, *t;
+	size_t n, want = strlen(tag);
+
+	while (next_tag(&p, &t, &n))
+		if (n == want && memcmp(t, tag, n) == 0)
+			return true;
+	return false;
+}
+
+int dmrepl_lvm_tag_value(const struct dmrepl_lvm_lv *lv, const char *prefix,
+			 char *buf, size_t size)
+{
+	const char *p = lv->tags, *t;
+	size_t n, plen = strlen(prefix);
+
+	while (next_tag(&p, &t, &n)) {
+		if (n < plen || memcmp(t, prefix, plen) != 0)
+			continue;
+		if (n - plen >= size)
+			return -ENAMETOOLONG;
+		memcpy(buf, t + plen, n - plen);
+		buf[n - plen] = '\0';
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Allowed in a tag by LVM, and not one of our separators. */
+static bool tag_plain(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || strchr("_+.-/!:", c) != NULL;
+}
+
+int dmrepl_lvm_tag_escape(const char *s, char *buf, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (n + 4 > size)
+			return -ENAMETOOLONG;
+		if (tag_plain(c)) {
+			buf[n++] = (char)c;
+			continue;
+		}
+		buf[n++] = '#';
+		buf[n++] = hex[c >> 4];
+		buf[n++] = hex[c & 15];
+	}
+	if (n + 1 > size)
+		return -ENAMETOOLONG;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int unhex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int dmrepl_lvm_tag_unescape(const char *s, size_t len, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int hi, lo;
+
+		if (n + 1 >= size)
+			return -ENAMETOOLONG;
+		if (tag_plain((unsigned char)s[i])) {
+			buf[n++] = s[i];
+			continue;
+		}
+		if (s[i] != '#' || len - i < 3)
+			return -EINVAL;
+		hi = unhex(s[i + 1]);
+		lo = unhex(s[i + 2]);
+		/* one spelling per byte: plain bytes are never escaped */
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0) ||
+		    tag_plain((unsigned char)(hi << 4 | lo)))
+			return -EINVAL;
+		buf[n++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	buf[n] = '\0';
+	return 0;
+}
+
+bool dmrepl_lvm_name_valid(const char *name)
+{
+	static const char *const reserved[] = {
+	    "_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_imeta",
+	    "_iorig", "_mimage", "_mlog", "_pmspare", "_rimage", "_rmeta",
+	    "_tdata", "_tmeta", "_vdata", "_vorigin", "_wcorig"};
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 127 || name[0] == '-' || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0 || strcmp(name, "snapshot") == 0 ||
+	    strcmp(name, "pvmove") == 0 || strncmp(name, "pvmove", 6) == 0 ||
+	    strncmp(name, "snapshot", 8) == 0)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || strchr("+_.-", *p)))
+			return false;
+	for (size_t i = 0; i < ARRAY_SIZE(reserved); i++)
+		if (strstr(name, reserved[i]))
+			return false;
+	return true;
+}
+
+int dmrepl_lvm_name_of_thin(struct dmrepl_ctx *ctx, const char *vg_pool,
+			    uint64_t thin_id, char *buf, size_t size)
+{
+	const char *slash = strchr(vg_pool, '/');
+	struct dmrepl_lvm_lv *lvs = NULL;
+	char vg[128];
+	size_t n = 0;
+	int r;
+
+	if (!slash || (size_t)(slash - vg_pool) >= sizeof(vg))
+		return -EINVAL;
+	snprintf(vg, sizeof(vg), "%.*s", (int)(slash - vg_pool), vg_pool);
+	r = dmrepl_lvm_list(ctx, vg, &lvs, &n);
+	if (r < 0)
+		return r;
+	r = -ENOENT;
+	for (size_t i = 0; i < n && r == -ENOENT; i++)
+		if (lvs[i].thin_id == thin_id &&
+		    strcmp(lvs[i].pool_lv, slash + 1) == 0)
+			r = snprintf(buf, size, "%s/%s", vg, lvs[i].lv) >= (int)size
+				? -ENAMETOOLONG
+				: 0;
+	free(lvs);
+	return r;
 }

@@ -154,7 +154,7 @@ static bool find_staging(struct receiver *rv, struct dmrepl_lineage_record *ret)
 {
 	struct find_staging f = {.hash = rv->hash};
 
-	dmrepl_lineage_foreach(rv->ctx, rv->d.dir, "staging", match_staging, &f);
+	dmrepl_dest_foreach(&rv->d, "staging", match_staging, &f);
 	if (f.found)
 		*ret = f.rec;
 	return f.found;
@@ -169,24 +169,14 @@ static bool find_staging(struct receiver *rv, struct dmrepl_lineage_record *ret)
 static int killed_in_commit(struct receiver *rv,
 			    const struct dmrepl_lineage_record *st)
 {
-	struct dmrepl_metadata *md = NULL;
-	struct dmrepl_thin_info info;
-	int r;
-
 	if (dmrepl_dest_replica_of(&rv->d, st->dst.thin_id, NULL)) {
-		dmrepl_lineage_remove(rv->ctx, rv->d.dir, "staging", st->dst.thin_id);
+		dmrepl_dest_forget_staging(&rv->d, st);
 		err(rv->ctx, "%s already holds thin %" PRIu64 " of %s, as thin %" PRIu64
 			     ": its receive was killed as it finished; nothing written",
 		    rv->o->pool, rv->h.snap.thin_id, rv->h.src_pool, st->dst.thin_id);
 		return -EEXIST;
 	}
-	r = dmrepl_metadata_open_pool(rv->ctx, rv->d.name, &md);
-	if (r == 0)
-		r = dmrepl_metadata_get_thin(md, st->anchor_id, &info);
-	dmrepl_metadata_unref(md); /* release before sending messages */
-	if (r == -ENOENT)
-		return 0;
-	return r < 0 ? r : dmrepl_pool_delete_thin(rv->d.pool, st->anchor_id);
+	return dmrepl_dest_drop_anchor(&rv->d, st);
 }
 
 static int adopt(struct receiver *rv)
@@ -237,11 +227,14 @@ static int stage(struct receiver *rv)
 		if (r < 0)
 			return r;
 	}
-	snprintf(rv->d.rec.src_pool, sizeof(rv->d.rec.src_pool), "%s",
-		 rv->h.src_pool);
-	rv->d.rec.src = rv->h.snap;
-	rv->d.rec.size_bytes = rv->h.volume_size;
-	r = dmrepl_dest_begin(&rv->d, incr ? &base : NULL);
+	r = dmrepl_dest_begin(&rv->d,
+			      &(struct dmrepl_dest_source){
+				  .pool = rv->h.src_pool,
+				  .name = rv->h.src_name[0] ? rv->h.src_name : NULL,
+				  .ident = &rv->h.snap,
+				  .size_bytes = rv->h.volume_size,
+			      },
+			      incr ? &base : NULL);
 	if (r < 0)
 		return r;
 	/* Killed from here on, it resumes from the start. */
@@ -433,6 +426,10 @@ static int receive_one(struct receiver *rv)
 		rv->res->src_thin_id = rv->h.snap.thin_id;
 		snprintf(rv->res->src_pool, sizeof(rv->res->src_pool), "%s",
 			 rv->h.src_pool);
+		rv->res->dst_lv[0] = '\0';
+		if (rv->d.rec.dst_lv[0])
+			snprintf(rv->res->dst_lv, sizeof(rv->res->dst_lv), "%s/%s",
+				 rv->d.vg, rv->d.rec.dst_lv);
 		if (rv->o->pool)
 			info(rv->ctx, "%s: thin %" PRIu64 " is now the replica of "
 				      "thin %" PRIu64 " of %s",
@@ -540,8 +537,7 @@ static int visit(const struct dmrepl_lineage_record *rec, void *data)
 	if (dmrepl_dest_replica_of(e->d, rec->dst.thin_id, NULL)) {
 		/* Killed as it finished: its device is a replica, keep it. */
 		if (e->drop)
-			dmrepl_lineage_remove(e->d->ctx, e->d->dir, "staging",
-					      rec->dst.thin_id);
+			dmrepl_dest_forget_staging(e->d, rec);
 		return 0;
 	}
 	e->n++;
@@ -574,7 +570,7 @@ static int each(struct dmrepl_ctx *ctx, const char *pool, const char *state_dir,
 	r = dmrepl_dest_open(&d, ctx, pool,
 			     state_dir ? state_dir : dmrepl_state_dir_default());
 	if (r == 0)
-		r = dmrepl_lineage_foreach(ctx, d.dir, "staging", visit, e);
+		r = dmrepl_dest_foreach(&d, "staging", visit, e);
 	dmrepl_dest_close(&d);
 	return r;
 }

@@ -56,7 +56,9 @@ DMREPL_EXPORT int dmrepl_pool_recover(struct dmrepl_ctx *ctx,
 		return r;
 	r = dmrepl_pool_snap_recover(pool, &released, &res.devices_removed);
 	res.metadata_snapshot_released = released;
-	if (r == 0 && is_destination(state_dir, pool_dm_name)) {
+	/* an LVM pool's replicas are LVs: any may be one of dmrepl's */
+	if (r == 0 && (is_destination(state_dir, pool_dm_name) ||
+		       dmrepl_pool_get_lvm_name(pool))) {
 		res.destination = 1;
 		/* opening the destination deletes unfinished replications */
 		r = dmrepl_receive_foreach_resumable(ctx, pool_dm_name, state_dir,

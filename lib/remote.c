@@ -335,6 +335,8 @@ static int read_result(struct dmrepl_ctx *ctx, const struct dmrepl_remote_opts *
 		r = -EPROTO;
 	} else {
 		res->dst_thin_id = get_u64(result, "replica");
+		snprintf(res->dst_lv, sizeof(res->dst_lv), "%s",
+			 get_str(result, "replica_lv"));
 		res->base_dst_thin_id = get_u64(result, "base_replica");
 		res->streams = (unsigned int)get_u64(result, "streams");
 		res->resumed = strcmp(get_str(result, "resumed"), "true") == 0;

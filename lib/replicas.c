@@ -16,6 +16,7 @@
 #include "base.h"
 #include "metadata.h"
 #include "replication.h"
+#include "dest.h"
 
 static const char *const state_names[] = {
     [DMREPL_REPLICA_OK] = "ok",
@@ -34,6 +35,7 @@ dmrepl_replica_state_name(enum dmrepl_replica_state state)
 struct collect {
 	struct dmrepl_lineage_record *recs;
 	size_t nr;
+	const char *vg;			/* an LVM destination's */
 };
 
 static int collect_one(const struct dmrepl_lineage_record *rec, void *data)
@@ -80,11 +82,13 @@ static int report(struct dmrepl_metadata *md, const struct collect *c,
 		  void *userdata)
 {
 	struct dmrepl_replica_info info;
+	char lv[300];
 	int r = 0;
 
 	for (size_t i = 0; i < c->nr && r == 0; i++) {
 		const struct dmrepl_lineage_record *rec = &c->recs[i];
 
+		snprintf(lv, sizeof(lv), "%s/%s", c->vg ? c->vg : "", rec->dst_lv);
 		info = (struct dmrepl_replica_info){
 		    .src_pool = rec->src_pool,
 		    .src_thin_id = rec->src.thin_id,
@@ -95,6 +99,8 @@ static int report(struct dmrepl_metadata *md, const struct collect *c,
 		    .src_creation_time = rec->src.creation_time,
 		    .src_root = rec->src.root,
 		    .src_mapped_blocks = rec->src.mapped_blocks,
+		    .src_name = rec->src_name[0] ? rec->src_name : NULL,
+		    .dst_lv = rec->dst_lv[0] ? lv : NULL,
 		};
 		info.state = check(md, rec, &r);
 		if (r == 0)
@@ -110,16 +116,17 @@ DMREPL_EXPORT int dmrepl_replicas_foreach(
 {
 	struct dmrepl_metadata *md = NULL;
 	struct collect c = {0};
-	char dir[PATH_MAX];
+	struct dmrepl_dest d;
 	int r;
 
 	if (!ctx || !dst_pool || !fn)
 		return -EINVAL;
-	r = dmrepl_lineage_dir(state_dir ? state_dir : dmrepl_state_dir_default(),
-			       dst_pool, dir, sizeof(dir));
-	if (r < 0)
-		return r;
-	r = dmrepl_lineage_foreach(ctx, dir, "replica", collect_one, &c);
+	r = dmrepl_dest_open_readonly(&d, ctx, dst_pool,
+				      state_dir ? state_dir
+						: dmrepl_state_dir_default());
+	if (r == 0)
+		r = dmrepl_dest_foreach(&d, "replica", collect_one, &c);
+	c.vg = d.vg[0] ? d.vg : NULL;
 	if (r < 0)
 		goto out;
 	qsort(c.recs, c.nr, sizeof(*c.recs), by_dst_id);
@@ -129,6 +136,7 @@ DMREPL_EXPORT int dmrepl_replicas_foreach(
 	r = report(md, &c, fn, userdata);
 out:
 	dmrepl_metadata_unref(md);
+	dmrepl_dest_close(&d);
 	free(c.recs);
 	return r;
 }
@@ -144,16 +152,17 @@ int dmrepl_replica_lookup(struct dmrepl_ctx *ctx, const char *state_dir,
 	struct dmrepl_lineage_record rec;
 	struct dmrepl_metadata *md = NULL;
 	enum dmrepl_replica_state state;
-	char dir[PATH_MAX];
+	struct dmrepl_dest d;
 	int r, e = 0;
 
 	if (!ctx || !src_pool || !dst_pool || !ret_rec || !ret_state)
 		return -EINVAL;
-	r = dmrepl_lineage_dir(state_dir ? state_dir : dmrepl_state_dir_default(),
-			       dst_pool, dir, sizeof(dir));
-	if (r < 0)
-		return r;
-	r = dmrepl_lineage_find_replica(ctx, dir, src_pool, src_id, &rec);
+	r = dmrepl_dest_open_readonly(&d, ctx, dst_pool,
+				      state_dir ? state_dir
+						: dmrepl_state_dir_default());
+	if (r == 0 && !dmrepl_dest_find_replica(&d, src_pool, src_id, &rec))
+		r = -ENOENT;
+	dmrepl_dest_close(&d);
 	if (r == -ENOENT)
 		err(ctx, "%s holds no replica of thin %" PRIu64 " of %s",
 		    dst_pool, src_id, src_pool);

@@ -34,6 +34,7 @@
 #include "dm.h"
 #include "replication.h"
 #include "dest.h"
+#include "lvm.h"
 #include "transfer.h"
 
 struct dmrepl_replicate {
@@ -74,6 +75,9 @@ struct job {
 	struct dmrepl_dest dst;		/* the destination side, and the new
 					   replica's record (dst.rec) */
 	struct dmrepl_pool *src;
+	struct dmrepl_thin_ident src_ident;	/* the snapshot, as read */
+	char src_lv[256];		/* its "VG/LV" in an LVM pool, or "" */
+	uint64_t size_bytes;
 	FILE *spool;
 	uint64_t nr_extents, total_bytes, extent_end;
 	struct dmrepl_lineage_record base_rec;	/* incremental only */
@@ -187,7 +191,7 @@ static int note_candidate(const struct dmrepl_lineage_record *rec, void *data)
 {
 	struct candidates *c = data;
 	struct dmrepl_replicate *rep = c->job->rep;
-	const struct dmrepl_thin_ident *snap = &c->job->dst.rec.src;
+	const struct dmrepl_thin_ident *snap = &c->job->src_ident;
 	struct dmrepl_thin_ident now;
 	size_t i;
 
@@ -223,8 +227,7 @@ static int pick_base(struct job *job, struct dmrepl_metadata *md)
 		return -ENOMEM;
 	c->job = job;
 	c->md = md;
-	r = dmrepl_lineage_foreach(job->ctx, job->dst.dir, "replica",
-				   note_candidate, c);
+	r = dmrepl_dest_foreach(&job->dst, "replica", note_candidate, c);
 	for (size_t i = 0; r == 0 && i < c->n; i++) {
 		r = dmrepl_dest_replica_intact(&job->dst, &c->rec[i]);
 		if (r <= 0)
@@ -295,7 +298,7 @@ static int read_source(struct job *job)
 	r = dmrepl_metadata_open_pool(job->ctx, rep->src_name, &md);
 	if (r < 0)
 		return r;
-	r = dmrepl_thin_ident_read(md, rep->snap_id, &job->dst.rec.src);
+	r = dmrepl_thin_ident_read(md, rep->snap_id, &job->src_ident);
 	if (r == -ENOENT)
 		err(job->ctx, "%s: no thin %" PRIu64 " to replicate",
 		    rep->src_name, rep->snap_id);
@@ -374,11 +377,18 @@ static int resolve_source(struct job *job)
 		r = -EINVAL;
 	}
 	if (r == 0) {
-		job->dst.rec.size_bytes = size;
+		job->size_bytes = size;
 		r = dmrepl_thin_active_borrow(active, size, &job->src_dev);
 		r = r == -ENOENT ? 0 : r;
 	}
 	dmrepl_thin_active_free(active);
+	/* An LVM replica is named after its source LV. */
+	if (r == 0 && dmrepl_dest_lvm_name(&job->dst) &&
+	    dmrepl_pool_get_lvm_name(job->src) &&
+	    dmrepl_lvm_name_of_thin(job->ctx, dmrepl_pool_get_lvm_name(job->src),
+				    rep->snap_id, job->src_lv,
+				    sizeof(job->src_lv)) < 0)
+		job->src_lv[0] = '\0';
 	return r;
 }
 
@@ -393,7 +403,7 @@ static int activate(struct job *job)
 		snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64,
 			 (int)getpid(), job->rep->snap_id);
 		r = dmrepl_thin_activate(job->src, job->rep->snap_id,
-					 job->dst.rec.size_bytes, true, name,
+					 job->size_bytes, true, name,
 					 &job->src_dev);
 		if (r < 0)
 			return r;
@@ -505,7 +515,7 @@ static int already_done(struct job *job)
 
 	if (rep->full ||
 	    !dmrepl_dest_find_replica(&job->dst, rep->src_name, rep->snap_id, &rec) ||
-	    !dmrepl_thin_ident_equal(&rec.src, &job->dst.rec.src))
+	    !dmrepl_thin_ident_equal(&rec.src, &job->src_ident))
 		return 0;
 	r = dmrepl_dest_replica_intact(&job->dst, &rec);
 	if (r <= 0) {
@@ -521,6 +531,9 @@ static int already_done(struct job *job)
 			 " of %s",
 	       rep->snap_id, rep->src_name, rec.dst.thin_id, rep->dst_name);
 	rep->result.dst_thin_id = rec.dst.thin_id;
+	if (rec.dst_lv[0])
+		snprintf(rep->result.dst_lv, sizeof(rep->result.dst_lv), "%s/%s",
+			 job->dst.vg, rec.dst_lv);
 	rep->result.base_dst_thin_id = rec.base_dst_id;
 	rep->result.size_bytes = rec.size_bytes;
 	rep->result.already_replicated = 1;
@@ -532,9 +545,15 @@ static int copy_steps(struct job *job)
 	struct dmrepl_replicate *rep = job->rep;
 	int r;
 
-	snprintf(job->dst.rec.src_pool, sizeof(job->dst.rec.src_pool), "%s",
-		 rep->src_name);
-	r = dmrepl_dest_begin(&job->dst, job->incremental ? &job->base_rec : NULL);
+	struct dmrepl_dest_source src = {
+	    .pool = rep->src_name,
+	    .name = job->src_lv[0] ? job->src_lv : NULL,
+	    .ident = &job->src_ident,
+	    .size_bytes = job->size_bytes,
+	};
+
+	r = dmrepl_dest_begin(&job->dst, &src,
+			      job->incremental ? &job->base_rec : NULL);
 	if (r == 0 && !cancelled(rep))
 		r = activate(job);
 	if (r == 0 && !cancelled(rep))
@@ -590,6 +609,9 @@ static int run_steps(struct job *job)
 	rep->result.dst_thin_id = job->dst.rec.dst.thin_id;
 	rep->result.base_dst_thin_id = job->dst.rec.base_dst_id;
 	rep->result.size_bytes = job->dst.rec.size_bytes;
+	if (job->dst.rec.dst_lv[0])
+		snprintf(rep->result.dst_lv, sizeof(rep->result.dst_lv), "%s/%s",
+			 job->dst.vg, job->dst.rec.dst_lv);
 	return 0;
 }
 
@@ -646,6 +668,7 @@ static int run_remote(struct dmrepl_replicate *rep)
 	if (r < 0)
 		return r;
 	rep->result.dst_thin_id = res.dst_thin_id;
+	snprintf(rep->result.dst_lv, sizeof(rep->result.dst_lv), "%s", res.dst_lv);
 	rep->result.base_dst_thin_id = res.base_dst_thin_id;
 	rep->result.base_thin_id = res.base_src_id;
 	rep->result.full = res.base_src_id == DMREPL_THIN_ID_ANY;

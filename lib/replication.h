@@ -60,6 +60,7 @@ int dmrepl_metadata_next_free_id(struct dmrepl_metadata *md, uint64_t *ret_id);
 
 struct dmrepl_lineage_record {
 	char src_pool[128];		/* dm names are at most 127 bytes */
+	char src_name[128];		/* "VG/LV" of an LVM source, or "" */
 	struct dmrepl_thin_ident src;	/* the source snapshot */
 	struct dmrepl_thin_ident dst;	/* its replica (staging: being written) */
 	uint64_t size_bytes;
@@ -81,6 +82,13 @@ struct dmrepl_lineage_record {
 	bool resumable;
 	uint64_t stream_hash;
 	uint64_t checkpoint;
+	/*
+	 * An LVM destination (dest-lvm.c): the replica's (or staging's) LV
+	 * and its anchor's. Not part of the record's text: the LVs carry
+	 * the record, as a tag.
+	 */
+	char dst_lv[128];
+	char anchor_lv[128];
 };
 
 /* $DMREPL_STATE_DIR, else /var/lib/dmrepl. */
@@ -91,6 +99,17 @@ int dmrepl_lineage_format(const struct dmrepl_lineage_record *rec, char *buf,
 /* Return: 0, or -EINVAL for anything malformed or missing. */
 int dmrepl_lineage_parse(const char *text, size_t len,
 			 struct dmrepl_lineage_record *ret);
+/*
+ * A record as the text of one LVM tag (dest-lvm.c): @prefix, then
+ * "key=value" pairs joined by '&', each value escaped for a tag
+ * (dmrepl_lvm_tag_escape()). dmrepl_lineage_tag_parse() reads the text
+ * after the prefix. Return: the length, -ENAMETOOLONG; 0, -EINVAL.
+ */
+int dmrepl_lineage_tag_format(const char *prefix,
+			      const struct dmrepl_lineage_record *rec,
+			      char *buf, size_t size);
+int dmrepl_lineage_tag_parse(const char *text, size_t len,
+			     struct dmrepl_lineage_record *ret);
 /* The destination pool's folder: STATE/NAME (NAME escaped as lock files). */
 int dmrepl_lineage_dir(const char *state_dir, const char *dst_pool, char *buf,
 		       size_t size);
@@ -110,14 +129,6 @@ int dmrepl_lineage_foreach(struct dmrepl_ctx *ctx, const char *dir,
 			   void *userdata);
 /* An exclusive flock on DIR/lock, without waiting: -EBUSY (logged). */
 int dmrepl_lineage_lock(struct dmrepl_ctx *ctx, const char *dir, int *ret_fd);
-/*
- * The newest replica record in @dir of thin @src_id of @src_pool (a
- * source id may have been replicated twice). Return: 0, -ENOENT (none;
- * not logged), or the error of reading @dir.
- */
-int dmrepl_lineage_find_replica(struct dmrepl_ctx *ctx, const char *dir,
-				const char *src_pool, uint64_t src_id,
-				struct dmrepl_lineage_record *ret);
 
 /*
  * lib/replicas.c, for verify. dmrepl_replica_lookup(): the replica of

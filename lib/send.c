@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lvm.h"
 #include "transfer.h"
 
 #define DEFAULT_DEPTH 32u
@@ -597,6 +598,25 @@ static int activate(const struct dmrepl_send_opts *o, struct source *src,
 	return r;
 }
 
+/*
+ * The snapshot's "VG/LV" in the stream, when LVM manages its pool: the
+ * receiver names its replica after it. Best effort: a stream without a
+ * name is as good.
+ */
+static void name_source(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
+			struct source *src)
+{
+	const char *vg_pool = dmrepl_pool_get_lvm_name(src->pool);
+
+	if (o->snap_name)
+		snprintf(src->h.src_name, sizeof(src->h.src_name), "%s",
+			 o->snap_name);
+	else if (!vg_pool || dmrepl_lvm_name_of_thin(ctx, vg_pool, o->snap_id,
+						      src->h.src_name,
+						      sizeof(src->h.src_name)) < 0)
+		src->h.src_name[0] = '\0';
+}
+
 static int prepare(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 		   struct source *src, const char **ret_path)
 {
@@ -623,6 +643,8 @@ static int prepare(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 				    sizeof(src->h.src_pool)) < 0)
 		return -ENAMETOOLONG;
 	r = dmrepl_pool_open(ctx, o->pool, &src->pool);
+	if (r == 0)
+		name_source(ctx, o, src);
 	if (r == 0)
 		r = identify(ctx, o, src);
 	if (r == 0)

@@ -53,6 +53,7 @@ enum {
 	H_SRC_POOL = 64,
 	H_SNAP = 192,
 	H_BASE = 224,
+	H_SRC_NAME = 256,
 	H_PREFIX = 12,		/* magic, version, header_len */
 	IDENT_LEN = 32,
 };
@@ -245,13 +246,23 @@ static int check_header(const struct dmrepl_stream_header *h, char *why)
 	return 0;
 }
 
-static void encode_header(const struct dmrepl_stream_header *h,
-			  uint8_t out[DMREPL_STREAM_HEADER_LEN])
+/* The header's length: longer when it holds the source's name. */
+static unsigned int header_len(const struct dmrepl_stream_header *h)
 {
-	memset(out, 0, DMREPL_STREAM_HEADER_LEN);
+	return h->optional_flags & DMREPL_STREAM_OPT_NAME
+		   ? DMREPL_STREAM_HEADER_LEN_NAME
+		   : DMREPL_STREAM_HEADER_LEN;
+}
+
+static void encode_header(const struct dmrepl_stream_header *h,
+			  uint8_t out[DMREPL_STREAM_HEADER_LEN_NAME])
+{
+	unsigned int len = header_len(h);
+
+	memset(out, 0, len);
 	memcpy(out + H_MAGIC, DMREPL_STREAM_MAGIC, 8);
 	wr16(out, H_VERSION, DMREPL_STREAM_VERSION);
-	wr16(out, H_HEADER_LEN, DMREPL_STREAM_HEADER_LEN);
+	wr16(out, H_HEADER_LEN, (uint16_t)len);
 	wr32(out, H_REQUIRED, h->required_flags);
 	wr32(out, H_OPTIONAL, h->optional_flags);
 	wr32(out, H_BLOCK_SIZE, h->data_block_size);
@@ -263,8 +274,9 @@ static void encode_header(const struct dmrepl_stream_header *h,
 	put_ident(out + H_SNAP, &h->snap);
 	if (h->required_flags & DMREPL_STREAM_FLAG_BASE)
 		put_ident(out + H_BASE, &h->base);
-	wr64(out, DMREPL_STREAM_HEADER_LEN - 8,
-	     XXH3_64bits(out, DMREPL_STREAM_HEADER_LEN - 8));
+	if (h->optional_flags & DMREPL_STREAM_OPT_NAME)
+		put_pool(out + H_SRC_NAME, h->src_name);
+	wr64(out, len - 8, XXH3_64bits(out, len - 8));
 }
 
 /* Fill a record header, checksum included. */
@@ -499,6 +511,10 @@ int dmrepl_stream_writer_new(struct dmrepl_ctx *ctx, int fd, const char *name,
 		return -EINVAL;
 	hdr = *h;
 	hdr.required_flags &= ~(uint32_t)DMREPL_STREAM_FLAG_ZSTD;
+	hdr.optional_flags &= ~(uint32_t)DMREPL_STREAM_OPT_NAME;
+	if (strnlen(hdr.src_name, sizeof(hdr.src_name)) < sizeof(hdr.src_name) &&
+	    hdr.src_name[0])
+		hdr.optional_flags |= DMREPL_STREAM_OPT_NAME;
 	if (zstd_level > 0)
 		hdr.required_flags |= DMREPL_STREAM_FLAG_ZSTD;
 	if (all_zero(hdr.stream_id, sizeof(hdr.stream_id)))
@@ -526,10 +542,10 @@ int dmrepl_stream_writer_new(struct dmrepl_ctx *ctx, int fd, const char *name,
 	w->order.volume_size = hdr.volume_size;
 	w->order.next = hdr.resume_offset;
 	encode_header(&hdr, w->buf);
-	w->len = DMREPL_STREAM_HEADER_LEN;
-	w->stats.wire_bytes = DMREPL_STREAM_HEADER_LEN;
+	w->len = header_len(&hdr);
+	w->stats.wire_bytes = w->len;
 	XXH3_128bits_reset(w->digest);
-	XXH3_128bits_update(w->digest, w->buf, DMREPL_STREAM_HEADER_LEN);
+	XXH3_128bits_update(w->digest, w->buf, w->len);
 	r = writer_flush(w);
 	if (r < 0) {
 		dmrepl_stream_writer_free(w);
@@ -832,7 +848,7 @@ void dmrepl_stream_reader_free(struct dmrepl_stream_reader *r)
 
 /* The fields of a header whose checksum and version were checked. */
 static int decode_header(struct dmrepl_stream_reader *r, const uint8_t *p,
-			 struct dmrepl_stream_header *h)
+			 unsigned int len, struct dmrepl_stream_header *h)
 {
 	const uint8_t *pool = p + H_SRC_POOL;
 	size_t n = strnlen((const char *)pool, 128);
@@ -860,6 +876,19 @@ static int decode_header(struct dmrepl_stream_reader *r, const uint8_t *p,
 	else if (!all_zero(p + H_BASE, IDENT_LEN))
 		return reader_fail(r, -EPROTO, "base identity set in a full "
 				   "stream (no base flag)");
+	if (!(h->optional_flags & DMREPL_STREAM_OPT_NAME))
+		return 0;
+	/* optional: a header too short for it has no name */
+	if (len < DMREPL_STREAM_HEADER_LEN_NAME) {
+		h->optional_flags &= ~(uint32_t)DMREPL_STREAM_OPT_NAME;
+		return 0;
+	}
+	pool = p + H_SRC_NAME;
+	n = strnlen((const char *)pool, 128);
+	if (n == 128 || !all_zero(pool + n, 128 - n))
+		return reader_fail(r, -EPROTO, "source name not NUL-terminated "
+				   "and NUL-padded");
+	memcpy(h->src_name, pool, n);
 	return 0;
 }
 
@@ -914,7 +943,7 @@ int dmrepl_stream_read_header(struct dmrepl_stream_reader *r,
 		return reader_fail(r, -EPROTONOSUPPORT, "stream format version "
 				   "%u; this reader knows version %u", version,
 				   DMREPL_STREAM_VERSION);
-	if ((e = decode_header(r, p, &h)) < 0)
+	if ((e = decode_header(r, p, len, &h)) < 0)
 		return e;
 	XXH3_128bits_reset(r->digest);
 	XXH3_128bits_update(r->digest, p, len);

@@ -22,7 +22,9 @@
  *    64  source pool               char[128], NUL-padded, NUL-terminated
  *   192  snapshot identity         32 bytes (see below)
  *   224  base identity             32 bytes, all zero unless FLAG_BASE
- *   256  (fields of later minor versions, up to header_len - 8)
+ *   256  source name (with OPT_NAME)   char[128], as source pool;
+ *        header_len 392 then
+ *   ...  (fields of later minor versions, up to header_len - 8)
  *   header_len - 8: XXH3-64 (seed 0) of every header byte before it
  *
  *   identity: thin_id u64, creation_time u32, reserved u32 (0),
@@ -69,6 +71,7 @@
 #define DMREPL_STREAM_MAGIC "DMREPLST"
 #define DMREPL_STREAM_VERSION 1
 #define DMREPL_STREAM_HEADER_LEN 264u
+#define DMREPL_STREAM_HEADER_LEN_NAME 392u	/* with the source's name */
 #define DMREPL_STREAM_MAX_HEADER_LEN 4096u
 #define DMREPL_STREAM_RECORD_LEN 40u
 #define DMREPL_STREAM_MAX_DATA (4u << 20)	/* bytes of volume per DATA */
@@ -88,6 +91,8 @@ enum {
 enum {
 	/* Another stream follows this one on the same channel (a chain). */
 	DMREPL_STREAM_OPT_MORE = 1u << 0,
+	/* The header holds the source snapshot's name ("VG/LV"). */
+	DMREPL_STREAM_OPT_NAME = 1u << 1,
 };
 
 enum dmrepl_stream_type {
@@ -112,6 +117,7 @@ struct dmrepl_stream_header {
 	uint64_t time;
 	uint8_t stream_id[16];
 	char src_pool[128];
+	char src_name[128];		/* "" unless DMREPL_STREAM_OPT_NAME */
 	struct dmrepl_thin_ident snap;
 	struct dmrepl_thin_ident base;	/* valid with DMREPL_STREAM_FLAG_BASE */
 };

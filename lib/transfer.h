@@ -29,6 +29,8 @@ struct dmrepl_send_opts {
 	const char *source_name;	/* the source's identity in the stream;
 					   NULL: "HOSTNAME:POOL" */
 	uint64_t snap_id;
+	const char *snap_name;		/* its "VG/LV" in the stream; NULL: asked
+					   of LVM when LVM manages the pool */
 	uint64_t base_id;		/* DMREPL_THIN_ID_ANY: a full stream */
 	const char *device;		/* instead of pool: send this file */
 	FILE *extents;			/* with device: these extents (lines),
@@ -108,6 +110,7 @@ struct dmrepl_receive_result {
 	char src_pool[128];
 	bool resumed;
 	unsigned int streams;		/* applied (a chain sends several) */
+	char dst_lv[256];		/* "VG/LV" of an LVM replica, or "" */
 };
 
 /*
@@ -154,6 +157,7 @@ struct dmrepl_remote_result {
 	uint64_t data_bytes, stream_bytes;
 	unsigned int streams;
 	bool resumed, already_replicated;
+	char dst_lv[256];		/* "VG/LV" of an LVM replica, or "" */
 };
 
 /* URL -> HOST and POOL. Return: 0 or -EINVAL. */

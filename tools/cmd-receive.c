@@ -243,6 +243,8 @@ static void print_result(const struct receive_args *a,
 		json_string(&j, "src_pool", res->src_pool);
 		json_u64(&j, "snap", res->src_thin_id);
 		json_u64(&j, "replica", res->dst_thin_id);
+		if (res->dst_lv[0])
+			json_string(&j, "replica_lv", res->dst_lv);
 		if (res->base_dst_thin_id != DMREPL_THIN_ID_ANY)
 			json_u64(&j, "base_replica", res->base_dst_thin_id);
 		json_bool(&j, "resumed", res->resumed);
@@ -290,7 +292,11 @@ int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		tool_fail(subcmd, "the stream was not received: %s", strerror(-r));
 		return EXIT_FAILURE_OP;
 	}
-	if (!a.json && !a.quiet && a.o.pool)
+	if (!a.json && !a.quiet && a.o.pool && res.dst_lv[0])
+		printf("thin %" PRIu64 " of %s received as %s (thin %" PRIu64 ")%s\n",
+		       res.src_thin_id, res.src_pool, res.dst_lv, res.dst_thin_id,
+		       res.streams > 1 ? " (the last of a chain)" : "");
+	else if (!a.json && !a.quiet && a.o.pool)
 		printf("thin %" PRIu64 " of %s received as thin %" PRIu64 " of %s%s\n",
 		       res.src_thin_id, res.src_pool, res.dst_thin_id, a.o.pool,
 		       res.streams > 1 ? " (the last of a chain)" : "");

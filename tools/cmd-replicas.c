@@ -78,9 +78,10 @@ static int print_text(const struct dmrepl_replica_info *r, void *userdata)
 
 	if (r->base_dst_thin_id != DMREPL_THIN_ID_ANY)
 		snprintf(base, sizeof(base), "%" PRIu64, r->base_dst_thin_id);
-	printf("%8" PRIu64 " %-24s %8" PRIu64 " %8s %16" PRIu64 " %12" PRIu64 " %s\n",
+	printf("%8" PRIu64 " %-24s %8" PRIu64 " %8s %16" PRIu64 " %12" PRIu64 " %-8s %s\n",
 	       r->dst_thin_id, r->src_pool, r->src_thin_id, base, r->size_bytes,
-	       r->received_time, dmrepl_replica_state_name(r->state));
+	       r->received_time, dmrepl_replica_state_name(r->state),
+	       r->dst_lv ? r->dst_lv : "-");
 	return 0;
 }
 
@@ -97,6 +98,10 @@ static int print_json(const struct dmrepl_replica_info *r, void *userdata)
 	json_u64(j, "size_bytes", r->size_bytes);
 	json_u64(j, "received_time", r->received_time);
 	json_string(j, "state", dmrepl_replica_state_name(r->state));
+	if (r->dst_lv)
+		json_string(j, "lv", r->dst_lv);
+	if (r->src_name)
+		json_string(j, "src_name", r->src_name);
 	json_close_object(j);
 	return 0;
 }
@@ -126,8 +131,8 @@ int cmd_replicas(struct dmrepl_ctx *ctx, int argc, char *argv[])
 			json_end(&j);
 	} else {
 		if (!o.no_headers)
-			printf("%8s %-24s %8s %8s %16s %12s %s\n", "ID", "SRC_POOL",
-			       "SRC_ID", "BASE", "SIZE_BYTES", "RECEIVED", "STATE");
+			printf("%8s %-24s %8s %8s %16s %12s %-8s %s\n", "ID", "SRC_POOL",
+			       "SRC_ID", "BASE", "SIZE_BYTES", "RECEIVED", "STATE", "LV");
 		r = dmrepl_replicas_foreach(ctx, o.state_dir, o.pool, print_text, NULL);
 	}
 	if (r < 0) {

@@ -289,6 +289,8 @@ static void print_result(const struct replicate_opts *o,
 	json_string(&j, o->remote.url ? "to" : "dst_pool", dst_of(o));
 	if (status == 0) {
 		json_u64(&j, "replica", res->dst_thin_id);
+		if (res->dst_lv[0])
+			json_string(&j, "replica_lv", res->dst_lv);
 		if (res->base_dst_thin_id != DMREPL_THIN_ID_ANY)
 			json_u64(&j, "base_replica", res->base_dst_thin_id);
 		if (res->base_thin_id != DMREPL_THIN_ID_ANY && !res->already_replicated)
@@ -353,10 +355,18 @@ static void print_line(const struct replicate_opts *o,
 			       ")\n", res->base_thin_id, res->base_dst_thin_id);
 		return;
 	}
-	printf("thin %" PRIu64 " of %s %s thin %" PRIu64 " of %s", o->snap_id,
-	       o->src_pool,
-	       res->already_replicated ? "was already replicated as" : "replicated as",
-	       res->dst_thin_id, dst_of(o));
+	if (res->dst_lv[0])
+		printf("thin %" PRIu64 " of %s %s %s (thin %" PRIu64 " of %s)",
+		       o->snap_id, o->src_pool,
+		       res->already_replicated ? "was already replicated as"
+					       : "replicated as",
+		       res->dst_lv, res->dst_thin_id, dst_of(o));
+	else
+		printf("thin %" PRIu64 " of %s %s thin %" PRIu64 " of %s",
+		       o->snap_id, o->src_pool,
+		       res->already_replicated ? "was already replicated as"
+					       : "replicated as",
+		       res->dst_thin_id, dst_of(o));
 	if (!res->already_replicated && res->full)
 		printf(" (full%s)", res->resumed ? ", resumed" : "");
 	else if (!res->already_replicated)

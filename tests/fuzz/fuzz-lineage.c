@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * libFuzzer target for lineage records (the state directory's files):
- * any input either is refused or parses into a record that formats and
- * parses back to the same record.
+ * libFuzzer target for lineage records, in both their forms (the state
+ * directory's files, and an LVM tag's text): any input either is refused
+ * or parses into a record that formats and parses back to the same
+ * record.
  *
  * Build and run: tests/fuzz/run.sh [SECONDS]
  */
@@ -17,6 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dmrepl_lineage_record rec, back;
+	char tag[4096];
 	char *copy = malloc(size ? size : 1);
 	char text[4096];
 	int len;
@@ -32,6 +34,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    memcmp(&back.dst, &rec.dst, sizeof(rec.dst)) != 0 ||
 		    back.size_bytes != rec.size_bytes || back.anchor_id != rec.anchor_id ||
 		    back.base_dst_id != rec.base_dst_id || back.time != rec.time)
+			abort();
+	}
+	if (dmrepl_lineage_tag_parse(copy, size, &rec) == 0) {
+		len = dmrepl_lineage_tag_format("t:", &rec, tag, sizeof(tag));
+		if (len < 2 ||
+		    dmrepl_lineage_tag_parse(tag + 2, (size_t)len - 2, &back) != 0 ||
+		    strcmp(back.src_pool, rec.src_pool) != 0 ||
+		    strcmp(back.src_name, rec.src_name) != 0 ||
+		    memcmp(&back.src, &rec.src, sizeof(rec.src)) != 0 ||
+		    memcmp(&back.dst, &rec.dst, sizeof(rec.dst)) != 0 ||
+		    back.resumable != rec.resumable ||
+		    back.checkpoint != rec.checkpoint)
 			abort();
 	}
 	free(copy);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * libFuzzer target for lvs' JSON answer (lib/lvm.c): any input is either
- * refused or read into an LV whose names are terminated within their
- * fields, whose thin id is a thin id or none, and that reads the same
- * when parsed again.
+ * libFuzzer target for lvs' JSON answers and tag text (lib/lvm.c): any
+ * input is either refused or read into an LV (or a list of LVs) whose
+ * names are terminated within their fields, whose thin id is a thin id or
+ * none, and that reads the same when parsed again; tag text unescapes
+ * only to what escapes back to it.
  *
  * Build and run: tests/fuzz/run.sh [SECONDS]
  */
@@ -35,6 +36,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (dmrepl_lvm_parse_lv(text, &b) != 0 ||
 		    memcmp(&a, &b, sizeof(a)) != 0)
+			abort();
+	}
+	{
+		struct dmrepl_lvm_lv *lvs = NULL;
+		size_t n = 0;
+
+		if (dmrepl_lvm_parse_lvs(text, &lvs, &n) == 0) {
+			for (size_t i = 0; i < n; i++)
+				if (strnlen(lvs[i].tags, sizeof(lvs[i].tags)) ==
+					sizeof(lvs[i].tags) ||
+				    strnlen(lvs[i].origin, sizeof(lvs[i].origin)) ==
+					sizeof(lvs[i].origin) ||
+				    !lvs[i].vg[0] || !lvs[i].lv[0])
+					abort();
+			free(lvs);
+		}
+	}
+	{
+		char raw[512], esc[2048];
+
+		if (size < sizeof(raw) &&
+		    dmrepl_lvm_tag_unescape(text, size, raw, sizeof(raw)) == 0 &&
+		    strlen(raw) == strnlen(raw, sizeof(raw)) &&
+		    (dmrepl_lvm_tag_escape(raw, esc, sizeof(esc)) != 0 ||
+		     strlen(esc) != size || memcmp(esc, text, size) != 0))
 			abort();
 	}
 	free(text);

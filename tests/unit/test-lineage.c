@@ -69,6 +69,57 @@ static void test_round_trip(void)
 	CU_ASSERT(dmrepl_lineage_format(&sample, text, 40) < 0);
 }
 
+/* As one LVM tag: LVM's characters only, and back to the same record. */
+static void test_tag_round_trip(void)
+{
+	struct dmrepl_lineage_record rec = sample, back;
+	const char *prefix = "dmrepl.replica:";
+	char tag[1024];
+	int len;
+
+	snprintf(rec.src_pool, sizeof(rec.src_pool), "host a:vg--p-tpool&=#");
+	snprintf(rec.src_name, sizeof(rec.src_name), "vg/snap 1");
+	rec.resumable = true;
+	rec.stream_hash = 0x1234567890abcdefull;
+	rec.checkpoint = 4096;
+	len = dmrepl_lineage_tag_format(prefix, &rec, tag, sizeof(tag));
+	CU_ASSERT_FATAL(len > 0);
+	CU_ASSERT_EQUAL((size_t)len, strlen(tag));
+	CU_ASSERT_EQUAL(strncmp(tag, prefix, strlen(prefix)), 0);
+	for (const char *p = tag; *p; p++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789_+.-/=!:&#", *p))
+			CU_FAIL("a character LVM refuses in a tag");
+	CU_ASSERT_EQUAL_FATAL(dmrepl_lineage_tag_parse(tag + strlen(prefix),
+						       strlen(tag + strlen(prefix)),
+						       &back),
+			      0);
+	CU_ASSERT_STRING_EQUAL(back.src_pool, rec.src_pool);
+	CU_ASSERT_STRING_EQUAL(back.src_name, rec.src_name);
+	CU_ASSERT_EQUAL(memcmp(&back.src, &rec.src, sizeof(back.src)), 0);
+	CU_ASSERT_EQUAL(memcmp(&back.dst, &rec.dst, sizeof(back.dst)), 0);
+	CU_ASSERT(back.resumable);
+	CU_ASSERT_EQUAL(back.stream_hash, rec.stream_hash);
+	CU_ASSERT_EQUAL(back.checkpoint, rec.checkpoint);
+	/* without a source name, none comes back */
+	rec.src_name[0] = '\0';
+	len = dmrepl_lineage_tag_format(prefix, &rec, tag, sizeof(tag));
+	CU_ASSERT_FATAL(len > 0);
+	CU_ASSERT_EQUAL(dmrepl_lineage_tag_parse(tag + strlen(prefix),
+						 strlen(tag + strlen(prefix)), &back),
+			0);
+	CU_ASSERT_STRING_EQUAL(back.src_name, "");
+	/* too small, truncated, malformed */
+	CU_ASSERT(dmrepl_lineage_tag_format(prefix, &rec, tag, 64) < 0);
+	CU_ASSERT_EQUAL(dmrepl_lineage_tag_parse("version=1&src_pool=x", 20, &back),
+			-EINVAL);
+	CU_ASSERT_EQUAL(dmrepl_lineage_tag_parse("version=1&=x", 12, &back),
+			-EINVAL);
+	CU_ASSERT_EQUAL(dmrepl_lineage_tag_parse("version", 7, &back), -EINVAL);
+	CU_ASSERT_EQUAL(dmrepl_lineage_tag_parse("src_pool=a#0ab", 14, &back),
+			-EINVAL);
+}
+
 /* Replace the line starting with @key in a good record by @line. */
 static int parse_with(const char *key, const char *line)
 {
@@ -180,6 +231,7 @@ static void test_lock(void)
 
 static CU_TestInfo lineage_tests[] = {
     {"record round trip", test_round_trip},
+    {"record as an LVM tag", test_tag_round_trip},
     {"malformed records", test_malformed},
     {"files by kind", test_files},
     {"destination lock", test_lock},

@@ -5,6 +5,7 @@
  * every malformed answer refused.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "libdmrepl-private.h"
@@ -117,10 +118,104 @@ static void test_parse_bad(void)
 	    -ENAMETOOLONG);
 }
 
+/* Every LV of a VG, as `lvs -a` lists them, tags and origins included. */
+static void test_parse_list(void)
+{
+	static const char json[] =
+	    "{\"report\": [{\"lv\": ["
+	    "{\"vg_name\":\"vg\", \"lv_name\":\"pool\", \"segtype\":\"thin-pool\", "
+	    "\"thin_id\":\"\", \"lv_size\":\"134217728\", \"lv_tags\":\"\", "
+	    "\"vg_extent_size\":\"4194304\"},"
+	    "{\"vg_name\":\"vg\", \"lv_name\":\"r1\", \"segtype\":\"thin\", "
+	    "\"pool_lv\":\"pool\", \"thin_id\":\"3\", \"lv_size\":\"12582912\", "
+	    "\"lv_tags\":\"a,dmrepl.replica:x=1&y=#2c\", \"origin\":\"\"},"
+	    "{\"vg_name\":\"vg\", \"lv_name\":\"r1_dmrepl_anchor\", "
+	    "\"segtype\":\"thin\", \"pool_lv\":\"pool\", \"thin_id\":\"4\", "
+	    "\"lv_size\":\"12582912\", \"lv_tags\":\"dmrepl.anchor\", "
+	    "\"origin\":\"r1\"}]}]}";
+	struct dmrepl_lvm_lv *lvs = NULL;
+	char v[64];
+	size_t n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(dmrepl_lvm_parse_lvs(json, &lvs, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 3);
+	CU_ASSERT_EQUAL(lvs[0].thin_id, DMREPL_THIN_ID_ANY);
+	CU_ASSERT_EQUAL(lvs[0].extent_bytes, 4194304);
+	CU_ASSERT_EQUAL(lvs[1].thin_id, 3);
+	CU_ASSERT_STRING_EQUAL(lvs[2].origin, "r1");
+	CU_ASSERT(dmrepl_lvm_has_tag(&lvs[1], "a"));
+	CU_ASSERT(!dmrepl_lvm_has_tag(&lvs[1], "dmrepl.replica"));
+	CU_ASSERT(dmrepl_lvm_has_tag(&lvs[2], "dmrepl.anchor"));
+	CU_ASSERT_EQUAL(dmrepl_lvm_tag_value(&lvs[1], "dmrepl.replica:", v,
+					     sizeof(v)), 0);
+	CU_ASSERT_STRING_EQUAL(v, "x=1&y=#2c");
+	CU_ASSERT_EQUAL(dmrepl_lvm_tag_value(&lvs[2], "dmrepl.replica:", v,
+					     sizeof(v)), -ENOENT);
+	CU_ASSERT_EQUAL(dmrepl_lvm_tag_value(&lvs[1], "dmrepl.replica:", v, 4),
+			-ENAMETOOLONG);
+	free(lvs);
+	/* one bad LV spoils the answer */
+	CU_ASSERT_EQUAL(dmrepl_lvm_parse_lvs(
+			    "{\"report\": [{\"lv\": [{\"vg_name\":\"vg\"}]}]}",
+			    &lvs, &n),
+			-EBADMSG);
+	CU_ASSERT_EQUAL(dmrepl_lvm_parse_lvs("{\"report\": [{\"lv\": []}]}",
+					     &lvs, &n), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	free(lvs);
+}
+
+/* Tag text: what LVM refuses in a tag, and our separators, are escaped. */
+static void test_tag_escape(void)
+{
+	static const char *const texts[] = {
+	    "host:vg--pool-tpool", "a b", "x=y&z#w", "caf\xc3\xa9", "p,q", "",
+	    "a/b!c:d+e.f-g_h"};
+	char esc[256], back[256];
+
+	for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
+		CU_ASSERT_EQUAL_FATAL(dmrepl_lvm_tag_escape(texts[i], esc,
+							    sizeof(esc)), 0);
+		CU_ASSERT(strcspn(esc, " =&,\x80\xc3") == strlen(esc));
+		CU_ASSERT_EQUAL_FATAL(dmrepl_lvm_tag_unescape(esc, strlen(esc),
+							      back, sizeof(back)),
+				      0);
+		CU_ASSERT_STRING_EQUAL(back, texts[i]);
+	}
+	CU_ASSERT_EQUAL(dmrepl_lvm_tag_escape("a b", esc, sizeof(esc)), 0);
+	CU_ASSERT_STRING_EQUAL(esc, "a#20b");
+	CU_ASSERT_EQUAL(dmrepl_lvm_tag_escape("ab", esc, 2), -ENAMETOOLONG);
+	/* one spelling per byte: no escaped plain bytes, no NUL, no junk */
+	static const char *const bad[] = {"#", "#2", "#zz", "#41", "#00", "a=b",
+					  "#2C", "a&b", "a b"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		if (dmrepl_lvm_tag_unescape(bad[i], strlen(bad[i]), back,
+					    sizeof(back)) != -EINVAL)
+			CU_FAIL(bad[i]);
+}
+
+static void test_name_valid(void)
+{
+	static const char *const ok[] = {"snap1", "_snapshot-1234", "a.2",
+					 "vol+x", "r_dmrepl_anchor"};
+	static const char *const bad[] = {"", "-a", ".", "..", "snapshot",
+					  "pvmove0", "a b", "a/b", "x_tmeta",
+					  "y_rimage_1", "z_pmspare"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
+		CU_ASSERT(dmrepl_lvm_name_valid(ok[i]));
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		if (dmrepl_lvm_name_valid(bad[i]))
+			CU_FAIL(bad[i]);
+}
+
 static CU_TestInfo lvm_tests[] = {
     {"dm names of LVM devices", test_split},
     {"lvs answers", test_parse},
     {"malformed lvs answers", test_parse_bad},
+    {"lvs answers: every LV", test_parse_list},
+    {"tag text", test_tag_escape},
+    {"LV names", test_name_valid},
     CU_TEST_INFO_NULL,
 };
 
