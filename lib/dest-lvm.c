@@ -492,11 +492,14 @@ static int lvm_record_replica(struct dmrepl_dest *d)
 		    lvrename(d, d->rec.dst_lv, d->final_lv) < 0) {
 			warn(d->ctx, "%s/%s: the replica keeps its staging name",
 			     d->vg, d->rec.dst_lv);
-			return 0;
+			d->final_lv[0] = '\0';
+			return relist(d);
 		}
 	}
 	snprintf(d->rec.dst_lv, sizeof(d->rec.dst_lv), "%s", d->final_lv);
-	return 0;
+	d->final_lv[0] = '\0';
+	/* the next stream of a chain looks its base up in the VG */
+	return relist(d);
 }
 
 /* ---- undo, stale work ---- */

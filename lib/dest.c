@@ -363,7 +363,8 @@ static int match_newest(const struct dmrepl_lineage_record *rec, void *data)
 {
 	struct newest *f = data;
 
-	if (rec->src.thin_id != f->src_id || strcmp(rec->src_pool, f->src_pool))
+	if (rec->src.thin_id != f->src_id ||
+	    !dmrepl_source_matches(rec->src_pool, f->src_pool))
 		return 0;
 	if (!f->found || rec->time > f->ret->time ||
 	    (rec->time == f->ret->time && rec->dst.thin_id > f->ret->dst.thin_id))
@@ -388,6 +389,9 @@ int dmrepl_dest_replica_intact(struct dmrepl_dest *d,
 	struct dmrepl_thin_ident now;
 	int r;
 
+	/* without its anchor, a write to it could go unseen */
+	if (rec->anchor_id == DMREPL_THIN_ID_ANY)
+		return 0;
 	r = dmrepl_metadata_open_pool(d->ctx, d->name, &md);
 	if (r == 0)
 		r = dmrepl_thin_ident_read(md, rec->dst.thin_id, &now);
@@ -418,6 +422,16 @@ int dmrepl_dest_check_replica(struct dmrepl_dest *d, struct dmrepl_metadata *md,
 	char desc[300];
 	int r;
 
+	if (base->anchor_id == DMREPL_THIN_ID_ANY) {
+		err(d->ctx,
+		    "%s: %s, the replica of thin %" PRIu64 " of %s, lost its "
+		    "anchor (%s" "_dmrepl_anchor was removed), so a write to it "
+		    "could have gone unseen and it cannot be the base; replicate "
+		    "from an older base, or in full (--full)",
+		    d->name, dst_desc(d, base, desc, sizeof(desc)),
+		    base->src.thin_id, base->src_pool, base->dst_lv);
+		return -ESTALE;
+	}
 	r = dmrepl_thin_ident_read(md, want->thin_id, &now);
 	if (r == -ENOENT) {
 		err(d->ctx,

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base.h"
@@ -561,4 +562,46 @@ int dmrepl_lvm_name_of_thin(struct dmrepl_ctx *ctx, const char *vg_pool,
 				: 0;
 	free(lvs);
 	return r;
+}
+
+int dmrepl_lvm_snapshot(struct dmrepl_ctx *ctx, const char *vg_lv,
+			const char *name, struct dmrepl_lvm_lv *ret)
+{
+	char new_name[128], stamp[32], why[512] = "", full[300];
+	const char *slash = strchr(vg_lv, '/');
+	struct dmrepl_lvm_lv origin;
+	time_t now = time(NULL);
+	struct tm tm;
+	int r;
+
+	r = dmrepl_lvm_lookup(ctx, vg_lv, &origin);
+	if (r < 0)
+		return r;
+	if (strcmp(origin.segtype, "thin") != 0) {
+		err(ctx, "%s is not a thin volume (its type is %s)", vg_lv,
+		    origin.segtype);
+		return -EINVAL;
+	}
+	if (!name) {
+		gmtime_r(&now, &tm);
+		strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+		snprintf(new_name, sizeof(new_name), "%.100s-%.15s", origin.lv, stamp);
+		name = new_name;
+	}
+	if (!dmrepl_lvm_name_valid(name)) {
+		err(ctx, "'%s' is not a name LVM allows for a volume", name);
+		return -EINVAL;
+	}
+	r = dmrepl_lvm_run(ctx,
+			   (const char *const[]){"lvcreate", "-qq", "-y", "-s",
+						 "-n", name, "--", vg_lv, NULL},
+			   NULL, why, sizeof(why));
+	if (r == -EIO) {
+		err(ctx, "%s: lvcreate -s failed: %s", vg_lv, why);
+		return r;
+	}
+	if (r < 0)
+		return r;
+	snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - vg_lv), vg_lv, name);
+	return dmrepl_lvm_lookup(ctx, full, ret);
 }

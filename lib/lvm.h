@@ -47,6 +47,13 @@ int dmrepl_lvm_list(struct dmrepl_ctx *ctx, const char *vg,
 /* "VG/LV" of the thin LV with @thin_id in pool "VG/POOL"; -ENOENT: none. */
 int dmrepl_lvm_name_of_thin(struct dmrepl_ctx *ctx, const char *vg_pool,
 			    uint64_t thin_id, char *buf, size_t size);
+/*
+ * An LVM thin snapshot of thin LV "VG/LV" named @name (NULL: LV-DATE-TIME,
+ * UTC), by lvcreate -s: LVM suspends the origin and picks the id. *@ret
+ * describes it.
+ */
+int dmrepl_lvm_snapshot(struct dmrepl_ctx *ctx, const char *vg_lv,
+			const char *name, struct dmrepl_lvm_lv *ret);
 /* lvs' JSON answers (pure, for tests and fuzzing): exactly one LV; all. */
 int dmrepl_lvm_parse_lv(const char *json, struct dmrepl_lvm_lv *ret);
 int dmrepl_lvm_parse_lvs(const char *json, struct dmrepl_lvm_lv **ret,

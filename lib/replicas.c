@@ -237,7 +237,15 @@ int dmrepl_replica_check_source(struct dmrepl_ctx *ctx, const char *dst_pool,
 
 	if (!ctx || !dst_pool || !rec)
 		return -EINVAL;
-	r = dmrepl_metadata_open_pool(ctx, rec->src_pool, &md);
+	if (!dmrepl_source_local_pool(rec->src_pool)) {
+		err(ctx, "thin %" PRIu64 " of %s replicates thin %" PRIu64 " of "
+		    "%s, a pool of another host: verify it there, or compare "
+		    "with dmrepl verify FILE FILE", rec->dst.thin_id, dst_pool,
+		    rec->src.thin_id, rec->src_pool);
+		return -EXDEV;
+	}
+	r = dmrepl_metadata_open_pool(ctx, dmrepl_source_local_pool(rec->src_pool),
+				      &md);
 	if (r < 0)
 		return r;
 	r = dmrepl_thin_ident_read(md, rec->src.thin_id, &now);

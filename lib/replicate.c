@@ -77,6 +77,7 @@ struct job {
 	struct dmrepl_pool *src;
 	struct dmrepl_thin_ident src_ident;	/* the snapshot, as read */
 	char src_lv[256];		/* its "VG/LV" in an LVM pool, or "" */
+	char src_identity[128];		/* "HOST:POOL", as in streams */
 	uint64_t size_bytes;
 	FILE *spool;
 	uint64_t nr_extents, total_bytes, extent_end;
@@ -120,6 +121,11 @@ static int prepare(struct job *job)
 	struct dmrepl_replicate *rep = job->rep;
 	int r;
 
+	/* the same source, whichever way its replicas came */
+	r = dmrepl_source_name(rep->src_name, job->src_identity,
+			       sizeof(job->src_identity));
+	if (r < 0)
+		return r;
 	r = dmrepl_pool_open(job->ctx, rep->src_name, &job->src);
 	if (r < 0)
 		return r;
@@ -195,7 +201,7 @@ static int note_candidate(const struct dmrepl_lineage_record *rec, void *data)
 	struct dmrepl_thin_ident now;
 	size_t i;
 
-	if (strcmp(rec->src_pool, rep->src_name) != 0 ||
+	if (!dmrepl_source_matches(rec->src_pool, rep->src_name) ||
 	    rec->src.thin_id == rep->snap_id ||
 	    dmrepl_thin_ident_read(c->md, rec->src.thin_id, &now) < 0 ||
 	    !dmrepl_thin_ident_equal(&now, &rec->src) ||
@@ -546,7 +552,7 @@ static int copy_steps(struct job *job)
 	int r;
 
 	struct dmrepl_dest_source src = {
-	    .pool = rep->src_name,
+	    .pool = job->src_identity,
 	    .name = job->src_lv[0] ? job->src_lv : NULL,
 	    .ident = &job->src_ident,
 	    .size_bytes = job->size_bytes,

@@ -91,6 +91,16 @@ struct dmrepl_lineage_record {
 	char anchor_lv[128];
 };
 
+/*
+ * A source's identity in lineage records and streams is "HOST:POOL"
+ * (dmrepl_source_name(), lib/send.c), whichever way the replica came.
+ * dmrepl_source_matches(): @a and @b name the same source (records of
+ * older versions named a local pool bare). dmrepl_source_local_pool():
+ * the pool of this host that @name is, or NULL (another host's).
+ */
+bool dmrepl_source_matches(const char *a, const char *b);
+const char *dmrepl_source_local_pool(const char *name);
+
 /* $DMREPL_STATE_DIR, else /var/lib/dmrepl. */
 const char *dmrepl_state_dir_default(void);
 /* Return: the length, or -ENAMETOOLONG. */

@@ -104,6 +104,39 @@ int dmrepl_source_name(const char *pool, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size || n > 127 ? -ENAMETOOLONG : 0;
 }
 
+/* @name is "THISHOST:POOL": the part after the colon, else NULL. */
+static const char *local_part(const char *name)
+{
+	char host[64];
+	size_t n;
+
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	n = strlen(host);
+	return strncmp(name, host, n) == 0 && name[n] == ':' ? name + n + 1 : NULL;
+}
+
+bool dmrepl_source_matches(const char *a, const char *b)
+{
+	const char *la, *lb;
+
+	if (strcmp(a, b) == 0)
+		return true;
+	/* a record of an older dmrepl names a local pool bare */
+	la = local_part(a);
+	lb = local_part(b);
+	return (la && !strchr(b, ':') && strcmp(la, b) == 0) ||
+	       (lb && !strchr(a, ':') && strcmp(lb, a) == 0);
+}
+
+const char *dmrepl_source_local_pool(const char *name)
+{
+	const char *l = local_part(name);
+
+	return l ? l : strchr(name, ':') ? NULL : name;
+}
+
 static int spool(struct dmrepl_ctx *ctx, struct source *src,
 		 const struct dmrepl_extent *e)
 {

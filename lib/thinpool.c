@@ -107,8 +107,9 @@ static int lvm_refuse(struct dmrepl_pool *pool, const char *what,
 static int lvm_create_thin(struct dmrepl_pool *pool, uint64_t thin_id)
 {
 	return lvm_refuse(pool, "create", thin_id,
-			  "dmrepl cannot make its replicas LVM volumes yet: "
-			  "replicate into a pool that LVM does not manage");
+			  "LVM creates its thin volumes (lvcreate -V SIZE -T "
+			  "VG/POOL), and dmrepl its replicas through LVM: name "
+			  "the pool as VG/POOL");
 }
 
 static int lvm_delete_thin(struct dmrepl_pool *pool, uint64_t thin_id)
@@ -123,8 +124,9 @@ static int lvm_create_snap(struct dmrepl_pool *pool, uint64_t new_id,
 	char instead[320];
 
 	snprintf(instead, sizeof(instead),
-		 "snapshot the origin with LVM: lvcreate -s %.*s/LV, LV being "
-		 "the volume whose thin_id (lvs -o+thin_id) is %" PRIu64,
+		 "snapshot it by name, dmrepl snapshot --origin %.*s/LV (or "
+		 "lvcreate -s), LV being the volume whose thin_id (lvs "
+		 "-o+thin_id) is %" PRIu64,
 		 (int)strcspn(dmrepl_pool_get_lvm_name(pool), "/"),
 		 dmrepl_pool_get_lvm_name(pool), origin_id);
 	return lvm_refuse(pool, "snapshot", origin_id, instead);

@@ -12,11 +12,14 @@
 
 #include "dmrepl.h"
 #include "json.h"
+#include "libdmrepl-private.h"
 
 static const char *const subcmd = "snapshot";
 
 struct snapshot_opts {
 	const char *pool;
+	const char *origin_lv;		/* "VG/LV": LVM makes the snapshot */
+	const char *name;
 	uint64_t origin, new_id;
 	bool has_origin, json;
 };
@@ -26,16 +29,22 @@ static void usage(FILE *out)
 	fprintf(out,
 		"Usage:\n"
 		"  %1$s snapshot --pool DMNAME --origin ID [--id NEWID] [--json]\n"
+		"  %1$s snapshot --origin VG/LV [--name NAME] [--json]\n"
 		"\n"
 		"Take a snapshot of thin ORIGIN in pool DMNAME. Every active device of\n"
 		"the origin is suspended (its writes are flushed), the snapshot is\n"
 		"created, and the devices are resumed, also when creating fails.\n"
 		"Prints the new thin id.\n"
 		"\n"
+		"An LVM thin volume VG/LV is snapshotted by LVM (lvcreate -s), which\n"
+		"picks the id; prints VG/NAME. dmrepl never creates a thin device in\n"
+		"a pool that LVM manages by itself.\n"
+		"\n"
 		"Options:\n"
 		"  -p, --pool DMNAME   the thin pool (dm name)\n"
-		"  -o, --origin ID     the thin device to snapshot\n"
+		"  -o, --origin ID     the thin device to snapshot (or VG/LV)\n"
 		"  -i, --id NEWID      the snapshot's id (default: one above the highest)\n"
+		"  -N, --name NAME     an LVM snapshot's name (default: LV-DATE-TIME, UTC)\n"
 		"  -j, --json          print {\"pool\":...,\"origin\":N,\"id\":N}\n"
 		"  -h, --help          show this help\n",
 		program_name);
@@ -47,6 +56,7 @@ static int parse_options(int argc, char *argv[], struct snapshot_opts *o)
 		{ "pool", required_argument, NULL, 'p' },
 		{ "origin", required_argument, NULL, 'o' },
 		{ "id", required_argument, NULL, 'i' },
+		{ "name", required_argument, NULL, 'N' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -54,13 +64,18 @@ static int parse_options(int argc, char *argv[], struct snapshot_opts *o)
 	int c, r = 0;
 
 	o->new_id = DMREPL_THIN_ID_ANY;
-	while (r == 0 && (c = getopt_long(argc, argv, "p:o:i:jh", longopts, NULL)) != -1) {
+	while (r == 0 && (c = getopt_long(argc, argv, "p:o:i:N:jh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p': o->pool = optarg; break;
 		case 'o':
 			o->has_origin = true;
-			r = tool_parse_thin_id(subcmd, "--origin", optarg, &o->origin);
+			if (strchr(optarg, '/'))
+				o->origin_lv = optarg;
+			else
+				r = tool_parse_thin_id(subcmd, "--origin", optarg,
+						       &o->origin);
 			break;
+		case 'N': o->name = optarg; break;
 		case 'i': r = tool_parse_thin_id(subcmd, "--id", optarg, &o->new_id); break;
 		case 'j': o->json = true; break;
 		case 'h': usage(stdout); return -1;
@@ -71,11 +86,48 @@ static int parse_options(int argc, char *argv[], struct snapshot_opts *o)
 		return r;
 	if (optind < argc)
 		return tool_usage_error(subcmd, "unexpected argument '%s'", argv[optind]);
+	if (o->origin_lv) {
+		if (o->pool || o->new_id != DMREPL_THIN_ID_ANY)
+			return tool_usage_error(subcmd, "--origin VG/LV takes neither "
+						"--pool nor --id: LVM picks the id");
+		return 0;
+	}
+	if (o->name)
+		return tool_usage_error(subcmd, "--name is for --origin VG/LV");
 	if ((!o->pool && !tool_has_lvm_names()) || !o->has_origin)
 		return tool_usage_error(subcmd, "--pool and --origin are required");
 	if (o->new_id == o->origin)
 		return tool_usage_error(subcmd, "--id and --origin are the same thin id");
 	return 0;
+}
+
+static int lvm_snapshot(struct dmrepl_ctx *ctx, const struct snapshot_opts *o)
+{
+	struct dmrepl_lvm_lv lv;
+	char name[300];
+	struct json j;
+	int r;
+
+	r = dmrepl_lvm_snapshot(ctx, o->origin_lv, o->name, &lv);
+	if (r < 0) {
+		tool_fail(subcmd, "%s: no snapshot made: %s", o->origin_lv,
+			  strerror(-r));
+		return EXIT_FAILURE_OP;
+	}
+	if (o->json) {
+		json_init(&j, stdout);
+		json_open_object(&j, NULL);
+		json_string(&j, "origin_lv", o->origin_lv);
+		snprintf(name, sizeof(name), "%s/%s", lv.vg, lv.lv);
+		json_string(&j, "lv", name);
+		json_u64(&j, "id", lv.thin_id);
+		json_u64(&j, "size_bytes", lv.size_bytes);
+		json_close_object(&j);
+		json_end(&j);
+	} else {
+		printf("%s/%s\n", lv.vg, lv.lv);
+	}
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILURE_OP;
 }
 
 int cmd_snapshot(struct dmrepl_ctx *ctx, int argc, char *argv[])
@@ -89,6 +141,8 @@ int cmd_snapshot(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	r = parse_options(argc, argv, &o);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
+	if (o.origin_lv)
+		return lvm_snapshot(ctx, &o);
 	r = tool_resolve_lvm(ctx, subcmd, &o.pool, NULL);
 	if (r)
 		return r;

@@ -308,6 +308,16 @@ dmt_lvm_thin_ids() {
 		awk -F, -v p="$2" '{ gsub(/ /, "") } $1 == p && $2 != "" { print $2 }' | sort -n
 }
 
+# dmt_lvm_pool_dm VG POOL: the dm name of a thin pool LV's thin-pool
+# device: the "-tpool" layer once the pool has thin LVs, else the LV's.
+dmt_lvm_pool_dm() {
+	if dmsetup info "$(dmt_lv_dm "$1" "$2")-tpool" > /dev/null 2>&1; then
+		echo "$(dmt_lv_dm "$1" "$2")-tpool"
+	else
+		dmt_lv_dm "$1" "$2"
+	fi
+}
+
 # dmt_kernel_thin_ids VG POOL: the thin ids in the kernel's metadata of
 # POOL, read with thin_dump through a metadata snapshot held for it. When
 # one is held already (a dmrepl that was killed left it), it may be older
@@ -316,7 +326,7 @@ dmt_lvm_thin_ids() {
 # O_DIRECT just after `dmsetup status` made the pool commit (nothing else
 # writes to the pool in the tests that call this).
 dmt_kernel_thin_ids() {
-	_dmt_tp=$(dmt_lv_dm "$1" "$2")-tpool
+	_dmt_tp=$(dmt_lvm_pool_dm "$1" "$2")
 	_dmt_meta=/dev/mapper/$(dmt_lv_dm "$1" "$2")_tmeta
 	_dmt_held=$(dmsetup status "$_dmt_tp" | awk '{ print $7 }')
 	_dmt_rc=0

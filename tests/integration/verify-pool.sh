@@ -81,7 +81,7 @@ run_verify 0 --snap "$S1" --whole
 has "$L1 and $L2 are equal: $VOL_BYTES bytes compared" "whole"
 run_verify 0 --snap "$S1" --json -q
 contains "\"equal\":true,\"compared_bytes\":$MAPPED_BYTES," "JSON result"
-contains "\"src_pool\":\"$SRC\",\"snap\":$S1,\"replica\":$R1,\"size_bytes\":$VOL_BYTES}" "JSON names the replica"
+contains "\"src_pool\":\"$(hostname):$SRC\",\"snap\":$S1,\"replica\":$R1,\"size_bytes\":$VOL_BYTES}" "JSON names the replica"
 
 echo "## 2. the replica written to by hand"
 dmt_create w "0 $VOL_SECTORS thin $(dmt_dev dst) $R1"
