@@ -259,7 +259,7 @@ static int finish_rename(struct dmrepl_dest *d, const struct dmrepl_lvm_lv *lv)
 	if (n <= k || strcmp(lv->lv + n - k, SUFFIX_STAGING) != 0)
 		return 0;
 	snprintf(name, sizeof(name), "%.*s", (int)(n - k), lv->lv);
-	if (name_taken(d, name))
+	if (find_lv(d, name))
 		return 0;	/* keep the name it has; it works as it is */
 	r = lvrename(d, lv->lv, name);
 	if (r == 0)
@@ -335,6 +335,36 @@ static void lvm_close(struct dmrepl_dest *d)
 	d->nr_lvs = 0;
 }
 
+/*
+ * An unused LVM pool is the pool LV's own dm device; its first thin LV
+ * moves the pool to a "-tpool" layer, and the LV's device becomes a
+ * linear mapping of it. Follow the pool there.
+ */
+static int follow_pool(struct dmrepl_dest *d)
+{
+	const struct dmrepl_lvm_lv *lv = find_lv(d, d->pool_lv);
+	struct dmrepl_pool *pool = NULL;
+	char name[256];
+	int r;
+
+	if (!lv)
+		return -ENOENT;
+	r = dmrepl_lvm_pool_dm_name(d->ctx, lv, name, sizeof(name));
+	if (r < 0 || strcmp(name, d->pool_name) == 0)
+		return r;
+	if (strlen(name) >= sizeof(d->pool_name))
+		return -ENAMETOOLONG;
+	r = dmrepl_pool_open(d->ctx, name, &pool);
+	if (r < 0)
+		return r;
+	dbg(d->ctx, "%s/%s: the pool moved from %s to %s", d->vg, d->pool_lv,
+	    d->pool_name, name);
+	dmrepl_pool_unref(d->pool);
+	d->pool = pool;
+	snprintf(d->pool_name, sizeof(d->pool_name), "%s", name);
+	return 0;
+}
+
 /* ---- begin: the staging LV ---- */
 
 static int staging_tag(struct dmrepl_dest *d, char *buf, size_t size)
@@ -404,7 +434,8 @@ static int lvm_create(struct dmrepl_dest *d,
 	}
 	d->rec.dst.thin_id = lv->thin_id;
 	d->rec.anchor_id = DMREPL_THIN_ID_ANY;
-	return fit_size(d, lv);
+	r = fit_size(d, lv);
+	return r ?: follow_pool(d);
 }
 
 static int lvm_update_staging(struct dmrepl_dest *d)

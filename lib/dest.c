@@ -291,7 +291,8 @@ static int open_pool(struct dmrepl_dest *d, struct dmrepl_ctx *ctx,
 
 	memset(d, 0, sizeof(*d));
 	d->ctx = ctx;
-	d->name = pool;
+	snprintf(d->pool_name, sizeof(d->pool_name), "%s", pool);
+	d->name = d->pool_name;
 	d->lock_fd = -1;
 	d->kind = &dmrepl_dest_raw;
 	d->rec.base_dst_id = DMREPL_THIN_ID_ANY;
@@ -301,7 +302,15 @@ static int open_pool(struct dmrepl_dest *d, struct dmrepl_ctx *ctx,
 		return r;
 	if (d->pool && dmrepl_pool_get_lvm_name(d->pool))
 		d->kind = &dmrepl_dest_lvm;
-	r = dmrepl_lineage_dir(state_dir, pool, d->dir, sizeof(d->dir));
+	/*
+	 * An LVM pool by its LVM name: its dm name changes when its first
+	 * thin LV comes (the pool moves to a "-tpool" layer).
+	 */
+	r = dmrepl_lineage_dir(state_dir,
+			       d->kind == &dmrepl_dest_lvm
+				   ? dmrepl_pool_get_lvm_name(d->pool)
+				   : pool,
+			       d->dir, sizeof(d->dir));
 	if (r < 0 || !rw)
 		return r;
 	r = dmrepl_lineage_dir_create(ctx, state_dir, d->dir);

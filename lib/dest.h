@@ -63,7 +63,8 @@ struct dmrepl_dest_source {
 struct dmrepl_dest {
 	struct dmrepl_ctx *ctx;
 	const struct dest_kind *kind;
-	const char *name;			/* the pool's dm name */
+	const char *name;			/* the pool's dm name (pool_name) */
+	char pool_name[128];
 	struct dmrepl_pool *pool;
 	char dir[PATH_MAX];			/* its lineage folder (raw: the
 						   records; both: the lock) */

@@ -355,7 +355,10 @@ int dmrepl_lvm_pool_dm_name(struct dmrepl_ctx *ctx,
 	r = r ?: escape(lv->lv, name, sizeof(name));
 	if (r < 0)
 		return r;
-	/* in use, the pool is the "-tpool" layer; unused, the LV itself */
+	/*
+	 * In use, the pool is the "-tpool" layer; unused, the LV itself,
+	 * with the same dm UUID (LVM's "-tpool" suffix).
+	 */
 	for (size_t i = 0; i < ARRAY_SIZE(layers); i++) {
 		struct dmrepl_dm_target t = {0};
 		char want[160];
@@ -367,7 +370,7 @@ int dmrepl_lvm_pool_dm_name(struct dmrepl_ctx *ctx,
 			snprintf(buf, size, "%s-%s", vg, name);
 		if (dmrepl_dm_get_table_quiet(ctx, buf, &t) < 0)
 			continue;
-		dm_uuid(lv, layers[i], want, sizeof(want));
+		dm_uuid(lv, "tpool", want, sizeof(want));
 		match = t.type && strcmp(t.type, "thin-pool") == 0 && t.uuid &&
 			strcmp(t.uuid, want) == 0;
 		dmrepl_dm_target_clear(&t);

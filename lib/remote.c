@@ -4,8 +4,8 @@
  * any command that carries standard input and output). One connection:
  *
  *   1. the far side runs `dmrepl receive --pool POOL --negotiate`, which
- *      prints one JSON line: the replicas POOL holds, and the resume
- *      tokens of interrupted receives
+ *      prints one JSON line (dmrepl_remote_hello() below): the replicas
+ *      POOL holds, and the resume tokens of interrupted receives
  *   2. this side picks the base: the newest snapshot of its own pool
  *      older than the one to send that the far side holds an intact
  *      replica of, with the same identity here (none, or full: a full
@@ -14,6 +14,9 @@
  *   3. it sends the stream (resuming when the far side has a token for
  *      exactly this stream; a chain sends the snapshots in between too),
  *      closes it, and reads the far side's result line
+ *
+ * Both sides are here; doc/stream-format.md, "Negotiation", is the
+ * specification.
  */
 #include "replication.h"
 #include "config.h"
@@ -181,6 +184,77 @@ static int stop_peer(struct peer *p)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* ---- the far side: what it holds ---- */
+
+static int hello_replica(const struct dmrepl_replica_info *rep, void *data)
+{
+	json_object *arr = data, *o;
+
+	if (rep->state != DMREPL_REPLICA_OK)
+		return 0;
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(o, "src_pool", json_object_new_string(rep->src_pool));
+	json_object_object_add(o, "src_id", json_object_new_int64((int64_t)rep->src_thin_id));
+	json_object_object_add(o, "src_creation_time",
+			       json_object_new_int64(rep->src_creation_time));
+	json_object_object_add(o, "src_root", json_object_new_int64((int64_t)rep->src_root));
+	json_object_object_add(o, "src_mapped_blocks",
+			       json_object_new_int64((int64_t)rep->src_mapped_blocks));
+	json_object_object_add(o, "replica", json_object_new_int64((int64_t)rep->dst_thin_id));
+	if (rep->dst_lv)
+		json_object_object_add(o, "replica_lv", json_object_new_string(rep->dst_lv));
+	return json_object_array_add(arr, o) == 0 ? 0 : -ENOMEM;
+}
+
+static int hello_token(const char *token, const struct dmrepl_lineage_record *rec,
+		       void *data)
+{
+	json_object *arr = data, *o = json_object_new_object();
+
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(o, "token", json_object_new_string(token));
+	json_object_object_add(o, "src_pool", json_object_new_string(rec->src_pool));
+	json_object_object_add(o, "snap", json_object_new_int64((int64_t)rec->src.thin_id));
+	json_object_object_add(o, "staging", json_object_new_int64((int64_t)rec->dst.thin_id));
+	json_object_object_add(o, "offset", json_object_new_int64((int64_t)rec->checkpoint));
+	return json_object_array_add(arr, o) == 0 ? 0 : -ENOMEM;
+}
+
+int dmrepl_remote_hello(struct dmrepl_ctx *ctx, const char *pool,
+			const char *state_dir, FILE *out)
+{
+	json_object *o = json_object_new_object();
+	json_object *replicas = json_object_new_array();
+	json_object *resumable = json_object_new_array();
+	int r = -ENOMEM;
+
+	if (!o || !replicas || !resumable) {
+		json_object_put(replicas);
+		json_object_put(resumable);
+		goto out;
+	}
+	json_object_object_add(o, "type", json_object_new_string("hello"));
+	json_object_object_add(o, "version", json_object_new_int(1));
+	json_object_object_add(o, "pool", json_object_new_string(pool));
+	json_object_object_add(o, "replicas", replicas);
+	json_object_object_add(o, "resumable", resumable);
+	r = dmrepl_replicas_foreach(ctx, state_dir, pool, hello_replica, replicas);
+	if (r == 0)
+		r = dmrepl_receive_foreach_resumable(ctx, pool, state_dir,
+						     hello_token, resumable);
+	if (r < 0)
+		json_object_object_add(o, "error",
+				       json_object_new_string(strerror(-r)));
+	fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	fflush(out);
+out:
+	json_object_put(o);
+	return r;
+}
+
 /* ---- choosing the base ---- */
 
 static uint64_t get_u64(json_object *o, const char *key)
@@ -208,6 +282,7 @@ static bool same_ident(json_object *rep, const struct dmrepl_thin_ident *id)
 struct plan {
 	uint64_t base;			/* the newest common base, or ANY */
 	uint64_t have;			/* the far side's replica of snap, or ANY */
+	char have_lv[256];		/* its VG/LV, when LVM's */
 };
 
 static int pick_base(struct dmrepl_ctx *ctx, const struct dmrepl_remote_opts *o,
@@ -230,11 +305,14 @@ static int pick_base(struct dmrepl_ctx *ctx, const struct dmrepl_remote_opts *o,
 		json_object *rep = json_object_array_get_idx(replicas, i);
 		uint64_t src_id = get_u64(rep, "src_id");
 
-		if (strcmp(get_str(rep, "src_pool"), so->source_name) != 0)
+		if (!dmrepl_source_matches(get_str(rep, "src_pool"), so->source_name))
 			continue;
 		if (src_id == so->snap_id) {
-			if (same_ident(rep, &snap))
+			if (same_ident(rep, &snap)) {
 				pl->have = get_u64(rep, "replica");
+				snprintf(pl->have_lv, sizeof(pl->have_lv), "%s",
+					 get_str(rep, "replica_lv"));
+			}
 			continue;
 		}
 		if (o->base_id != DMREPL_THIN_ID_ANY && src_id != o->base_id)
@@ -289,6 +367,7 @@ static int plan(struct dmrepl_ctx *ctx, const struct dmrepl_remote_opts *o,
 		       so->snap_id, so->pool, pl.have, o->url);
 		res->dst_thin_id = pl.have;
 		res->already_replicated = true;
+		snprintf(res->dst_lv, sizeof(res->dst_lv), "%s", pl.have_lv);
 		return 1;
 	}
 	if (o->base_id != DMREPL_THIN_ID_ANY && !o->full &&

@@ -160,6 +160,14 @@ struct dmrepl_remote_result {
 	char dst_lv[256];		/* "VG/LV" of an LVM replica, or "" */
 };
 
+/*
+ * The far side's first line (`dmrepl receive --negotiate`): one JSON
+ * object on @out, the intact replicas @pool holds and the tokens of its
+ * resumable receives (doc/stream-format.md, "Negotiation"). An error
+ * goes into the line too. Return: 0 or -errno.
+ */
+int dmrepl_remote_hello(struct dmrepl_ctx *ctx, const char *pool,
+			const char *state_dir, FILE *out);
 /* URL -> HOST and POOL. Return: 0 or -EINVAL. */
 int dmrepl_remote_parse_url(const char *url, char *host, size_t hsize,
 			    const char **ret_pool);

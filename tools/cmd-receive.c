@@ -177,45 +177,9 @@ static int do_abort(struct dmrepl_ctx *ctx, const struct receive_args *a)
 
 /* ---- --negotiate: the replicas, then the stream ---- */
 
-static int print_replica(const struct dmrepl_replica_info *rep, void *data)
-{
-	struct json *j = data;
-
-	if (rep->state != DMREPL_REPLICA_OK)
-		return 0;
-	json_open_object(j, NULL);
-	json_string(j, "src_pool", rep->src_pool);
-	json_u64(j, "src_id", rep->src_thin_id);
-	json_u64(j, "src_creation_time", rep->src_creation_time);
-	json_u64(j, "src_root", rep->src_root);
-	json_u64(j, "src_mapped_blocks", rep->src_mapped_blocks);
-	json_u64(j, "replica", rep->dst_thin_id);
-	json_close_object(j);
-	return 0;
-}
-
 static int hello(struct dmrepl_ctx *ctx, const struct receive_args *a)
 {
-	struct json j;
-	int r;
-
-	json_init(&j, stdout);
-	json_open_object(&j, NULL);
-	json_string(&j, "type", "hello");
-	json_u64(&j, "version", 1);
-	json_string(&j, "pool", a->o.pool);
-	json_open_array(&j, "replicas");
-	r = dmrepl_replicas_foreach(ctx, a->o.state_dir, a->o.pool, print_replica, &j);
-	json_close_array(&j);
-	json_open_array(&j, "resumable");
-	if (r == 0)
-		r = list_tokens(ctx, a, &j);
-	json_close_array(&j);
-	if (r < 0)
-		json_string(&j, "error", strerror(-r));
-	json_close_object(&j);
-	json_end(&j);
-	return r;
+	return dmrepl_remote_hello(ctx, a->o.pool, a->o.state_dir, stdout);
 }
 
 /* ---- receive ---- */

@@ -318,6 +318,21 @@ dmt_lvm_pool_dm() {
 	fi
 }
 
+# dmt_lv_sha VG LV: the sha256 of thin LV VG/LV (VG as given to dmt_vg),
+# read through a dm device of its own on the LV's pool, as lvs names it:
+# one lvs call, where activating the LV takes two lvchange calls.
+dmt_lv_sha() {
+	_dmt_f=$(lvm lvs --noheadings --separator , --units s --nosuffix \
+		-o thin_id,lv_size,pool_lv "$(dmt_name "$1")/$2" < /dev/null | tr -d ' ') ||
+		dmt_fail "lvs $(dmt_name "$1")/$2"
+	_dmt_id=${_dmt_f%%,*}
+	_dmt_f=${_dmt_f#*,}
+	dmt_create "sha-$1-$2" "0 ${_dmt_f%%,*} thin /dev/mapper/$(dmt_lvm_pool_dm "$1" "${_dmt_f#*,}") $_dmt_id"
+	_dmt_sum=$(sha256sum < "$(dmt_dev "sha-$1-$2")" | cut -d' ' -f1)
+	dmt_remove "sha-$1-$2"
+	echo "$_dmt_sum"
+}
+
 # dmt_kernel_thin_ids VG POOL: the thin ids in the kernel's metadata of
 # POOL, read with thin_dump through a metadata snapshot held for it. When
 # one is held already (a dmrepl that was killed left it), it may be older
