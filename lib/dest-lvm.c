@@ -46,7 +46,14 @@ static int relist(struct dmrepl_dest *d)
 	free(d->lvs);
 	d->lvs = NULL;
 	d->nr_lvs = 0;
+	d->lvs_stale = false;
 	return dmrepl_lvm_list(d->ctx, d->vg, &d->lvs, &d->nr_lvs);
+}
+
+/* The listing, listed again if the VG changed since (each lvs costs). */
+static int fresh(struct dmrepl_dest *d)
+{
+	return d->lvs_stale ? relist(d) : 0;
 }
 
 static const struct dmrepl_lvm_lv *find_lv(struct dmrepl_dest *d,
@@ -144,9 +151,12 @@ static int lvm_foreach(struct dmrepl_dest *d, const char *what,
 	const char *prefix = strcmp(what, "replica") == 0 ? TAG_REPLICA
 							   : TAG_STAGING;
 	struct dmrepl_lvm_lv *lvs;
-	size_t n = d->nr_lvs;
-	int r = 0;
+	size_t n;
+	int r = fresh(d);
 
+	if (r < 0)
+		return r;
+	n = d->nr_lvs;
 	/* fn may change the VG (and relist): walk a copy */
 	lvs = malloc((n ? n : 1) * sizeof(*lvs));
 	if (!lvs)
@@ -305,7 +315,8 @@ static int sweep(struct dmrepl_dest *d)
 			changed = true;
 		}
 	}
-	return r ?: changed ? relist(d) : 0;
+	d->lvs_stale = changed;
+	return r;
 }
 
 static int lvm_open(struct dmrepl_dest *d, bool rw)
@@ -396,7 +407,8 @@ static int lvm_create(struct dmrepl_dest *d,
 	const struct dmrepl_lvm_lv *lv;
 	int r;
 
-	r = choose_name(d, d->final_lv, sizeof(d->final_lv));
+	r = fresh(d);
+	r = r ?: choose_name(d, d->final_lv, sizeof(d->final_lv));
 	r = r ?: staging_tag(d, d->tag, sizeof(d->tag));
 	if (r < 0)
 		return r;
@@ -452,6 +464,9 @@ static int lvm_update_staging(struct dmrepl_dest *d)
 	} else { /* adopted: the tag the LV carries */
 		char v[1024 - sizeof(TAG_STAGING)];
 
+		r = fresh(d);
+		if (r < 0)
+			return r;
 		lv = find_lv(d, d->rec.dst_lv);
 		if (!lv || dmrepl_lvm_tag_value(lv, TAG_STAGING, v, sizeof(v)) < 0) {
 			err(d->ctx, "%s/%s: its staging tag is gone", d->vg,
@@ -524,13 +539,15 @@ static int lvm_record_replica(struct dmrepl_dest *d)
 			warn(d->ctx, "%s/%s: the replica keeps its staging name",
 			     d->vg, d->rec.dst_lv);
 			d->final_lv[0] = '\0';
-			return relist(d);
+			d->lvs_stale = true;
+			return 0;
 		}
 	}
 	snprintf(d->rec.dst_lv, sizeof(d->rec.dst_lv), "%s", d->final_lv);
 	d->final_lv[0] = '\0';
-	/* the next stream of a chain looks its base up in the VG */
-	return relist(d);
+	/* the next stream of a chain looks its base up in the VG again */
+	d->lvs_stale = true;
+	return 0;
 }
 
 /* ---- undo, stale work ---- */
@@ -564,8 +581,7 @@ static int lvm_delete(struct dmrepl_dest *d,
 	}
 	snprintf(name, sizeof(name), "%s", lv->lv);
 	r = lvremove(d, name);
-	if (r == 0)
-		r = relist(d);
+	d->lvs_stale = true;
 	return r;
 }
 

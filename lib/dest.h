@@ -73,6 +73,7 @@ struct dmrepl_dest {
 	char vg[128], pool_lv[128];
 	struct dmrepl_lvm_lv *lvs;
 	size_t nr_lvs;
+	bool lvs_stale;				/* changed since: list again */
 	char tag[1024];				/* the staging's tag, as set */
 	char final_lv[128];			/* the replica's name to be */
 	uint64_t next_id;			/* raw: the id prepare picked */

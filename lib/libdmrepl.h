@@ -747,6 +747,13 @@ int dmrepl_replicate_set_compression(struct dmrepl_replicate *rep, int level);
 int dmrepl_replicate_set_chain(struct dmrepl_replicate *rep, int chain);
 int dmrepl_replicate_set_source_name(struct dmrepl_replicate *rep,
 				     const char *name);
+/*
+ * The snapshot's LVM name, "VG/LV", when the caller knows it (else it is
+ * asked of LVM when needed): a replica in a pool that LVM manages is an
+ * LV named after it.
+ */
+int dmrepl_replicate_set_snap_lv(struct dmrepl_replicate *rep,
+				 const char *vg_lv);
 
 /**
  * dmrepl_snapshot_replicate() - start the replication as a job on a

@@ -35,6 +35,7 @@
 #include "replication.h"
 #include "dest.h"
 #include "lvm.h"
+#include "source.h"
 #include "transfer.h"
 
 struct dmrepl_replicate {
@@ -52,6 +53,7 @@ struct dmrepl_replicate {
 	/* an ssh:// destination (lib/remote.c) */
 	bool remote, chain;
 	char *transport, *remote_cmd, *remote_state_dir, *source_name;
+	char *snap_lv;			/* "VG/LV", when the caller knows it */
 	int zstd_level;
 	pid_t peer;			/* the transport, while it runs */
 	uint64_t remote_done, remote_total;
@@ -74,17 +76,10 @@ struct job {
 	struct dmrepl_ctx *ctx;
 	struct dmrepl_dest dst;		/* the destination side, and the new
 					   replica's record (dst.rec) */
-	struct dmrepl_pool *src;
-	struct dmrepl_thin_ident src_ident;	/* the snapshot, as read */
-	char src_lv[256];		/* its "VG/LV" in an LVM pool, or "" */
-	char src_identity[128];		/* "HOST:POOL", as in streams */
-	uint64_t size_bytes;
-	FILE *spool;
-	uint64_t nr_extents, total_bytes, extent_end;
+	struct dmrepl_source src;	/* the source side */
 	struct dmrepl_lineage_record base_rec;	/* incremental only */
 	bool incremental;
-	struct dmrepl_thin_dev *src_dev;
-	const char *dst_path;
+	const char *src_path, *dst_path;
 };
 
 static const char *const phase_names[] = {
@@ -121,12 +116,9 @@ static int prepare(struct job *job)
 	struct dmrepl_replicate *rep = job->rep;
 	int r;
 
-	/* the same source, whichever way its replicas came */
-	r = dmrepl_source_name(rep->src_name, job->src_identity,
-			       sizeof(job->src_identity));
-	if (r < 0)
-		return r;
-	r = dmrepl_pool_open(job->ctx, rep->src_name, &job->src);
+	/* its identity, HOST:POOL: one source whichever way its replicas came */
+	r = dmrepl_source_open(&job->src, job->ctx, rep->src_name, rep->snap_id,
+			       NULL, &rep->cancelled);
 	if (r < 0)
 		return r;
 	if (rep->dry_run)
@@ -144,7 +136,7 @@ static int check_base_source(struct job *job, struct dmrepl_metadata *md)
 	struct dmrepl_thin_ident now;
 	int r;
 
-	if (!dmrepl_dest_find_replica(&job->dst, rep->src_name, rep->base_id,
+	if (!dmrepl_dest_find_replica(&job->dst, job->src.identity, rep->base_id,
 				      &job->base_rec)) {
 		err(job->ctx,
 		    "%s holds no replica of thin %" PRIu64 " of %s, so it "
@@ -197,11 +189,11 @@ static int note_candidate(const struct dmrepl_lineage_record *rec, void *data)
 {
 	struct candidates *c = data;
 	struct dmrepl_replicate *rep = c->job->rep;
-	const struct dmrepl_thin_ident *snap = &c->job->src_ident;
+	const struct dmrepl_thin_ident *snap = &c->job->src.snap;
 	struct dmrepl_thin_ident now;
 	size_t i;
 
-	if (!dmrepl_source_matches(rec->src_pool, rep->src_name) ||
+	if (!dmrepl_source_matches(rec->src_pool, c->job->src.identity) ||
 	    rec->src.thin_id == rep->snap_id ||
 	    dmrepl_thin_ident_read(c->md, rec->src.thin_id, &now) < 0 ||
 	    !dmrepl_thin_ident_equal(&now, &rec->src) ||
@@ -256,45 +248,6 @@ static int pick_base(struct job *job, struct dmrepl_metadata *md)
 	return r;
 }
 
-static int spool_extent(struct job *job, const struct dmrepl_extent *e)
-{
-	if (fwrite(e, sizeof(*e), 1, job->spool) != 1) {
-		err(job->ctx, "cannot write the extent list to a temporary "
-			      "file: %s",
-		    strerror(errno));
-		return -errno ? -errno : -EIO;
-	}
-	job->nr_extents++;
-	if (e->op == DMREPL_EXTENT_COPY)
-		job->total_bytes += e->length_bytes;
-	if (e->offset_bytes + e->length_bytes > job->extent_end)
-		job->extent_end = e->offset_bytes + e->length_bytes;
-	return 0;
-}
-
-/* The extents of the delta (incremental) or the mapped ones (full). */
-static int spool_extents(struct job *job, struct dmrepl_metadata *md)
-{
-	struct dmrepl_replicate *rep = job->rep;
-	struct dmrepl_extent_iter *it = NULL;
-	struct dmrepl_extent e;
-	int r;
-
-	if (job->incremental)
-		r = dmrepl_extent_iter_delta(md, rep->base_id, rep->snap_id, &it);
-	else
-		r = dmrepl_extent_iter_mapped(md, rep->snap_id, &it);
-	while (r == 0 && !cancelled(rep)) {
-		r = dmrepl_extent_iter_next(it, &e);
-		if (r == 0)
-			r = spool_extent(job, &e);
-	}
-	dmrepl_extent_iter_free(it);
-	if (r == 0)
-		return -ECANCELED;
-	return r == 1 ? 0 : r;
-}
-
 static int read_source(struct job *job)
 {
 	struct dmrepl_replicate *rep = job->rep;
@@ -304,10 +257,7 @@ static int read_source(struct job *job)
 	r = dmrepl_metadata_open_pool(job->ctx, rep->src_name, &md);
 	if (r < 0)
 		return r;
-	r = dmrepl_thin_ident_read(md, rep->snap_id, &job->src_ident);
-	if (r == -ENOENT)
-		err(job->ctx, "%s: no thin %" PRIu64 " to replicate",
-		    rep->src_name, rep->snap_id);
+	r = dmrepl_source_identify(&job->src, md);
 	if (r < 0)
 		goto out;
 	if (!rep->full && rep->base_id == DMREPL_THIN_ID_ANY) {
@@ -320,16 +270,9 @@ static int read_source(struct job *job)
 		if (r < 0)
 			goto out;
 	}
-	job->spool = tmpfile();
-	if (!job->spool) {
-		r = -errno;
-		err(job->ctx, "cannot create a temporary file: %s", strerror(-r));
-		goto out;
-	}
-	r = spool_extents(job, md);
-	if (r == 0 && fflush(job->spool) != 0)
-		r = -EIO;
-	rewind(job->spool);
+	r = dmrepl_source_spool(&job->src, md, job->incremental
+						   ? rep->base_id
+						   : DMREPL_THIN_ID_ANY);
 out:
 	dmrepl_metadata_unref(md); /* releases the metadata snapshot */
 	return r;
@@ -337,64 +280,24 @@ out:
 
 /* ---- the snapshot's size, and a device to read it through ---- */
 
-/* No --size and no active device: the base's replica's size, if any. */
-static int size_from_base(struct job *job, uint64_t *ret_size)
-{
-	struct dmrepl_replicate *rep = job->rep;
-
-	if (rep->base_id != DMREPL_THIN_ID_ANY &&
-	    (job->base_rec.size_bytes ||
-	     dmrepl_dest_find_replica(&job->dst, rep->src_name, rep->base_id,
-				      &job->base_rec))) {
-		*ret_size = job->base_rec.size_bytes;
-		return 0;
-	}
-	err(job->ctx,
-	    "%s: the size of thin %" PRIu64 " is not known: no active device "
-	    "maps it; give it (--size)",
-	    rep->src_name, rep->snap_id);
-	return -EINVAL;
-}
-
 /*
- * One listing of the snapshot's active devices gives both its size
- * (unless given) and, when one maps at least that much, the device to
- * read through: then none is created and removed for the copy.
+ * The size (given, an active device's, or the base's replica's) and the
+ * device to read through; the snapshot's LVM name, for an LVM replica.
  */
 static int resolve_source(struct job *job)
 {
 	struct dmrepl_replicate *rep = job->rep;
-	struct dmrepl_thin_active *active = NULL;
-	uint64_t size = rep->size_bytes;
+	uint64_t fallback = 0;
 	int r;
 
-	r = dmrepl_thin_active_find(job->src, rep->snap_id, &active);
-	if (r < 0)
-		return r;
-	if (!size)
-		size = dmrepl_thin_active_get_size(active);
-	if (!size)
-		r = size_from_base(job, &size);
-	if (r == 0 && job->extent_end > size) {
-		err(job->ctx,
-		    "%s: thin %" PRIu64 " maps data up to byte %" PRIu64
-		    ", beyond its size %" PRIu64 "; give the right size (--size)",
-		    rep->src_name, rep->snap_id, job->extent_end, size);
-		r = -EINVAL;
-	}
-	if (r == 0) {
-		job->size_bytes = size;
-		r = dmrepl_thin_active_borrow(active, size, &job->src_dev);
-		r = r == -ENOENT ? 0 : r;
-	}
-	dmrepl_thin_active_free(active);
-	/* An LVM replica is named after its source LV. */
-	if (r == 0 && dmrepl_dest_lvm_name(&job->dst) &&
-	    dmrepl_pool_get_lvm_name(job->src) &&
-	    dmrepl_lvm_name_of_thin(job->ctx, dmrepl_pool_get_lvm_name(job->src),
-				    rep->snap_id, job->src_lv,
-				    sizeof(job->src_lv)) < 0)
-		job->src_lv[0] = '\0';
+	if (rep->base_id != DMREPL_THIN_ID_ANY &&
+	    (job->base_rec.size_bytes ||
+	     dmrepl_dest_find_replica(&job->dst, job->src.identity, rep->base_id,
+				      &job->base_rec)))
+		fallback = job->base_rec.size_bytes;
+	r = dmrepl_source_resolve(&job->src, rep->size_bytes, fallback);
+	if (r == 0 && (rep->snap_lv || dmrepl_dest_lvm_name(&job->dst)))
+		dmrepl_source_name_lv(&job->src, rep->snap_lv);
 	return r;
 }
 
@@ -402,19 +305,8 @@ static int resolve_source(struct job *job)
 
 static int activate(struct job *job)
 {
-	char name[128];
-	int r;
-
-	if (!job->src_dev) {
-		snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64,
-			 (int)getpid(), job->rep->snap_id);
-		r = dmrepl_thin_activate(job->src, job->rep->snap_id,
-					 job->size_bytes, true, name,
-					 &job->src_dev);
-		if (r < 0)
-			return r;
-	}
-	return dmrepl_dest_activate(&job->dst, &job->dst_path);
+	return dmrepl_source_activate(&job->src, &job->src_path) ?:
+	       dmrepl_dest_activate(&job->dst, &job->dst_path);
 }
 
 static int setup_copy(struct job *job, struct dmrepl_copy *copy)
@@ -434,7 +326,7 @@ static int setup_copy(struct job *job, struct dmrepl_copy *copy)
 		r = r ?: dmrepl_copy_set_ioprio(copy, rep->ioprio_class,
 						rep->ioprio_level);
 	r = r ?: dmrepl_copy_set_flags(copy, flags);
-	r = r ?: dmrepl_copy_set_total(copy, job->total_bytes);
+	r = r ?: dmrepl_copy_set_total(copy, job->src.total_bytes);
 	return r ?: dmrepl_copy_open(copy);
 }
 
@@ -444,8 +336,8 @@ static int feed(struct job *job, struct dmrepl_copy *copy)
 	uint64_t i;
 	int r = 0;
 
-	for (i = 0; i < job->nr_extents && r == 0; i++) {
-		if (fread(&e, sizeof(e), 1, job->spool) != 1) {
+	for (i = 0; i < job->src.nr_extents && r == 0; i++) {
+		if (fread(&e, sizeof(e), 1, job->src.spool) != 1) {
 			err(job->ctx, "cannot read back the extent list");
 			return -EIO;
 		}
@@ -461,8 +353,7 @@ static int copy_extents(struct job *job)
 	struct dmrepl_copy_stats st;
 	int r;
 
-	r = dmrepl_copy_new(job->ctx, dmrepl_thin_dev_get_path(job->src_dev),
-			    job->dst_path, &copy);
+	r = dmrepl_copy_new(job->ctx, job->src_path, job->dst_path, &copy);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&rep->lock);
@@ -481,7 +372,7 @@ static int copy_extents(struct job *job)
 	rep->result.zeroed_bytes = st.zeroed_bytes;
 	pthread_mutex_lock(&rep->lock);
 	rep->copy = NULL;
-	rep->result.extents = job->nr_extents;
+	rep->result.extents = job->src.nr_extents;
 	pthread_mutex_unlock(&rep->lock);
 	dmrepl_copy_unref(copy);
 	return r;
@@ -490,9 +381,8 @@ static int copy_extents(struct job *job)
 static int deactivate(struct job *job)
 {
 	int r = dmrepl_dest_deactivate(&job->dst);
-	int q = dmrepl_thin_deactivate(job->src_dev);
+	int q = dmrepl_source_deactivate(&job->src);
 
-	job->src_dev = NULL;
 	return r ?: q;
 }
 
@@ -500,10 +390,8 @@ static int deactivate(struct job *job)
 
 static void job_release(struct job *job)
 {
-	if (job->spool)
-		fclose(job->spool);
 	dmrepl_dest_close(&job->dst);
-	dmrepl_pool_unref(job->src);
+	dmrepl_source_close(&job->src);
 }
 
 /* ---- the job ---- */
@@ -520,8 +408,8 @@ static int already_done(struct job *job)
 	int r;
 
 	if (rep->full ||
-	    !dmrepl_dest_find_replica(&job->dst, rep->src_name, rep->snap_id, &rec) ||
-	    !dmrepl_thin_ident_equal(&rec.src, &job->src_ident))
+	    !dmrepl_dest_find_replica(&job->dst, job->src.identity, rep->snap_id, &rec) ||
+	    !dmrepl_thin_ident_equal(&rec.src, &job->src.snap))
 		return 0;
 	r = dmrepl_dest_replica_intact(&job->dst, &rec);
 	if (r <= 0) {
@@ -552,10 +440,10 @@ static int copy_steps(struct job *job)
 	int r;
 
 	struct dmrepl_dest_source src = {
-	    .pool = job->src_identity,
-	    .name = job->src_lv[0] ? job->src_lv : NULL,
-	    .ident = &job->src_ident,
-	    .size_bytes = job->size_bytes,
+	    .pool = job->src.identity,
+	    .name = job->src.lv[0] ? job->src.lv : NULL,
+	    .ident = &job->src.snap,
+	    .size_bytes = job->src.size_bytes,
 	};
 
 	r = dmrepl_dest_begin(&job->dst, &src,
@@ -595,8 +483,8 @@ static int run_steps(struct job *job)
 	if (rep->dry_run) {
 		/* what would be copied: nothing is written */
 		rep->result.dry_run = 1;
-		rep->result.extents = job->nr_extents;
-		rep->result.copied_bytes = job->total_bytes;
+		rep->result.extents = job->src.nr_extents;
+		rep->result.copied_bytes = job->src.total_bytes;
 		if (job->incremental)
 			rep->result.base_dst_thin_id = job->base_rec.dst.thin_id;
 		return 0;
@@ -647,6 +535,7 @@ static int run_remote(struct dmrepl_replicate *rep)
 	    .send = {
 		.pool = rep->src_name,
 		.snap_id = rep->snap_id,
+		.snap_name = rep->snap_lv,
 		.source_name = rep->source_name,
 		.size_bytes = rep->size_bytes,
 		.zstd_level = rep->zstd_level,
@@ -692,7 +581,7 @@ static int run_job(struct dmrepl_replicate *rep)
 
 	r = rep->remote ? run_remote(rep) : run_steps(&job);
 	if (r < 0 && !rep->remote) {
-		dmrepl_thin_deactivate(job.src_dev);
+		dmrepl_source_deactivate(&job.src);
 		dmrepl_dest_undo(&job.dst, false);
 	}
 	job_release(&job);
@@ -764,6 +653,7 @@ dmrepl_replicate_unref(struct dmrepl_replicate *rep)
 	free(rep->remote_cmd);
 	free(rep->remote_state_dir);
 	free(rep->source_name);
+	free(rep->snap_lv);
 	dmrepl_unref(rep->ctx);
 	free(rep);
 	return NULL;
@@ -936,6 +826,14 @@ dmrepl_replicate_set_source_name(struct dmrepl_replicate *rep,
 	if (name && strlen(name) > 127)
 		return -EINVAL;
 	return set_string(rep, rep ? &rep->source_name : NULL, name);
+}
+
+DMREPL_EXPORT int dmrepl_replicate_set_snap_lv(struct dmrepl_replicate *rep,
+					       const char *vg_lv)
+{
+	if (vg_lv && (strlen(vg_lv) > 127 || !strchr(vg_lv, '/')))
+		return -EINVAL;
+	return set_string(rep, rep ? &rep->snap_lv : NULL, vg_lv);
 }
 
 DMREPL_EXPORT int dmrepl_replicate_set_compression(struct dmrepl_replicate *rep,

@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lvm.h"
+#include "source.h"
 #include "transfer.h"
 
 #define DEFAULT_DEPTH 32u
@@ -84,90 +84,11 @@ static void set_error(struct sender *s, int r)
 
 /* ---- the source's identity and extents ---- */
 
+/* The snapshot (lib/source.c), and the header it makes. */
 struct source {
-	struct dmrepl_pool *pool;
+	struct dmrepl_source s;
 	struct dmrepl_stream_header h;
-	FILE *spool;
-	uint64_t nr_extents, total_bytes, extent_end;
-	struct dmrepl_thin_dev *dev;
 };
-
-int dmrepl_source_name(const char *pool, char *buf, size_t size)
-{
-	char host[64];
-	int n;
-
-	if (gethostname(host, sizeof(host)) < 0)
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
-	n = snprintf(buf, size, "%s:%s", host, pool);
-	return n < 0 || (size_t)n >= size || n > 127 ? -ENAMETOOLONG : 0;
-}
-
-/* @name is "THISHOST:POOL": the part after the colon, else NULL. */
-static const char *local_part(const char *name)
-{
-	char host[64];
-	size_t n;
-
-	if (gethostname(host, sizeof(host)) < 0)
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
-	n = strlen(host);
-	return strncmp(name, host, n) == 0 && name[n] == ':' ? name + n + 1 : NULL;
-}
-
-bool dmrepl_source_matches(const char *a, const char *b)
-{
-	const char *la, *lb;
-
-	if (strcmp(a, b) == 0)
-		return true;
-	/* a record of an older dmrepl names a local pool bare */
-	la = local_part(a);
-	lb = local_part(b);
-	return (la && !strchr(b, ':') && strcmp(la, b) == 0) ||
-	       (lb && !strchr(a, ':') && strcmp(lb, a) == 0);
-}
-
-const char *dmrepl_source_local_pool(const char *name)
-{
-	const char *l = local_part(name);
-
-	return l ? l : strchr(name, ':') ? NULL : name;
-}
-
-static int spool(struct dmrepl_ctx *ctx, struct source *src,
-		 const struct dmrepl_extent *e)
-{
-	if (fwrite(e, sizeof(*e), 1, src->spool) != 1) {
-		err(ctx, "cannot write the extent list to a temporary file: %s",
-		    strerror(errno));
-		return -EIO;
-	}
-	src->nr_extents++;
-	if (e->op == DMREPL_EXTENT_COPY)
-		src->total_bytes += e->length_bytes;
-	if (e->offset_bytes + e->length_bytes > src->extent_end)
-		src->extent_end = e->offset_bytes + e->length_bytes;
-	return 0;
-}
-
-static int spool_iter(struct dmrepl_ctx *ctx, struct source *src,
-		      struct dmrepl_extent_iter *it, const volatile int *cancel)
-{
-	struct dmrepl_extent e;
-	int r = 0;
-
-	while (r == 0) {
-		if (cancel && *cancel)
-			return -ECANCELED;
-		r = dmrepl_extent_iter_next(it, &e);
-		if (r == 0)
-			r = spool(ctx, src, &e);
-	}
-	return r == 1 ? 0 : r;
-}
 
 static int read_ident(struct dmrepl_metadata *md, const char *pool, uint64_t id,
 		      const char *what, struct dmrepl_thin_ident *ret)
@@ -184,62 +105,25 @@ static int read_ident(struct dmrepl_metadata *md, const char *pool, uint64_t id,
 static int identify(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 		    struct source *src)
 {
-	struct dmrepl_extent_iter *it = NULL;
 	struct dmrepl_metadata *md = NULL;
-	struct dmrepl_pool_info pi;
 	bool incr = o->base_id != DMREPL_THIN_ID_ANY;
 	int r;
 
 	r = dmrepl_metadata_open_pool(ctx, o->pool, &md);
 	if (r < 0)
 		return r;
-	r = read_ident(md, o->pool, o->snap_id, "the snapshot to send",
-		       &src->h.snap);
+	r = dmrepl_source_identify(&src->s, md);
 	if (r == 0 && incr)
 		r = read_ident(md, o->pool, o->base_id, "the base", &src->h.base);
 	if (r == 0)
-		r = dmrepl_metadata_get_pool_info(md, &pi);
-	if (r < 0)
-		goto out;
-	src->h.data_block_size = pi.data_block_size_sectors * 512;
-	if (incr) {
-		src->h.required_flags |= DMREPL_STREAM_FLAG_BASE;
-		r = dmrepl_extent_iter_delta(md, o->base_id, o->snap_id, &it);
-	} else {
-		r = dmrepl_extent_iter_mapped(md, o->snap_id, &it);
-	}
-	if (r == 0)
-		r = spool_iter(ctx, src, it, o->cancel);
-out:
-	dmrepl_extent_iter_free(it);
+		r = dmrepl_source_spool(&src->s, md, o->base_id);
 	dmrepl_metadata_unref(md); /* releases the metadata snapshot */
-	return r;
-}
-
-static int resolve_size(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
-			struct source *src)
-{
-	uint64_t size = o->size_bytes;
-	int r;
-
-	if (!size) {
-		r = dmrepl_pool_get_active_size(src->pool, o->snap_id, &size);
-		if (r == -ENOENT) {
-			err(ctx, "%s: the size of thin %" PRIu64 " is not known: no "
-				 "active device maps it; give it (--size)",
-			    o->pool, o->snap_id);
-			return -EINVAL;
-		}
-		if (r < 0)
-			return r;
-	}
-	if (size % 512 || src->extent_end > size) {
-		err(ctx, "%s: thin %" PRIu64 " maps data up to byte %" PRIu64
-			 ", beyond its size %" PRIu64 "; give the right size (--size)",
-		    o->pool, o->snap_id, src->extent_end, size);
-		return -EINVAL;
-	}
-	src->h.volume_size = size;
+	if (r < 0)
+		return r;
+	src->h.snap = src->s.snap;
+	src->h.data_block_size = src->s.data_block_size;
+	if (incr)
+		src->h.required_flags |= DMREPL_STREAM_FLAG_BASE;
 	return 0;
 }
 
@@ -277,7 +161,7 @@ static int identify_device(struct dmrepl_ctx *ctx,
 	src->h.data_block_size = 64 << 10;
 	if (!o->extents) {
 		e = (struct dmrepl_extent){DMREPL_EXTENT_COPY, 0, size};
-		r = spool(ctx, src, &e);
+		r = dmrepl_source_spool_extent(&src->s, &e);
 		goto out;
 	}
 	for (unsigned int n = 1; r == 0 && fgets(line, sizeof(line), o->extents); n++) {
@@ -289,18 +173,18 @@ static int identify_device(struct dmrepl_ctx *ctx,
 		if (r < 0)
 			err(ctx, "extents line %u: %s", n, why);
 		else if (e.offset_bytes + e.length_bytes > size ||
-			 e.offset_bytes < src->extent_end) {
+			 e.offset_bytes < src->s.extent_end) {
 			err(ctx, "extents line %u: out of order or past the end "
 				 "(%" PRIu64 " bytes)", n, size);
 			r = -EINVAL;
 		} else {
-			r = spool(ctx, src, &e);
+			r = dmrepl_source_spool_extent(&src->s, &e);
 		}
 	}
 out:
 	if (fd >= 0)
 		close(fd);
-	return r;
+	return r ?: dmrepl_source_spool_done(&src->s);
 }
 
 static int check_token(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
@@ -593,11 +477,11 @@ static int stream_extents(struct sender *s, struct source *src)
 	struct dmrepl_extent e;
 	uint64_t from = src->h.resume_offset;
 
-	rewind(src->spool);
-	for (uint64_t i = 0; i < src->nr_extents && !s->error; i++) {
+	rewind(src->s.spool);
+	for (uint64_t i = 0; i < src->s.nr_extents && !s->error; i++) {
 		if (cancelled(s))
 			set_error(s, -ECANCELED);
-		else if (fread(&e, sizeof(e), 1, src->spool) != 1) {
+		else if (fread(&e, sizeof(e), 1, src->s.spool) != 1) {
 			err(s->ctx, "cannot read back the extent list");
 			set_error(s, -EIO);
 		} else {
@@ -616,40 +500,6 @@ static int stream_extents(struct sender *s, struct source *src)
 
 /* ---- the whole ---- */
 
-static int activate(const struct dmrepl_send_opts *o, struct source *src,
-		    const char **ret_path)
-{
-	char name[128];
-	int r;
-
-	snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64, (int)getpid(),
-		 o->snap_id);
-	r = dmrepl_thin_activate(src->pool, o->snap_id, src->h.volume_size, true,
-				 name, &src->dev);
-	if (r == 0)
-		*ret_path = dmrepl_thin_dev_get_path(src->dev);
-	return r;
-}
-
-/*
- * The snapshot's "VG/LV" in the stream, when LVM manages its pool: the
- * receiver names its replica after it. Best effort: a stream without a
- * name is as good.
- */
-static void name_source(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
-			struct source *src)
-{
-	const char *vg_pool = dmrepl_pool_get_lvm_name(src->pool);
-
-	if (o->snap_name)
-		snprintf(src->h.src_name, sizeof(src->h.src_name), "%s",
-			 o->snap_name);
-	else if (!vg_pool || dmrepl_lvm_name_of_thin(ctx, vg_pool, o->snap_id,
-						      src->h.src_name,
-						      sizeof(src->h.src_name)) < 0)
-		src->h.src_name[0] = '\0';
-}
-
 static int prepare(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 		   struct source *src, const char **ret_path)
 {
@@ -658,34 +508,30 @@ static int prepare(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 	src->h.time = (uint64_t)time(NULL);
 	if (o->more)
 		src->h.optional_flags |= DMREPL_STREAM_OPT_MORE;
-	src->spool = tmpfile();
-	if (!src->spool) {
-		err(ctx, "cannot create a temporary file: %s", strerror(errno));
-		return -errno;
-	}
+	/* the source's identity: HOST:POOL, or as given (a device: its path) */
+	r = dmrepl_source_open(&src->s, ctx, o->pool, o->snap_id,
+			       o->source_name ? o->source_name
+			       : o->pool      ? NULL
+					      : o->device,
+			       o->cancel);
+	if (r < 0)
+		return r;
+	snprintf(src->h.src_pool, sizeof(src->h.src_pool), "%s", src->s.identity);
 	if (!o->pool) {
-		snprintf(src->h.src_pool, sizeof(src->h.src_pool), "%s",
-			 o->source_name ? o->source_name : o->device);
 		*ret_path = o->device;
 		return identify_device(ctx, o, src);
 	}
-	if (o->source_name)
-		snprintf(src->h.src_pool, sizeof(src->h.src_pool), "%s",
-			 o->source_name);
-	else if (dmrepl_source_name(o->pool, src->h.src_pool,
-				    sizeof(src->h.src_pool)) < 0)
-		return -ENAMETOOLONG;
-	r = dmrepl_pool_open(ctx, o->pool, &src->pool);
+	/* a receiver into an LVM pool names its replica after the LV */
+	dmrepl_source_name_lv(&src->s, o->snap_name);
+	snprintf(src->h.src_name, sizeof(src->h.src_name), "%s", src->s.lv);
+	r = identify(ctx, o, src);
 	if (r == 0)
-		name_source(ctx, o, src);
-	if (r == 0)
-		r = identify(ctx, o, src);
-	if (r == 0)
-		r = resolve_size(ctx, o, src);
+		r = dmrepl_source_resolve(&src->s, o->size_bytes, 0);
+	src->h.volume_size = src->s.size_bytes;
 	if (r == 0 && o->resume_token)
 		r = check_token(ctx, o, src);
 	if (r == 0)
-		r = activate(o, src, ret_path);
+		r = dmrepl_source_activate(&src->s, ret_path);
 	return r;
 }
 
@@ -718,7 +564,7 @@ int dmrepl_send(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 		dmrepl_stream_writer_set_cancel(s.w, o->cancel);
 		s.checkpoint_bytes = o->checkpoint_bytes ? o->checkpoint_bytes
 							 : DEFAULT_CHECKPOINT;
-		s.total = src.total_bytes;
+		s.total = src.s.total_bytes;
 		r = stream_extents(&s, &src);
 	}
 	if (ret) {
@@ -730,10 +576,7 @@ int dmrepl_send(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 	}
 	dmrepl_stream_writer_free(s.w);
 	reader_close(&s);
-	dmrepl_thin_deactivate(src.dev);
-	dmrepl_pool_unref(src.pool);
-	if (src.spool)
-		fclose(src.spool);
+	dmrepl_source_close(&src.s);
 	return r;
 }
 
@@ -772,6 +615,7 @@ int dmrepl_send_chain(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 		r = chain_size(ctx, o, &link.size_bytes);
 	for (size_t i = 0; i <= n && r == 0; i++) {
 		link.snap_id = i < n ? ids[i] : o->snap_id;
+		link.snap_name = i < n ? NULL : o->snap_name; /* links: asked */
 		link.more = i < n;
 		r = dmrepl_send(ctx, &link, fd, NULL);
 		link.base_id = link.snap_id;

@@ -23,6 +23,7 @@ static const char *const subcmd = "replicate";
 
 struct replicate_opts {
 	const char *src_pool, *dst_pool, *state_dir;
+	const char *snap_lv;		/* --snap VG/LV, as given */
 	/* --to: another host, through a stream (lib/remote.c) */
 	struct {
 		const char *url, *transport, *remote_dmrepl, *remote_state_dir;
@@ -122,7 +123,10 @@ static int parse_one(int c, const char *arg, struct replicate_opts *o)
 	switch (c) {
 	case 'p': o->src_pool = arg; return 0;
 	case 't': o->dst_pool = arg; return 0;
-	case 's': o->has_snap = true; return tool_parse_thin_id(subcmd, "--snap", arg, &o->snap_id);
+	case 's':
+		o->has_snap = true;
+		o->snap_lv = strchr(arg, '/') ? arg : NULL;
+		return tool_parse_thin_id(subcmd, "--snap", arg, &o->snap_id);
 	case 'b': return tool_parse_thin_id(subcmd, "--base", arg, &o->base_id);
 	case 'f': o->full = true; return 0;
 	case 'n': o->dry_run = true; return 0;
@@ -218,6 +222,8 @@ static int configure(struct dmrepl_replicate *rep, const struct replicate_opts *
 	if (o->state_dir)
 		r = r ?: dmrepl_replicate_set_state_dir(rep, o->state_dir);
 	r = r ?: dmrepl_replicate_set_size(rep, o->size_bytes);
+	if (o->snap_lv)
+		r = r ?: dmrepl_replicate_set_snap_lv(rep, o->snap_lv);
 	r = r ?: dmrepl_replicate_set_engine(rep, o->engine);
 	r = r ?: dmrepl_replicate_set_queue_depth(rep, (unsigned int)o->queue_depth);
 	r = r ?: dmrepl_replicate_set_io_size(rep, (uint32_t)o->io_size);

@@ -83,7 +83,10 @@ static int parse_one(int c, const char *arg, struct send_args *a)
 
 	switch (c) {
 	case 'p': a->o.pool = arg; return 0;
-	case 's': a->has_snap = true; return tool_parse_thin_id(subcmd, "--snap", arg, &a->o.snap_id);
+	case 's':
+		a->has_snap = true;
+		a->o.snap_name = strchr(arg, '/') ? arg : NULL;
+		return tool_parse_thin_id(subcmd, "--snap", arg, &a->o.snap_id);
 	case 'b': return tool_parse_thin_id(subcmd, "--base", arg, &a->o.base_id);
 	case 'z':
 		a->o.zstd_level = 3;

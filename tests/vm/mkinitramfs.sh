@@ -248,12 +248,15 @@ add_skeleton() {
 	add_file "$here/init" /init
 	chmod 755 "$stage/init"
 	# lvm2 without udev (libdevmapper makes the nodes), without its
-	# daemons, and without a devices file: every device is a candidate.
+	# daemons, and without a devices file. The tests' PVs are loop devices
+	# (virtio disks in benchmarks): lvm scans those alone, not every dm
+	# device (each thin LV, each of dmrepl's), as a host's filter would.
 	mkdir -p "$stage/etc/lvm/backup" "$stage/etc/lvm/archive"
 	cat > "$stage/etc/lvm/lvm.conf" <<-'EOF'
 	devices {
 		use_devicesfile = 0
 		obtain_device_list_from_udev = 0
+		global_filter = [ "a|^/dev/loop[0-9]+$|", "a|^/dev/vd[a-z]+$|", "r|.*|" ]
 	}
 	activation {
 		udev_sync = 0
