@@ -119,6 +119,7 @@ static int prepare(struct job *job)
 	/* its identity, HOST:POOL: one source whichever way its replicas came */
 	r = dmrepl_source_open(&job->src, job->ctx, rep->src_name, rep->snap_id,
 			       NULL, &rep->cancelled);
+	job->src.state_dir = rep->state_dir;
 	if (r < 0)
 		return r;
 	if (rep->dry_run)

@@ -101,6 +101,21 @@ struct dmrepl_lineage_record {
 bool dmrepl_source_matches(const char *a, const char *b);
 const char *dmrepl_source_local_pool(const char *name);
 
+/*
+ * lib/sizes.c: the size a snapshot had when `dmrepl snapshot` took it,
+ * under STATE/sizes (@state_dir NULL: the default), keyed by pool, id and
+ * the snapshot's creation time. lookup: 0, or -ENOENT (none, or of
+ * another device that had the id). parse: the record's text (pure).
+ */
+int dmrepl_snap_size_record(struct dmrepl_ctx *ctx, const char *state_dir,
+			    const char *pool, uint64_t thin_id,
+			    uint32_t creation_time, uint64_t size_bytes);
+int dmrepl_snap_size_lookup(struct dmrepl_ctx *ctx, const char *state_dir,
+			    const char *pool, uint64_t thin_id,
+			    uint32_t creation_time, uint64_t *ret_size);
+int dmrepl_snap_size_parse(const char *text, uint64_t *ret_size,
+			   uint32_t *ret_ctime);
+
 /* $DMREPL_STATE_DIR, else /var/lib/dmrepl. */
 const char *dmrepl_state_dir_default(void);
 /* Return: the length, or -ENAMETOOLONG. */

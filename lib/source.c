@@ -112,6 +112,7 @@ int dmrepl_source_identify(struct dmrepl_source *s, struct dmrepl_metadata *md)
 		r = dmrepl_metadata_get_pool_info(md, &pi);
 	if (r == 0)
 		s->data_block_size = pi.data_block_size_sectors * 512;
+	s->identified = r == 0;
 	return r;
 }
 
@@ -191,6 +192,10 @@ int dmrepl_source_resolve(struct dmrepl_source *s, uint64_t size_bytes,
 		return r;
 	if (!size)
 		size = dmrepl_thin_active_get_size(active);
+	if (!size && s->identified &&
+	    dmrepl_snap_size_lookup(s->ctx, s->state_dir, s->pool_name, s->snap_id,
+				    s->snap.creation_time, &size) < 0)
+		size = 0;
 	if (!size)
 		size = fallback;
 	if (!size) {

@@ -32,6 +32,7 @@ struct dmrepl_source {
 	struct dmrepl_pool *pool;
 	uint64_t snap_id;
 	struct dmrepl_thin_ident snap;
+	bool identified;		/* snap was read */
 	char identity[128];		/* "HOST:POOL", or as given */
 	char lv[128];			/* "VG/LV" in an LVM pool, or "" */
 	uint32_t data_block_size;	/* bytes */
@@ -40,6 +41,7 @@ struct dmrepl_source {
 	uint64_t nr_extents, total_bytes, extent_end;
 	struct dmrepl_thin_dev *dev;
 	const volatile int *cancel;
+	const char *state_dir;		/* recorded sizes (NULL: the default) */
 };
 
 /*
@@ -62,8 +64,9 @@ int dmrepl_source_spool_extent(struct dmrepl_source *s,
 int dmrepl_source_spool_done(struct dmrepl_source *s);
 /*
  * The snapshot's size: @size_bytes when given, else an active device's
- * (kept to read through when it maps at least that much), else @fallback
- * (0: none, an error that asks for --size). Checked against the extents.
+ * (kept to read through when it maps at least that much), else the size
+ * `dmrepl snapshot` recorded (lib/sizes.c), else @fallback (0: none, an
+ * error that asks for --size). Checked against the extents.
  */
 int dmrepl_source_resolve(struct dmrepl_source *s, uint64_t size_bytes,
 			  uint64_t fallback);

@@ -20,6 +20,7 @@ struct snapshot_opts {
 	const char *pool;
 	const char *origin_lv;		/* "VG/LV": LVM makes the snapshot */
 	const char *name;
+	const char *state_dir;
 	uint64_t origin, new_id;
 	bool has_origin, json;
 };
@@ -34,7 +35,8 @@ static void usage(FILE *out)
 		"Take a snapshot of thin ORIGIN in pool DMNAME. Every active device of\n"
 		"the origin is suspended (its writes are flushed), the snapshot is\n"
 		"created, and the devices are resumed, also when creating fails.\n"
-		"Prints the new thin id.\n"
+		"Prints the new thin id. The origin's size is recorded with the snapshot,\n"
+		"so that later commands on it need no --size.\n"
 		"\n"
 		"An LVM thin volume VG/LV is snapshotted by LVM (lvcreate -s), which\n"
 		"picks the id; prints VG/NAME. dmrepl never creates a thin device in\n"
@@ -45,6 +47,8 @@ static void usage(FILE *out)
 		"  -o, --origin ID     the thin device to snapshot (or VG/LV)\n"
 		"  -i, --id NEWID      the snapshot's id (default: one above the highest)\n"
 		"  -N, --name NAME     an LVM snapshot's name (default: LV-DATE-TIME, UTC)\n"
+		"      --state-dir DIR where the snapshot's size is recorded (default:\n"
+		"                      $DMREPL_STATE_DIR, else /var/lib/dmrepl)\n"
 		"  -j, --json          print {\"pool\":...,\"origin\":N,\"id\":N}\n"
 		"  -h, --help          show this help\n",
 		program_name);
@@ -57,6 +61,7 @@ static int parse_options(int argc, char *argv[], struct snapshot_opts *o)
 		{ "origin", required_argument, NULL, 'o' },
 		{ "id", required_argument, NULL, 'i' },
 		{ "name", required_argument, NULL, 'N' },
+		{ "state-dir", required_argument, NULL, 256 },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -76,6 +81,7 @@ static int parse_options(int argc, char *argv[], struct snapshot_opts *o)
 						       &o->origin);
 			break;
 		case 'N': o->name = optarg; break;
+		case 256: o->state_dir = optarg; break;
 		case 'i': r = tool_parse_thin_id(subcmd, "--id", optarg, &o->new_id); break;
 		case 'j': o->json = true; break;
 		case 'h': usage(stdout); return -1;
@@ -99,6 +105,30 @@ static int parse_options(int argc, char *argv[], struct snapshot_opts *o)
 	if (o->new_id == o->origin)
 		return tool_usage_error(subcmd, "--id and --origin are the same thin id");
 	return 0;
+}
+
+/*
+ * A thin device has no size of its own: record the origin's (its active
+ * device's) with the snapshot, for later commands. Best effort: without
+ * it they ask for --size.
+ */
+static void record_size(struct dmrepl_ctx *ctx, struct dmrepl_pool *pool,
+			const struct snapshot_opts *o, uint64_t id)
+{
+	struct dmrepl_metadata *md = NULL;
+	struct dmrepl_thin_ident ident;
+	uint64_t size = 0;
+	int r;
+
+	if (dmrepl_pool_get_active_size(pool, o->origin, &size) < 0 || !size)
+		return;	/* the origin is not active: no size to record */
+	r = dmrepl_metadata_open_pool(ctx, o->pool, &md);
+	if (r == 0)
+		r = dmrepl_thin_ident_read(md, id, &ident);
+	dmrepl_metadata_unref(md);
+	if (r == 0)
+		dmrepl_snap_size_record(ctx, o->state_dir, o->pool, id,
+					ident.creation_time, size);
 }
 
 static int lvm_snapshot(struct dmrepl_ctx *ctx, const struct snapshot_opts *o)
@@ -154,6 +184,7 @@ int cmd_snapshot(struct dmrepl_ctx *ctx, int argc, char *argv[])
 			  o.origin, strerror(-r));
 		goto out;
 	}
+	record_size(ctx, pool, &o, id);
 	if (o.json) {
 		json_init(&j, stdout);
 		json_open_object(&j, NULL);

@@ -3,7 +3,8 @@
  * libFuzzer target for lineage records, in both their forms (the state
  * directory's files, and an LVM tag's text): any input either is refused
  * or parses into a record that formats and parses back to the same
- * record.
+ * record; and the snapshot size records (lib/sizes.c), which parse only
+ * into a positive multiple of 512.
  *
  * Build and run: tests/fuzz/run.sh [SECONDS]
  */
@@ -35,6 +36,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    back.size_bytes != rec.size_bytes || back.anchor_id != rec.anchor_id ||
 		    back.base_dst_id != rec.base_dst_id || back.time != rec.time)
 			abort();
+	}
+	{
+		/* a snapshot size record: NUL-terminated text */
+		char *text = malloc(size + 1);
+		uint64_t sz;
+		uint32_t ct;
+
+		if (text) {
+			memcpy(text, data, size);
+			text[size] = '\0';
+			if (dmrepl_snap_size_parse(text, &sz, &ct) == 0 &&
+			    (sz == 0 || sz % 512))
+				abort();
+			free(text);
+		}
 	}
 	if (dmrepl_lineage_tag_parse(copy, size, &rec) == 0) {
 		len = dmrepl_lineage_tag_format("t:", &rec, tag, sizeof(tag));

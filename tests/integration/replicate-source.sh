@@ -7,8 +7,9 @@
 # device is left as it was (active, not suspended, not open). Otherwise
 # dmrepl activates the snapshot under its own name, as before: a device
 # smaller than --size, or one with an external origin, is not borrowed.
-# Without --size the size comes from the largest active device. Every
-# replica is checked byte for byte against its snapshot.
+# Without --size the size comes from the largest active device, or the
+# size `dmrepl snapshot` recorded. Every replica is checked byte for byte
+# against its snapshot.
 #
 # dmrepl-timeout: 300
 set -eu
@@ -124,6 +125,23 @@ dmt_remove zeroes
 r5=$(replicate none 5 --base 4)
 own none
 check 5 "$r5"
+
+# A snapshot taken by `dmrepl snapshot` of an active origin: its size is
+# recorded, so a full copy needs neither --size nor a device of it; a
+# size record of an id since deleted and reused is not taken for it.
+dmt_thin src origin2 1 "$VOL_SECTORS"
+s6=$(dmrepl snapshot --pool "$(dmt_name src)" --origin 1 --state-dir "$STATE")
+dmt_remove origin2
+r6=$(replicate recorded "$s6" --full)
+own recorded
+check "$s6" "$r6"
+dmt_message src "delete $s6"
+dmt_message src "create_snap $s6 1"
+rc=0
+dmrepl replicate --pool "$(dmt_name src)" --snap "$s6" --full --to-pool "$(dmt_name dst)" \
+	--state-dir "$STATE" 2> "$DMT_TMP/err" || rc=$?
+dmt_assert_eq 1 "$rc" "a reused id: the recorded size is not its size"
+dmt_assert_match "*size of thin $s6 is not known*--size*" "$(cat "$DMT_TMP/err")" "it asks for --size"
 
 dmt_assert_eq - "$(dmt_pool_held_root src)" "source metadata snapshot released"
 dmt_assert_eq - "$(dmt_pool_held_root dst)" "destination metadata snapshot released"
