@@ -13,5 +13,6 @@
 #include "lvm.h"
 #include "replication.h"
 #include "io.h"
+#include "source.h"
 
 #endif /* LIBDMREPL_PRIVATE_H */

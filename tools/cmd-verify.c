@@ -491,8 +491,10 @@ static int extents_spool_next(void *data, struct dmrepl_extent *ret_extent)
 struct pool_verify {
 	struct dmrepl_lineage_record rec;
 	struct extents_spool spool;
-	struct dmrepl_pool *pool[2];
-	struct dmrepl_thin_dev *dev[2];
+	struct dmrepl_source src;	/* the snapshot (lib/source.c) */
+	struct dmrepl_pool *dst;
+	struct dmrepl_thin_dev *dev;	/* the replica */
+	const char *path[2];
 	char label[2][160];
 };
 
@@ -525,26 +527,38 @@ static int pool_lookup(struct dmrepl_ctx *ctx, const struct verify_opts *o,
 					   &pv->spool.left, &src->total_bytes);
 }
 
+/*
+ * The snapshot through the source side (an active device of it is
+ * borrowed), the replica read-only under a name of its own; both at the
+ * size the replica was made with, unless --size.
+ */
 static int pool_activate(struct dmrepl_ctx *ctx, const struct verify_opts *o,
 			 struct pool_verify *pv)
 {
-	const char *pools[2] = { o->src_pool, o->dst_pool };
-	const char *sides[2] = { "src", "dst" };
-	uint64_t ids[2] = { pv->rec.src.thin_id, pv->rec.dst.thin_id };
 	uint64_t size = o->size_bytes ? o->size_bytes : pv->rec.size_bytes;
 	char name[128];
-	int r = 0;
+	int r;
 
-	for (int i = 0; i < 2 && r == 0 && !tool_interrupted; i++) {
-		snprintf(name, sizeof(name), "dmrepl-%d-verify-%s-%" PRIu64,
-			 (int)getpid(), sides[i], ids[i]);
-		snprintf(pv->label[i], sizeof(pv->label[i]), "thin %" PRIu64 " of %s",
-			 ids[i], pools[i]);
-		r = dmrepl_pool_open(ctx, pools[i], &pv->pool[i]);
-		if (r == 0)
-			r = dmrepl_thin_activate(pv->pool[i], ids[i], size, true, name,
-						 &pv->dev[i]);
-	}
+	snprintf(pv->label[0], sizeof(pv->label[0]), "thin %" PRIu64 " of %s",
+		 pv->rec.src.thin_id, o->src_pool);
+	snprintf(pv->label[1], sizeof(pv->label[1]), "thin %" PRIu64 " of %s",
+		 pv->rec.dst.thin_id, o->dst_pool);
+	r = dmrepl_source_open(&pv->src, ctx, o->src_pool, pv->rec.src.thin_id,
+			       NULL, (const volatile int *)&tool_interrupted);
+	if (r == 0)
+		r = dmrepl_source_resolve(&pv->src, size, 0);
+	if (r == 0)
+		r = dmrepl_source_activate(&pv->src, &pv->path[0]);
+	if (r < 0 || tool_interrupted)
+		return r;
+	snprintf(name, sizeof(name), "dmrepl-%d-verify-dst-%" PRIu64,
+		 (int)getpid(), pv->rec.dst.thin_id);
+	r = dmrepl_pool_open(ctx, o->dst_pool, &pv->dst);
+	if (r == 0)
+		r = dmrepl_thin_activate(pv->dst, pv->rec.dst.thin_id, size, true,
+					 name, &pv->dev);
+	if (r == 0)
+		pv->path[1] = dmrepl_thin_dev_get_path(pv->dev);
 	return r;
 }
 
@@ -554,15 +568,16 @@ static int pool_release(struct pool_verify *pv)
 	int r = 0, q;
 
 	for (int i = 1; i >= 0; i--) {
-		q = dmrepl_thin_deactivate(pv->dev[i]);
+		q = i ? dmrepl_thin_deactivate(pv->dev) : dmrepl_source_deactivate(&pv->src);
 		if (q < 0) {
 			tool_error(subcmd, "cannot deactivate %s: %s", pv->label[i],
 				   strerror(-q));
 			r = r ?: q;
 		}
-		pv->dev[i] = NULL;
-		pv->pool[i] = dmrepl_pool_unref(pv->pool[i]);
 	}
+	pv->dev = NULL;
+	pv->dst = dmrepl_pool_unref(pv->dst);
+	dmrepl_source_close(&pv->src);
 	if (pv->spool.f)
 		fclose(pv->spool.f);
 	pv->spool.f = NULL;
@@ -590,8 +605,7 @@ static int verify_pool(struct dmrepl_ctx *ctx, struct verify_opts *o)
 		o->out.label[0] = pv.label[0];
 		o->out.label[1] = pv.label[1];
 		o->out.replica = &pv.rec;
-		rc = verify_compare(ctx, dmrepl_thin_dev_get_path(pv.dev[0]),
-				    dmrepl_thin_dev_get_path(pv.dev[1]), o->chunk_bytes,
+		rc = verify_compare(ctx, pv.path[0], pv.path[1], o->chunk_bytes,
 				    &src, &o->out);
 	}
 out:
