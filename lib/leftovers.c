@@ -3,7 +3,7 @@
  * The dm devices a killed dmrepl left on a pool. Every device dmrepl
  * activates is named after its process, "dmrepl-PID-...": a sender's or
  * replication's read-only view of the source (src), its destination
- * device (dst), verify's two sides (verify-src, verify-dst). A process
+ * device (dst), verify's replica (verify-dst; its source is src). A process
  * killed outright leaves them mapped, and a mapped thin cannot be
  * deleted. Each run that reserves a pool's metadata snapshot first
  * removes the devices of that pool whose process is gone and that

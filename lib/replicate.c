@@ -832,9 +832,17 @@ dmrepl_replicate_set_source_name(struct dmrepl_replicate *rep,
 DMREPL_EXPORT int dmrepl_replicate_set_snap_lv(struct dmrepl_replicate *rep,
 					       const char *vg_lv)
 {
-	if (vg_lv && (strlen(vg_lv) > 127 || !strchr(vg_lv, '/')))
+	char *v;
+
+	SETTER_CHECK(rep);
+	if (!vg_lv || strlen(vg_lv) > 127 || !strchr(vg_lv, '/'))
 		return -EINVAL;
-	return set_string(rep, rep ? &rep->snap_lv : NULL, vg_lv);
+	v = strdup(vg_lv);
+	if (!v)
+		return -ENOMEM;
+	free(rep->snap_lv);
+	rep->snap_lv = v;
+	return 0;
 }
 
 DMREPL_EXPORT int dmrepl_replicate_set_compression(struct dmrepl_replicate *rep,

@@ -13,6 +13,7 @@
 
 #include "dmrepl.h"
 #include "json.h"
+#include "libdmrepl-private.h"
 
 static const char *const subcmd = "replicas";
 
@@ -78,10 +79,14 @@ static int print_text(const struct dmrepl_replica_info *r, void *userdata)
 
 	if (r->base_dst_thin_id != DMREPL_THIN_ID_ANY)
 		snprintf(base, sizeof(base), "%" PRIu64, r->base_dst_thin_id);
-	printf("%8" PRIu64 " %-24s %8" PRIu64 " %8s %16" PRIu64 " %12" PRIu64 " %-8s %s\n",
+	printf("%8" PRIu64 " %-24s %8" PRIu64 " %8s %16" PRIu64 " %12" PRIu64 " %s",
 	       r->dst_thin_id, r->src_pool, r->src_thin_id, base, r->size_bytes,
-	       r->received_time, dmrepl_replica_state_name(r->state),
-	       r->dst_lv ? r->dst_lv : "-");
+	       r->received_time, dmrepl_replica_state_name(r->state));
+	/* the LV column is there on an LVM pool only */
+	if (userdata)
+		printf("%*s%s", 9 - (int)strlen(dmrepl_replica_state_name(r->state)),
+		       "", r->dst_lv ? r->dst_lv : "-");
+	putchar('\n');
 	return 0;
 }
 
@@ -130,10 +135,17 @@ int cmd_replicas(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		if (r == 0)
 			json_end(&j);
 	} else {
+		struct dmrepl_pool *pool = NULL;
+		bool lvm = dmrepl_pool_open(ctx, o.pool, &pool) == 0 &&
+			   dmrepl_pool_get_lvm_name(pool);
+
+		dmrepl_pool_unref(pool);
 		if (!o.no_headers)
-			printf("%8s %-24s %8s %8s %16s %12s %-8s %s\n", "ID", "SRC_POOL",
-			       "SRC_ID", "BASE", "SIZE_BYTES", "RECEIVED", "STATE", "LV");
-		r = dmrepl_replicas_foreach(ctx, o.state_dir, o.pool, print_text, NULL);
+			printf("%8s %-24s %8s %8s %16s %12s %s%s\n", "ID", "SRC_POOL",
+			       "SRC_ID", "BASE", "SIZE_BYTES", "RECEIVED",
+			       lvm ? "STATE    " : "STATE", lvm ? "LV" : "");
+		r = dmrepl_replicas_foreach(ctx, o.state_dir, o.pool, print_text,
+					    lvm ? &lvm : NULL);
 	}
 	if (r < 0) {
 		tool_fail(subcmd, "%s: cannot list replicas: %s", o.pool, strerror(-r));
