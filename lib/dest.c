@@ -252,6 +252,7 @@ bool dmrepl_dest_replica_of(struct dmrepl_dest *d, uint64_t dst_id,
 static int remove_stale(const struct dmrepl_lineage_record *rec, void *data)
 {
 	struct dmrepl_dest *d = data;
+	char desc[200];
 	int r;
 
 	/*
@@ -268,19 +269,23 @@ static int remove_stale(const struct dmrepl_lineage_record *rec, void *data)
 		     "%s: thin %" PRIu64 " holds a resumable receive of thin %" PRIu64
 		     " of %s (up to byte %" PRIu64 "); resume it, or drop it "
 		     "with dmrepl receive --abort",
-		     d->name, rec->dst.thin_id, rec->src.thin_id, rec->src_pool,
-		     rec->checkpoint);
+		     d->name, rec->dst.thin_id, rec->src.thin_id,
+		     dmrepl_source_shown(rec->src_pool), rec->checkpoint);
 		return 0;
 	}
 	r = dmrepl_dest_drop_staging(d, rec);
 	if (r < 0)
 		return r;
+	if (rec->dst_lv[0])
+		snprintf(desc, sizeof(desc), "the LV %s (thin %" PRIu64 ")",
+			 rec->dst_lv, rec->dst.thin_id);
+	else
+		snprintf(desc, sizeof(desc), "thin %" PRIu64, rec->dst.thin_id);
 	warn(d->ctx,
-	     "%s: deleted %s%s%s (thin %" PRIu64 "), an unfinished replica of "
-	     "thin %" PRIu64 " of %s left by dmrepl process %d",
-	     d->name, rec->dst_lv[0] ? "the LV " : "", rec->dst_lv,
-	     rec->dst_lv[0] ? " " : "", rec->dst.thin_id, rec->src.thin_id,
-	     rec->src_pool, (int)rec->pid);
+	     "%s: deleted %s, an unfinished replica of thin %" PRIu64
+	     " of %s left by dmrepl process %d",
+	     d->name, desc, rec->src.thin_id,
+	     dmrepl_source_shown(rec->src_pool), (int)rec->pid);
 	return 0;
 }
 
@@ -438,7 +443,7 @@ int dmrepl_dest_check_replica(struct dmrepl_dest *d, struct dmrepl_metadata *md,
 		    "could have gone unseen and it cannot be the base; replicate "
 		    "from an older base, or in full (--full)",
 		    d->name, dst_desc(d, base, desc, sizeof(desc)),
-		    base->src.thin_id, base->src_pool, base->dst_lv);
+		    base->src.thin_id, dmrepl_source_shown(base->src_pool), base->dst_lv);
 		return -ESTALE;
 	}
 	r = dmrepl_thin_ident_read(md, want->thin_id, &now);
@@ -447,20 +452,28 @@ int dmrepl_dest_check_replica(struct dmrepl_dest *d, struct dmrepl_metadata *md,
 		    "%s: %s, the replica of thin %" PRIu64 " of %s, was deleted; "
 		    "replicate in full (--full)",
 		    d->name, dst_desc(d, base, desc, sizeof(desc)),
-		    base->src.thin_id, base->src_pool);
+		    base->src.thin_id, dmrepl_source_shown(base->src_pool));
 		return -ENOENT;
 	}
 	if (r < 0)
 		return r;
 	if (!dmrepl_thin_ident_equal(&now, want)) {
+		char how[128];
+
+		if (now.mapped_blocks != want->mapped_blocks)
+			snprintf(how, sizeof(how),
+				 "%" PRIu64 " mapped blocks, was %" PRIu64,
+				 now.mapped_blocks, want->mapped_blocks);
+		else
+			snprintf(how, sizeof(how),
+				 "its mappings changed: tree root %" PRIu64
+				 ", was %" PRIu64, now.root, want->root);
 		err(d->ctx,
 		    "%s: %s, the replica of thin %" PRIu64 " of %s, was written "
-		    "to since it was received (%" PRIu64 " mapped blocks, was "
-		    "%" PRIu64 "), so it cannot be the base; replicate in full "
-		    "(--full)",
+		    "to since it was received (%s), so it cannot be the base; "
+		    "replicate in full (--full)",
 		    d->name, dst_desc(d, base, desc, sizeof(desc)),
-		    base->src.thin_id, base->src_pool, now.mapped_blocks,
-		    want->mapped_blocks);
+		    base->src.thin_id, dmrepl_source_shown(base->src_pool), how);
 		return -ESTALE;
 	}
 	return 0;

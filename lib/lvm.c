@@ -454,7 +454,7 @@ int dmrepl_lvm_tag_value(const struct dmrepl_lvm_lv *lv, const char *prefix,
 static bool tag_plain(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || strchr("_+.-/!:", c) != NULL;
+	       (c >= '0' && c <= '9') || (c && strchr("_+.-/!:", c) != NULL);
 }
 
 int dmrepl_lvm_tag_escape(const char *s, char *buf, size_t size)

@@ -80,7 +80,7 @@ static int check_new(struct receiver *rv)
 	err(rv->ctx,
 	    "%s already holds thin %" PRIu64 " of %s, as thin %" PRIu64
 	    ": the stream was received before (a replay?); nothing written",
-	    rv->o->pool, h->snap.thin_id, h->src_pool, rec.dst.thin_id);
+	    rv->o->pool, h->snap.thin_id, dmrepl_source_shown(h->src_pool), rec.dst.thin_id);
 	return -EEXIST;
 }
 
@@ -116,7 +116,7 @@ static int find_base(struct receiver *rv, struct dmrepl_lineage_record *base)
 		err(rv->ctx,
 		    "%s holds no replica of the stream's base (%s, of %s); "
 		    "send that first, or send in full; nothing written",
-		    rv->o->pool, want, h->src_pool);
+		    rv->o->pool, want, dmrepl_source_shown(h->src_pool));
 		return -ENOENT;
 	}
 	if (!dmrepl_thin_ident_equal(&base->src, &h->base)) {
@@ -125,7 +125,7 @@ static int find_base(struct receiver *rv, struct dmrepl_lineage_record *base)
 		    "the stream's base (%s, of %s) is not what thin %" PRIu64
 		    " of %s replicates (%s): the base diverged or its id was "
 		    "reused; send in full; nothing written",
-		    want, h->src_pool, base->dst.thin_id, rv->o->pool, have);
+		    want, dmrepl_source_shown(h->src_pool), base->dst.thin_id, rv->o->pool, have);
 		return -ESTALE;
 	}
 	return check_unused(rv, base);
@@ -173,7 +173,7 @@ static int killed_in_commit(struct receiver *rv,
 		dmrepl_dest_forget_staging(&rv->d, st);
 		err(rv->ctx, "%s already holds thin %" PRIu64 " of %s, as thin %" PRIu64
 			     ": its receive was killed as it finished; nothing written",
-		    rv->o->pool, rv->h.snap.thin_id, rv->h.src_pool, st->dst.thin_id);
+		    rv->o->pool, rv->h.snap.thin_id, dmrepl_source_shown(rv->h.src_pool), st->dst.thin_id);
 		return -EEXIST;
 	}
 	return dmrepl_dest_drop_anchor(&rv->d, st);
@@ -188,7 +188,7 @@ static int adopt(struct receiver *rv)
 		err(rv->ctx,
 		    "%s has no interrupted receive of this stream (thin %" PRIu64
 		    " of %s) to resume; send it again without --resume",
-		    rv->o->pool, rv->h.snap.thin_id, rv->h.src_pool);
+		    rv->o->pool, rv->h.snap.thin_id, dmrepl_source_shown(rv->h.src_pool));
 		return -ENOENT;
 	}
 	if (st.checkpoint != rv->h.resume_offset) {

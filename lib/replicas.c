@@ -165,7 +165,7 @@ int dmrepl_replica_lookup(struct dmrepl_ctx *ctx, const char *state_dir,
 	dmrepl_dest_close(&d);
 	if (r == -ENOENT)
 		err(ctx, "%s holds no replica of thin %" PRIu64 " of %s",
-		    dst_pool, src_id, src_pool);
+		    dst_pool, src_id, dmrepl_source_shown(src_pool));
 	if (r < 0)
 		return r;
 	r = dmrepl_metadata_open_pool(ctx, dst_pool, &md);
@@ -178,7 +178,7 @@ int dmrepl_replica_lookup(struct dmrepl_ctx *ctx, const char *state_dir,
 	if (state == DMREPL_REPLICA_MISSING) {
 		err(ctx, "%s: thin %" PRIu64 ", the replica of thin %" PRIu64
 		    " of %s, was deleted", dst_pool, rec.dst.thin_id, src_id,
-		    src_pool);
+		    dmrepl_source_shown(src_pool));
 		return -ENOENT;
 	}
 	*ret_rec = rec;

@@ -97,9 +97,12 @@ struct dmrepl_lineage_record {
  * dmrepl_source_matches(): @a and @b name the same source (records of
  * older versions named a local pool bare). dmrepl_source_local_pool():
  * the pool of this host that @name is, or NULL (another host's).
+ * dmrepl_source_shown(): @name for messages: a local pool bare, another
+ * host's as HOST:POOL.
  */
 bool dmrepl_source_matches(const char *a, const char *b);
 const char *dmrepl_source_local_pool(const char *name);
+const char *dmrepl_source_shown(const char *name);
 
 /*
  * lib/sizes.c: the size a snapshot had when `dmrepl snapshot` took it,

@@ -69,6 +69,13 @@ const char *dmrepl_source_local_pool(const char *name)
 	return l ? l : strchr(name, ':') ? NULL : name;
 }
 
+const char *dmrepl_source_shown(const char *name)
+{
+	const char *l = dmrepl_source_local_pool(name);
+
+	return l ? l : name;
+}
+
 /* ---- open, identify ---- */
 
 int dmrepl_source_open(struct dmrepl_source *s, struct dmrepl_ctx *ctx,

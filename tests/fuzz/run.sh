@@ -47,7 +47,8 @@ build fuzz-metadata "$top/lib/context.c" "$top/lib/crc32c.c" \
 	"$top/lib/metadata.c" "$top/lib/btree.c" "$top/lib/thin.c" \
 	"$top/lib/delta.c" "$top/lib/readahead.c" -luring
 build fuzz-extents "$top/lib/context.c" "$top/lib/extents.c"
-build fuzz-lineage "$top/lib/context.c" "$top/lib/lineage.c" "$top/lib/lock.c"
+build fuzz-lineage "$top/lib/context.c" "$top/lib/lineage.c" "$top/lib/lock.c" \
+	"$top/lib/sizes.c" "$top/lib/lvm.c" "$top/lib/dm.c" -ljson-c -ldevmapper
 build fuzz-lock "$top/lib/context.c" "$top/lib/lock.c"
 build fuzz-lvm "$top/lib/context.c" "$top/lib/lvm.c" "$top/lib/dm.c" -ljson-c -ldevmapper
 build fuzz-stream "$top/lib/context.c" "$top/lib/stream.c" -lzstd -lxxhash

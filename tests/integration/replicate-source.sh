@@ -129,7 +129,7 @@ check 5 "$r5"
 # A snapshot taken by `dmrepl snapshot` of an active origin: its size is
 # recorded, so a full copy needs neither --size nor a device of it; a
 # size record of an id since deleted and reused is not taken for it.
-dmt_thin src origin2 1 "$VOL_SECTORS"
+dmt_thin_activate src origin2 1 "$VOL_SECTORS"
 s6=$(dmrepl snapshot --pool "$(dmt_name src)" --origin 1 --state-dir "$STATE")
 dmt_remove origin2
 r6=$(replicate recorded "$s6" --full)
