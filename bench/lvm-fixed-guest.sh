@@ -16,9 +16,11 @@
 #   lvm       dmrepl replicate --snap VG/LV --to-pool VG2/POOL
 #             (by names, into a pool LVM manages: the replica an LV)
 # lvm2 runs through a shim ($DMREPL_LVM) that logs each call's subcommand
-# and wall time, so each way's time splits into lvm's calls and the rest.
-# Prints "lbench: RESULT way round secs peak_rss_kib lvm_calls lvm_secs"
-# and "lbench: CALL way round subcommand secs" lines for the host.
+# and wall time, so each way's time splits into lvm's calls and the rest;
+# dmrepl -vv logs how long each phase of the replication took.
+# Prints "lbench: RESULT way round secs peak_rss_kib lvm_calls lvm_secs",
+# "lbench: CALL way round subcommand secs" and "lbench: PHASE way round
+# phase secs" lines for the host.
 set -eu
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -73,13 +75,21 @@ timed() {
 	: > "$DMT_TMP/lvm.log"
 	echo "+ dmrepl replicate $*" >&2
 	DMREPL_LVM=$DMT_TMP/lvm time -f '%e %M' -o "$DMT_TMP/time" \
-		dmrepl replicate --state-dir "$STATE" -q --json "$@" > "$DMT_TMP/out" 2> "$DMT_TMP/err" ||
+		dmrepl -vv replicate --state-dir "$STATE" -q --json "$@" > "$DMT_TMP/out" 2> "$DMT_TMP/err" ||
 		{ cat "$DMT_TMP/err" >&2; dmt_fail "$_way: dmrepl replicate $* failed"; }
 	grep -q '"full":false' "$DMT_TMP/out" || dmt_fail "$_way: not an incremental: $(tail -n 1 "$DMT_TMP/out")"
 	_n=$(wc -l < "$DMT_TMP/lvm.log" | tr -d ' ')
 	_s=$(awk '{ s += $2 } END { printf "%.2f", s }' "$DMT_TMP/lvm.log")
 	say "RESULT $_way $_round $(tail -n 1 "$DMT_TMP/time") $_n $_s"
 	awk -v w="$_way" -v r="$_round" '{ print "lbench: CALL", w, r, $1, $2 }' "$DMT_TMP/lvm.log"
+	# dmrepl's own phases (-vv): "replicate: phase NAME took MS ms"
+	# and "other": the rest of the wall time (start-up, the tool's name
+	# lookups before the job starts, exit)
+	sed -n 's/.*replicate: phase \([a-z]*\) took \([0-9.]*\) ms.*/\1 \2/p' "$DMT_TMP/err" |
+		awk -v w="$_way" -v r="$_round" -v t="$(cut -d' ' -f1 "$DMT_TMP/time")" \
+			'{ print "lbench: PHASE", w, r, $1, $2 / 1000; s += $2 / 1000 }
+			 END { printf "lbench: PHASE %s %s other %.3f\n", w, r, t - s }'
+	grep -q 'replicate: phase commit took' "$DMT_TMP/err" || dmt_fail "$_way: no phase times in dmrepl's debug log"
 }
 
 snap_raw() { dmrepl snapshot --pool "$RS" --origin 1; }

@@ -8,7 +8,8 @@
 # Reports, per way, the median wall time of the incrementals, peak RSS,
 # how many lvm calls each made and how long they took (the rest is
 # dmrepl's own work: metadata, delta, copy of one block, device-mapper),
-# the median time of each lvm subcommand, and the ratios to the raw path.
+# the median time of each phase (prepare, delta, copy, commit) and of
+# each lvm subcommand, and the ratios to the raw path.
 # Target (issue 11): by names, at most 1.5x the raw path's fixed cost.
 # Exit status: 0 the benchmark ran (see the report for the verdict),
 # 1 it failed, 77 it cannot run here.
@@ -48,6 +49,22 @@ col() { awk -v w="$1" -v n="$2" '$1 == "lbench:" && $2 == "RESULT" && $3 == w { 
 			"$(col "$w" 6 | sort -g | tail -n 1)" "$(col "$w" 7 | median)" "$(col "$w" 8 | median)" \
 			"$(awk -v a="$m" -v b="$raw" 'BEGIN { print a / b }')"
 	done
+	echo "median seconds of each phase of dmrepl replicate (dmrepl -vv), by way:"
+	printf '  %-6s' way
+	for p in prepare delta copy commit other; do printf ' %9s' "$p"; done
+	echo
+	for w in raw names lvm; do
+		printf '  %-6s' "$w"
+		for p in prepare delta copy commit other; do
+			printf ' %9s' "$(awk -v w="$w" -v p="$p" '$1 == "lbench:" && $2 == "PHASE" && $3 == w && $5 == p { print $6 }' "$log" | median)"
+		done
+		echo
+	done
+	echo "  (prepare: the source identified, the destination opened and locked;"
+	echo "   delta: the changed extents read through a held metadata snapshot;"
+	echo "   copy: the new device created and activated, the blocks copied;"
+	echo "   commit: the replica recorded, helpers dropped, locks released;"
+	echo "   other: start-up, the tool's name lookups before the job, exit)"
 	echo "median seconds of each lvm call, by way and subcommand (calls per replication):"
 	awk '$1 == "lbench:" && $2 == "CALL" { k = $3 " " $5; n[k]++; s[k] = s[k] " " $6; r[$3]++ }
 	     END { for (k in n) print k, n[k], s[k] }' "$log" | sort | while read -r w sub n times; do

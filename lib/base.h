@@ -41,6 +41,13 @@ static inline uint64_t get_le64(const uint8_t *b, size_t off)
 	return le64toh(v);
 }
 
+/*
+ * The context's slot for lib/lvm.c's cached listings: made by @create on
+ * first use, freed by @destroy with the context.
+ */
+void *dmrepl_ctx_lvm_cache(struct dmrepl_ctx *ctx, void *(*create)(void),
+			   void (*destroy)(void *cache));
+
 void dmrepl_log(struct dmrepl_ctx *ctx, int priority, const char *file,
 		int line, const char *fn, const char *format, ...) _printf_(6, 7);
 

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,9 @@ struct dmrepl_ctx {
 	int log_priority;
 	dmrepl_log_fn log_fn;
 	void *log_data;
+	/* lib/lvm.c's listings, freed with the context */
+	void *lvm_cache;
+	void (*lvm_cache_free)(void *cache);
 };
 
 static const char *const priority_names[] = {
@@ -100,6 +104,8 @@ DMREPL_EXPORT struct dmrepl_ctx *dmrepl_unref(struct dmrepl_ctx *ctx)
 		return NULL;
 
 	dbg(ctx, "context %p released", (void *)ctx);
+	if (ctx->lvm_cache_free)
+		ctx->lvm_cache_free(ctx->lvm_cache);
 	free(ctx);
 	return NULL;
 }
@@ -160,4 +166,16 @@ void dmrepl_test_point(const char *name)
 
 	if (at && strcmp(at, name) == 0)
 		raise(SIGKILL);
+}
+
+void *dmrepl_ctx_lvm_cache(struct dmrepl_ctx *ctx, void *(*create)(void),
+			   void (*destroy)(void *cache))
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+	pthread_mutex_lock(&lock);
+	if (!ctx->lvm_cache && (ctx->lvm_cache = create()))
+		ctx->lvm_cache_free = destroy;
+	pthread_mutex_unlock(&lock);
+	return ctx->lvm_cache;
 }

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <poll.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,137 @@ static int drain(int out_fd, int err_fd, char *out, size_t out_size,
 	return 0;
 }
 
+/*
+ * ---- listings kept for lookups ----
+ *
+ * A command resolves several names of one VG (--snap VG/LV, its pool,
+ * --base): they share one `lvs` of the VG. A listing answers lookups
+ * while this context has run no lvm command that changes anything, for
+ * at most CACHE_SECONDS (what one command spans: the names an operator
+ * gave are resolved as it starts). dmrepl_lvm_list() always asks lvm,
+ * and what it hears refreshes the cache. Decisions that must see the
+ * present (the destination, under its lock) list afresh.
+ */
+#define CACHE_SECONDS 10
+#define CACHE_VGS 4
+
+struct lvm_cache {
+	pthread_mutex_t lock;
+	struct {
+		char vg[128];
+		struct dmrepl_lvm_lv *lvs;
+		size_t n;
+		time_t when;		/* CLOCK_MONOTONIC seconds */
+	} vgs[CACHE_VGS];
+	unsigned int next;		/* the slot to reuse */
+};
+
+static void *cache_create(void)
+{
+	struct lvm_cache *c = calloc(1, sizeof(*c));
+
+	if (c)
+		pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+static void cache_clear(struct lvm_cache *c)
+{
+	for (size_t i = 0; i < CACHE_VGS; i++) {
+		free(c->vgs[i].lvs);
+		c->vgs[i].lvs = NULL;
+		c->vgs[i].vg[0] = '\0';
+	}
+}
+
+static void cache_destroy(void *cache)
+{
+	struct lvm_cache *c = cache;
+
+	if (!c)
+		return;
+	cache_clear(c);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static struct lvm_cache *cache_of(struct dmrepl_ctx *ctx)
+{
+	return dmrepl_ctx_lvm_cache(ctx, cache_create, cache_destroy);
+}
+
+static time_t now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static void cache_forget(struct dmrepl_ctx *ctx)
+{
+	struct lvm_cache *c = cache_of(ctx);
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	cache_clear(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Keep a copy of @vg's listing; a failure to keep it costs a lookup. */
+static void cache_store(struct dmrepl_ctx *ctx, const char *vg,
+			const struct dmrepl_lvm_lv *lvs, size_t n)
+{
+	struct lvm_cache *c = cache_of(ctx);
+	struct dmrepl_lvm_lv *copy;
+	size_t i;
+
+	if (!c || strlen(vg) >= sizeof(c->vgs[0].vg))
+		return;
+	copy = malloc((n ? n : 1) * sizeof(*copy));
+	if (!copy)
+		return;
+	memcpy(copy, lvs, n * sizeof(*copy));
+	pthread_mutex_lock(&c->lock);
+	for (i = 0; i < CACHE_VGS; i++)
+		if (strcmp(c->vgs[i].vg, vg) == 0)
+			break;
+	if (i == CACHE_VGS)
+		i = c->next++ % CACHE_VGS;
+	free(c->vgs[i].lvs);
+	snprintf(c->vgs[i].vg, sizeof(c->vgs[i].vg), "%s", vg);
+	c->vgs[i].lvs = copy;
+	c->vgs[i].n = n;
+	c->vgs[i].when = now_seconds();
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* @lv of @vg from a kept listing: 1 found, 0 not in it, -ENOENT none kept. */
+static int cache_find(struct dmrepl_ctx *ctx, const char *vg, const char *lv,
+		      struct dmrepl_lvm_lv *ret)
+{
+	struct lvm_cache *c = cache_of(ctx);
+	int r = -ENOENT;
+
+	if (!c)
+		return -ENOENT;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < CACHE_VGS && r == -ENOENT; i++) {
+		if (!c->vgs[i].vg[0] || strcmp(c->vgs[i].vg, vg) != 0 ||
+		    now_seconds() - c->vgs[i].when > CACHE_SECONDS)
+			continue;
+		r = 0;
+		for (size_t j = 0; j < c->vgs[i].n && !r; j++)
+			if (strcmp(c->vgs[i].lvs[j].lv, lv) == 0) {
+				*ret = c->vgs[i].lvs[j];
+				r = 1;
+			}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 int dmrepl_lvm_run(struct dmrepl_ctx *ctx, const char *const *args,
 		   char **ret_out, char *ret_err, size_t err_size)
 {
@@ -86,6 +218,8 @@ int dmrepl_lvm_run(struct dmrepl_ctx *ctx, const char *const *args,
 	size_t argc = 0;
 	pid_t pid;
 
+	if (strcmp(args[0], "lvs") != 0 && strcmp(args[0], "vgs") != 0)
+		cache_forget(ctx);	/* it may change what lvs shows */
 	argv[argc++] = (char *)lvm_binary();
 	for (; args[argc - 1] && argc < ARRAY_SIZE(argv) - 1; argc++)
 		argv[argc] = (char *)args[argc - 1];
@@ -267,42 +401,80 @@ out:
 #define LV_FIELDS "vg_name,lv_name,vg_uuid,lv_uuid,segtype,pool_lv,thin_id," \
 		  "lv_size,origin,lv_tags,vg_extent_size"
 
-int dmrepl_lvm_lookup(struct dmrepl_ctx *ctx, const char *vg_lv,
-		      struct dmrepl_lvm_lv *ret)
+/* @what names the lookup behind the listing, in messages. */
+static int list_vg(struct dmrepl_ctx *ctx, const char *vg,
+		   struct dmrepl_lvm_lv **ret, size_t *ret_n, const char *what)
 {
-	const char *args[] = {"lvs",
-			      "--reportformat",
-			      "json",
-			      "--units",
-			      "b",
-			      "--nosuffix",
-			      "-o",
-			      LV_FIELDS,
-			      "--",
-			      vg_lv,
+	const char *args[] = {"lvs", "-a", "--reportformat", "json", "--units",
+			      "b", "--nosuffix", "-o", LV_FIELDS, "--", vg,
 			      NULL};
 	char *out = NULL, why[256] = "";
 	int r;
 
-	if (!ctx || !vg_lv || !ret)
-		return -EINVAL;
-	if (!strchr(vg_lv, '/') || strchr(vg_lv, '/') != strrchr(vg_lv, '/') ||
-	    vg_lv[0] == '/' || vg_lv[strlen(vg_lv) - 1] == '/') {
-		err(ctx, "'%s' is not an LVM name: expected VG/LV", vg_lv);
-		return -EINVAL;
-	}
 	r = dmrepl_lvm_run(ctx, args, &out, why, sizeof(why));
 	if (r == -EIO) {
-		err(ctx, "%s: no such LVM logical volume (lvs: %s)", vg_lv, why);
+		if (what)
+			err(ctx, "%s: no such LVM logical volume (lvs: %s)",
+			    what, why);
+		else
+			err(ctx, "%s: cannot list its logical volumes (lvs: %s)",
+			    vg, why);
 		return -ENOENT;
 	}
 	if (r < 0)
 		return r;
-	r = dmrepl_lvm_parse_lv(out, ret);
+	r = dmrepl_lvm_parse_lvs(out, ret, ret_n);
 	if (r < 0)
-		err(ctx, "%s: cannot read lvs' answer: %.200s", vg_lv, out);
+		err(ctx, "%s: cannot read lvs' answer: %.200s", vg, out);
+	else
+		cache_store(ctx, vg, *ret, *ret_n);
 	free(out);
 	return r;
+}
+
+int dmrepl_lvm_list(struct dmrepl_ctx *ctx, const char *vg,
+		    struct dmrepl_lvm_lv **ret, size_t *ret_n)
+{
+	return list_vg(ctx, vg, ret, ret_n, NULL);
+}
+
+int dmrepl_lvm_lookup(struct dmrepl_ctx *ctx, const char *vg_lv,
+		      struct dmrepl_lvm_lv *ret)
+{
+	const char *slash;
+	struct dmrepl_lvm_lv *lvs = NULL;
+	char vg[128];
+	size_t n = 0;
+	int r;
+
+	if (!ctx || !vg_lv || !ret)
+		return -EINVAL;
+	slash = strchr(vg_lv, '/');
+	if (!slash || slash != strrchr(vg_lv, '/') || slash == vg_lv ||
+	    !slash[1] || (size_t)(slash - vg_lv) >= sizeof(vg)) {
+		err(ctx, "'%s' is not an LVM name: expected VG/LV", vg_lv);
+		return -EINVAL;
+	}
+	snprintf(vg, sizeof(vg), "%.*s", (int)(slash - vg_lv), vg_lv);
+	r = cache_find(ctx, vg, slash + 1, ret);
+	if (r == -ENOENT) {
+		r = list_vg(ctx, vg, &lvs, &n, vg_lv);
+		if (r < 0)
+			return r;
+		r = 0;
+		for (size_t i = 0; i < n && !r; i++)
+			if (strcmp(lvs[i].lv, slash + 1) == 0) {
+				*ret = lvs[i];
+				r = 1;
+			}
+		free(lvs);
+	}
+	if (r == 0) {
+		err(ctx, "%s: no such LVM logical volume (%s has none of that "
+			 "name)", vg_lv, vg);
+		return -ENOENT;
+	}
+	return 0;
 }
 
 /* @s with every dash doubled, as LVM writes names into dm names. */
@@ -381,29 +553,6 @@ int dmrepl_lvm_pool_dm_name(struct dmrepl_ctx *ctx,
 		 "vgchange -ay %s)",
 	    lv->vg, lv->lv, lv->vg);
 	return -ENODEV;
-}
-
-int dmrepl_lvm_list(struct dmrepl_ctx *ctx, const char *vg,
-		    struct dmrepl_lvm_lv **ret, size_t *ret_n)
-{
-	const char *args[] = {"lvs", "-a", "--reportformat", "json", "--units",
-			      "b", "--nosuffix", "-o", LV_FIELDS, "--", vg,
-			      NULL};
-	char *out = NULL, why[256] = "";
-	int r;
-
-	r = dmrepl_lvm_run(ctx, args, &out, why, sizeof(why));
-	if (r == -EIO) {
-		err(ctx, "%s: cannot list its logical volumes (lvs: %s)", vg, why);
-		return -ENOENT;
-	}
-	if (r < 0)
-		return r;
-	r = dmrepl_lvm_parse_lvs(out, ret, ret_n);
-	if (r < 0)
-		err(ctx, "%s: cannot read lvs' answer: %.200s", vg, out);
-	free(out);
-	return r;
 }
 
 /* ---- tags ---- */

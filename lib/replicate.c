@@ -64,6 +64,7 @@ struct dmrepl_replicate {
 	bool started, threaded, joined;
 	int cancelled;			/* atomic */
 	enum dmrepl_replicate_phase phase;
+	struct timespec phase_start;	/* when @phase began (debug log) */
 	struct dmrepl_copy *copy;	/* while copying */
 	bool finished;
 	int status;
@@ -96,9 +97,29 @@ dmrepl_replicate_phase_name(enum dmrepl_replicate_phase phase)
 	return phase_names[phase];
 }
 
+/*
+ * The debug log says how long each phase took. Only the job's thread
+ * writes @rep->phase and @rep->phase_start, so it reads them unlocked.
+ */
+static void log_phase_time(struct dmrepl_replicate *rep,
+			   const struct timespec *now)
+{
+	if (rep->phase == DMREPL_PHASE_PENDING || rep->phase == DMREPL_PHASE_DONE)
+		return;
+	dbg(rep->ctx, "replicate: phase %s took %.1f ms",
+	    dmrepl_replicate_phase_name(rep->phase),
+	    (double)(now->tv_sec - rep->phase_start.tv_sec) * 1e3 +
+		(double)(now->tv_nsec - rep->phase_start.tv_nsec) / 1e6);
+}
+
 static void set_phase(struct dmrepl_replicate *rep,
 		      enum dmrepl_replicate_phase phase)
 {
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	log_phase_time(rep, &now);
+	rep->phase_start = now;
 	pthread_mutex_lock(&rep->lock);
 	rep->phase = phase;
 	pthread_mutex_unlock(&rep->lock);
@@ -516,8 +537,10 @@ static void remote_progress(uint64_t done, uint64_t total, void *data)
 {
 	struct dmrepl_replicate *rep = data;
 
+	/* called in the job's thread, by the sender */
+	if (rep->phase != DMREPL_PHASE_COPY)
+		set_phase(rep, DMREPL_PHASE_COPY);
 	pthread_mutex_lock(&rep->lock);
-	rep->phase = DMREPL_PHASE_COPY;
 	rep->remote_done = done;
 	rep->remote_total = total;
 	pthread_mutex_unlock(&rep->lock);
@@ -578,6 +601,7 @@ static int run_remote(struct dmrepl_replicate *rep)
 static int run_job(struct dmrepl_replicate *rep)
 {
 	struct job job = {.rep = rep, .ctx = rep->ctx, .dst.lock_fd = -1};
+	struct timespec now;
 	int r;
 
 	r = rep->remote ? run_remote(rep) : run_steps(&job);
@@ -586,6 +610,8 @@ static int run_job(struct dmrepl_replicate *rep)
 		dmrepl_dest_undo(&job.dst, false);
 	}
 	job_release(&job);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	log_phase_time(rep, &now);
 	pthread_mutex_lock(&rep->lock);
 	rep->status = r;
 	rep->phase = DMREPL_PHASE_DONE;

@@ -2,11 +2,14 @@
 /*
  * LVM names (lib/lvm.c, lib/dm.c): LVM's dm names split into VG, LV and
  * layer, and lvs' JSON answer read into a struct dmrepl_lvm_lv, with
- * every malformed answer refused.
+ * every malformed answer refused; lookups of one VG share one listing.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "libdmrepl-private.h"
 #include "unit.h"
@@ -209,6 +212,67 @@ static void test_name_valid(void)
 			CU_FAIL(bad[i]);
 }
 
+/*
+ * Lookups of names in one VG share one `lvs` of it, until this context
+ * runs an lvm command that may change something. The stand-in for the
+ * lvm binary (DMREPL_LVM) counts its calls and answers a fixed listing:
+ * this tests dmrepl's caching, not LVM (the VM tests run the real one).
+ */
+static void test_lookup_cache(void)
+{
+	char dir[] = "/tmp/dmrepl-test-lvm.XXXXXX", script[256], calls[256];
+	struct dmrepl_ctx *ctx = NULL;
+	struct dmrepl_lvm_lv lv;
+	FILE *f;
+	long n;
+
+	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+	snprintf(script, sizeof(script), "%s/lvm", dir);
+	snprintf(calls, sizeof(calls), "%s/calls", dir);
+	f = fopen(script, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fprintf(f, "#!/bin/sh\necho \"$1\" >> %s\n"
+		   "[ \"$1\" = lvs ] || exit 0\n"
+		   "echo '{\"report\": [{\"lv\": ["
+		   "{\"vg_name\":\"vg\", \"lv_name\":\"pool\", "
+		   "\"segtype\":\"thin-pool\", \"lv_size\":\"134217728\"},"
+		   "{\"vg_name\":\"vg\", \"lv_name\":\"snap\", "
+		   "\"segtype\":\"thin\", \"pool_lv\":\"pool\", "
+		   "\"thin_id\":\"3\", \"lv_size\":\"4194304\"}]}]}'\n",
+		calls);
+	fclose(f);
+	CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
+	setenv("DMREPL_LVM", script, 1);
+	CU_ASSERT_EQUAL_FATAL(dmrepl_new(&ctx), 0);
+	dmrepl_set_log_priority(ctx, 0);
+
+	CU_ASSERT_EQUAL(dmrepl_lvm_lookup(ctx, "vg/snap", &lv), 0);
+	CU_ASSERT_EQUAL(lv.thin_id, 3);
+	CU_ASSERT_EQUAL(dmrepl_lvm_lookup(ctx, "vg/pool", &lv), 0);
+	CU_ASSERT_STRING_EQUAL(lv.segtype, "thin-pool");
+	CU_ASSERT_EQUAL(dmrepl_lvm_lookup(ctx, "vg/missing", &lv), -ENOENT);
+	CU_ASSERT_EQUAL(dmrepl_lvm_lookup(ctx, "notanlv", &lv), -EINVAL);
+	/* a change through this context: the next lookup asks again */
+	CU_ASSERT_EQUAL(dmrepl_lvm_run(ctx, (const char *const[]){"lvchange",
+				       "--addtag", "t", "vg/snap", NULL},
+				       NULL, NULL, 0), 0);
+	CU_ASSERT_EQUAL(dmrepl_lvm_lookup(ctx, "vg/snap", &lv), 0);
+	dmrepl_unref(ctx);
+	unsetenv("DMREPL_LVM");
+
+	f = fopen(calls, "r");
+	CU_ASSERT_FATAL(f != NULL);
+	n = 0;
+	for (int c; (c = fgetc(f)) != EOF;)
+		n += c == '\n';
+	fclose(f);
+	/* lvs, (three lookups answered by it), lvchange, lvs */
+	CU_ASSERT_EQUAL(n, 3);
+	unlink(calls);
+	unlink(script);
+	rmdir(dir);
+}
+
 static CU_TestInfo lvm_tests[] = {
     {"dm names of LVM devices", test_split},
     {"lvs answers", test_parse},
@@ -216,6 +280,7 @@ static CU_TestInfo lvm_tests[] = {
     {"lvs answers: every LV", test_parse_list},
     {"tag text", test_tag_escape},
     {"LV names", test_name_valid},
+    {"lookups share a listing", test_lookup_cache},
     CU_TEST_INFO_NULL,
 };
 
