@@ -4,7 +4,8 @@
 #
 # Usage: bench/replicate.sh [--runs N] [--size-mib N] [--incr-only]
 #                           [--pattern scattered|clustered] [--random-mib N]
-#                           [--fio] [--dir DIR] [--dmrepl PATH] [--out FILE]
+#                           [--fio] [--lvm] [--dir DIR] [--dmrepl PATH]
+#                           [--out FILE]
 #
 #   --runs N       rounds of each pair (default 3; medians are reported)
 #   --size-mib N   the volume's size (default 1024)
@@ -23,6 +24,10 @@
 #                  KiB random I/Os and as 1 MiB sequential ones (io_uring,
 #                  O_DIRECT, iodepth 32 each): the limit a scattered copy
 #                  runs into, against the streaming one
+#   --lvm          over pools LVM manages, by LVM names (issue 11): the
+#                  volume a thin LV, S1 and S2 LVM snapshots, the replicas
+#                  LVs (`--snap VG/s2 --base VG/s1 --to-pool VG/pool`),
+#                  dd's targets new thin LVs; not with --fio
 #   --dir DIR      where the disk files live (default
 #                  /var/tmp/dmrepl-bench-replicate; the random data file is
 #                  kept between runs, the pool disks are made anew)
@@ -50,7 +55,7 @@ set -euo pipefail
 prog=${0##*/}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-runs=3 size_mib=1024 pairs=full,incr pattern=scattered random_mib= fio= dir=/var/tmp/dmrepl-bench-replicate dmrepl=$top/build/tools/dmrepl out=
+runs=3 size_mib=1024 pairs=full,incr pattern=scattered random_mib= fio= lvm=0 dir=/var/tmp/dmrepl-bench-replicate dmrepl=$top/build/tools/dmrepl out=
 
 die() { echo "$prog: error: $*" >&2; exit 1; }
 say() { echo "$prog: $*" >&2; }
@@ -63,6 +68,7 @@ while [ $# -gt 0 ]; do
 	--pattern) pattern=${2:?}; shift 2 ;;
 	--random-mib) random_mib=${2:?}; shift 2 ;;
 	--fio) fio=1; shift ;;
+	--lvm) lvm=1; shift ;;
 	--dir) dir=${2:?}; shift 2 ;;
 	--dmrepl) dmrepl=${2:?}; shift 2 ;;
 	--out) out=${2:?}; shift 2 ;;
@@ -73,6 +79,7 @@ done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs needs a positive number"
 [[ $size_mib =~ ^[1-9][0-9]*$ ]] || die "--size-mib needs a positive number"
 [[ $pattern =~ ^(scattered|clustered)$ ]] || die "--pattern is scattered or clustered"
+[ "$lvm" = 0 ] || [ -z "$fio" ] || die "--fio runs over raw pools only: not with --lvm"
 random_mib=${random_mib:-$size_mib}
 [[ $random_mib =~ ^[1-9][0-9]*$ ]] && [ "$random_mib" -le "$size_mib" ] ||
 	die "--random-mib needs a positive number, at most --size-mib"
@@ -111,7 +118,7 @@ if [ -n "$fio" ]; then
 	command -v fio >/dev/null || die "--fio: fio is not installed"
 	cp "$(command -v fio)" "$work/bin/"
 fi
-sed "s/^RUNS=.*/RUNS=$runs/; s/^PAIRS=.*/PAIRS=$pairs/; s/^PATTERN=.*/PATTERN=$pattern/; s/^VOL_MIB=.*/VOL_MIB=$size_mib/" \
+sed "s/^RUNS=.*/RUNS=$runs/; s/^PAIRS=.*/PAIRS=$pairs/; s/^PATTERN=.*/PATTERN=$pattern/; s/^VOL_MIB=.*/VOL_MIB=$size_mib/; s/^LVM=.*/LVM=$lvm/" \
 	"$here/replicate-guest.sh" > "$work/replicate-guest.sh"
 
 say "running the guest (qemu TCG; log: $work/vm/replicate-guest.log)"
@@ -161,8 +168,8 @@ report() {
 	rss=$( { field full dmrepl 2; field incr dmrepl 2; } | maxof)
 	ratio_full=$(awk -v a="$fd" -v b="$fr" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "n/a" }')
 	ratio_incr=$(awk -v a="$id" -v b="$ir" 'BEGIN { printf "%.1f", a / b }')
-	echo "# bench/replicate.sh --runs $runs --size-mib $size_mib$([ "$pairs" = incr ] && echo ' --incr-only') --pattern $pattern$([ "$random_mib" = "$size_mib" ] || echo " --random-mib $random_mib")"
-	echo "# $(sed -n 's/^rbench: \(volume\|kernel\)/\1/p' "$log" | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
+	echo "# bench/replicate.sh --runs $runs --size-mib $size_mib$([ "$pairs" = incr ] && echo ' --incr-only') --pattern $pattern$([ "$random_mib" = "$size_mib" ] || echo " --random-mib $random_mib")$([ "$lvm" = 0 ] || echo ' --lvm')"
+	echo "# $(sed -n 's/^rbench: \(volume\|kernel\|pools\)/\1/p' "$log" | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
 	echo "# guest: qemu TCG (no KVM), virtio disks backed by host files (cache=unsafe)"
 	grep '^rbench: \(filled\|delta\|CHECK\)' "$log" | sed 's/^rbench: /# /'
 	printf '%-34s %-28s %s\n' "command" "wall s (each round)" "median s"

@@ -510,31 +510,29 @@ static void dm_uuid(const struct dmrepl_lvm_lv *lv, const char *layer,
 		snprintf(buf + n, size - n, "-%s", layer);
 }
 
-int dmrepl_lvm_pool_dm_name(struct dmrepl_ctx *ctx,
-			    const struct dmrepl_lvm_lv *lv, char *buf,
-			    size_t size)
+/*
+ * The active dm device of pool @vg/@lv into @buf: in use, the pool is
+ * the "-tpool" layer; unused, the LV itself, with the same dm UUID
+ * (LVM's "-tpool" suffix). @uuid is that UUID, or NULL to take any of
+ * LVM's ("LVM-...-tpool"): LVM alone names dm devices so, and its names
+ * are unambiguous (dashes in VG and LV names doubled).
+ */
+static int find_pool_dm(struct dmrepl_ctx *ctx, const char *vg_name,
+			const char *lv_name, const char *uuid, char *buf,
+			size_t size)
 {
 	static const char *const layers[] = {"tpool", NULL};
 	char vg[256], name[256];
 	int r;
 
-	if (strcmp(lv->segtype, "thin-pool") != 0) {
-		err(ctx, "%s/%s is not a thin pool (its type is %s)", lv->vg,
-		    lv->lv, lv->segtype);
-		return -EINVAL;
-	}
-	r = escape(lv->vg, vg, sizeof(vg));
-	r = r ?: escape(lv->lv, name, sizeof(name));
+	r = escape(vg_name, vg, sizeof(vg));
+	r = r ?: escape(lv_name, name, sizeof(name));
 	if (r < 0)
 		return r;
-	/*
-	 * In use, the pool is the "-tpool" layer; unused, the LV itself,
-	 * with the same dm UUID (LVM's "-tpool" suffix).
-	 */
 	for (size_t i = 0; i < ARRAY_SIZE(layers); i++) {
 		struct dmrepl_dm_target t = {0};
-		char want[160];
 		bool match;
+		size_t n;
 
 		if (layers[i])
 			snprintf(buf, size, "%s-%s-%s", vg, name, layers[i]);
@@ -542,17 +540,52 @@ int dmrepl_lvm_pool_dm_name(struct dmrepl_ctx *ctx,
 			snprintf(buf, size, "%s-%s", vg, name);
 		if (dmrepl_dm_get_table_quiet(ctx, buf, &t) < 0)
 			continue;
-		dm_uuid(lv, "tpool", want, sizeof(want));
-		match = t.type && strcmp(t.type, "thin-pool") == 0 && t.uuid &&
-			strcmp(t.uuid, want) == 0;
+		match = t.type && strcmp(t.type, "thin-pool") == 0 && t.uuid;
+		if (match && uuid)
+			match = strcmp(t.uuid, uuid) == 0;
+		else if (match)
+			match = strncmp(t.uuid, "LVM-", 4) == 0 &&
+				(n = strlen(t.uuid)) > 10 &&
+				strcmp(t.uuid + n - 6, "-tpool") == 0;
 		dmrepl_dm_target_clear(&t);
 		if (match)
 			return 0;
 	}
-	err(ctx, "%s/%s: the thin pool is not active (activate it with: "
-		 "vgchange -ay %s)",
-	    lv->vg, lv->lv, lv->vg);
 	return -ENODEV;
+}
+
+int dmrepl_lvm_pool_dm_name(struct dmrepl_ctx *ctx,
+			    const struct dmrepl_lvm_lv *lv, char *buf,
+			    size_t size)
+{
+	char want[160];
+	int r;
+
+	if (strcmp(lv->segtype, "thin-pool") != 0) {
+		err(ctx, "%s/%s is not a thin pool (its type is %s)", lv->vg,
+		    lv->lv, lv->segtype);
+		return -EINVAL;
+	}
+	dm_uuid(lv, "tpool", want, sizeof(want));
+	r = find_pool_dm(ctx, lv->vg, lv->lv, want, buf, size);
+	if (r == -ENODEV)
+		err(ctx, "%s/%s: the thin pool is not active (activate it "
+			 "with: vgchange -ay %s)",
+		    lv->vg, lv->lv, lv->vg);
+	return r;
+}
+
+int dmrepl_lvm_active_pool(struct dmrepl_ctx *ctx, const char *vg_pool,
+			   char *buf, size_t size)
+{
+	const char *slash = strchr(vg_pool, '/');
+	char vg[128];
+
+	if (!slash || slash == vg_pool || strchr(slash + 1, '/') ||
+	    !slash[1] || (size_t)(slash - vg_pool) >= sizeof(vg))
+		return -EINVAL;
+	snprintf(vg, sizeof(vg), "%.*s", (int)(slash - vg_pool), vg_pool);
+	return find_pool_dm(ctx, vg, slash + 1, NULL, buf, size);
 }
 
 /* ---- tags ---- */

@@ -62,6 +62,13 @@ int dmrepl_lvm_parse_lvs(const char *json, struct dmrepl_lvm_lv **ret,
 int dmrepl_lvm_pool_dm_name(struct dmrepl_ctx *ctx,
 			    const struct dmrepl_lvm_lv *lv, char *buf,
 			    size_t size);
+/*
+ * The dm device of the active LVM pool "VG/POOL" into @buf, from
+ * device-mapper alone (no lvm command): 0, -ENODEV when no active
+ * device of LVM's is that pool (then look it up, for the reason).
+ */
+int dmrepl_lvm_active_pool(struct dmrepl_ctx *ctx, const char *vg_pool,
+			   char *buf, size_t size);
 
 /* @lv carries tag @tag exactly. */
 bool dmrepl_lvm_has_tag(const struct dmrepl_lvm_lv *lv, const char *tag);

@@ -262,6 +262,9 @@ static int lvm_pool(struct dmrepl_ctx *ctx, const char *vg_lv, char *buf,
 	struct dmrepl_lvm_lv lv;
 	int r;
 
+	/* an active pool is found by its dm name: no lvm command */
+	if (dmrepl_lvm_active_pool(ctx, vg_lv, buf, size) == 0)
+		return 0;
 	/* each failure is logged, once, by the library */
 	r = dmrepl_lvm_lookup(ctx, vg_lv, &lv);
 	if (r == 0)
