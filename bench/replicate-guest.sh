@@ -211,6 +211,7 @@ check_replica() {
 
 say "volume $VOL_BYTES bytes, $NR_BLOCKS blocks of 64 KiB, $NR_CHANGED changed ($PATTERN); $RUNS rounds"
 say "kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ { print $2 }' /proc/meminfo) KiB"
+say "pools: $([ "$LVM" = 1 ] && echo "LVM-managed, by names ($(lvm version < /dev/null | sed -n 's/^ *LVM version: *\([^ ]*\).*/lvm \1/p'))" || echo "raw device-mapper, by ids")"
 setup_pools
 t0=$(cut -d' ' -f1 /proc/uptime)
 # From /dev/vde, over and over when it is smaller than the volume.

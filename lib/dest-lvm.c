@@ -259,7 +259,10 @@ static void final_name(struct dmrepl_dest *d)
 
 /* ---- open: the pool's VG; what a killed run left ---- */
 
-/* A replica still named as its staging: killed before its rename. */
+/*
+ * A replica still named as its staging: killed before its rename.
+ * Return: 1 renamed, 0 nothing to do, or an error.
+ */
 static int finish_rename(struct dmrepl_dest *d, const struct dmrepl_lvm_lv *lv)
 {
 	char name[128];
@@ -272,11 +275,12 @@ static int finish_rename(struct dmrepl_dest *d, const struct dmrepl_lvm_lv *lv)
 	if (find_lv(d, name))
 		return 0;	/* keep the name it has; it works as it is */
 	r = lvrename(d, lv->lv, name);
-	if (r == 0)
-		notice(d->ctx, "%s: renamed the replica %s to %s (its "
-			       "replication was stopped as it finished)",
-		       d->vg, lv->lv, name);
-	return r;
+	if (r < 0)
+		return r;
+	notice(d->ctx, "%s: renamed the replica %s to %s (its replication "
+		       "was stopped as it finished)",
+	       d->vg, lv->lv, name);
+	return 1;
 }
 
 /*
@@ -305,7 +309,8 @@ static int sweep(struct dmrepl_dest *d)
 
 		if (in_pool(d, lv) && has_prefix_tag(lv, TAG_REPLICA)) {
 			r = finish_rename(d, lv);
-			changed = true;
+			changed |= r > 0;
+			r = r < 0 ? r : 0;
 		} else if (orphan_anchor(d, lv)) {
 			r = lvremove(d, lv->lv);
 			if (r == 0)
