@@ -456,8 +456,9 @@ int dmrepl_lvm_lookup(struct dmrepl_ctx *ctx, const char *vg_lv,
 		return -EINVAL;
 	}
 	snprintf(vg, sizeof(vg), "%.*s", (int)(slash - vg_lv), vg_lv);
+	/* not in a kept listing: perhaps made since; ask lvm */
 	r = cache_find(ctx, vg, slash + 1, ret);
-	if (r == -ENOENT) {
+	if (r <= 0) {
 		r = list_vg(ctx, vg, &lvs, &n, vg_lv);
 		if (r < 0)
 			return r;

@@ -266,8 +266,11 @@ static void test_lookup_cache(void)
 	for (int c; (c = fgetc(f)) != EOF;)
 		n += c == '\n';
 	fclose(f);
-	/* lvs, (three lookups answered by it), lvchange, lvs */
-	CU_ASSERT_EQUAL(n, 3);
+	/*
+	 * lvs (answers snap and pool), lvs (a name not in the kept listing
+	 * is asked for again: it may have been made since), lvchange, lvs
+	 */
+	CU_ASSERT_EQUAL(n, 4);
 	unlink(calls);
 	unlink(script);
 	rmdir(dir);
