@@ -99,8 +99,11 @@ if [ "$LVM" = 1 ]; then
 		dmt_lvm vgcreate -qq "$DV" /dev/vdc /dev/vdd
 		echo "$SV" >> "$DMT_TMP/.vgs"
 		echo "$DV" >> "$DMT_TMP/.vgs"
+		# room for the volume and the 1% rewritten after S1 (the
+		# VG is vda and vdb: bench/replicate.sh sizes them for a raw
+		# pool, 64 MiB of metadata and the volume + 256 MiB of data)
 		dmt_lvm lvcreate -qq -y --type thin-pool --chunksize 64k -Zy \
-			-L "$((VOL_BYTES / 1048576 + 64))M" -n pool "$SV"
+			-L "$((VOL_BYTES / 1048576 * 101 / 100 + 32))M" -n pool "$SV"
 		dmt_lvm lvcreate -qq -y --type thin-pool --chunksize 64k -Zy \
 			-L "$((2 * VOL_BYTES / 1048576 + 256))M" -n pool "$DV"
 		dmt_lvm lvcreate -qq -y -V "${VOL_BYTES}b" -T "$SV/pool" -n origin
