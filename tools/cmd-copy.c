@@ -76,16 +76,6 @@ static void usage(FILE *out)
 		program_name);
 }
 
-static int parse_size_opt(const char *opt, const char *s, uint64_t max, uint64_t *ret)
-{
-	uint64_t v;
-
-	if (tool_parse_size(s, &v) < 0 || v > max)
-		return tool_usage_error(subcmd, "%s: '%s' is not a valid size", opt, s);
-	*ret = v;
-	return 0;
-}
-
 static int parse_engine(const char *s, struct copy_opts *o)
 {
 	if (dmrepl_engine_from_name(s, &o->engine) < 0)
@@ -103,19 +93,19 @@ static int parse_one(int c, struct copy_opts *o)
 	case 'q': o->quiet = true; break;
 	case 'E': r = parse_engine(optarg, o); break;
 	case 'Q':
-		if (tool_parse_u64(optarg, 1024, &v) < 0 || v == 0)
-			r = tool_usage_error(subcmd, "--queue-depth: give 1 to 1024");
+		r = tool_option_number(subcmd, "--queue-depth", optarg, 1, 1024, &v);
 		o->queue_depth = (unsigned int)v;
 		break;
 	case 'S':
-		if ((r = parse_size_opt("--io-size", optarg, 64u << 20, &v)) == 0 &&
-		    (v < 4096 || v % 4096))
-			r = tool_usage_error(subcmd, "--io-size: give a multiple of 4K, "
-					     "from 4K to 64M");
+		r = tool_option_size(subcmd, "--io-size", optarg, 4096, 64u << 20,
+				     4096, &v);
 		o->io_size = (uint32_t)v;
 		break;
 	case 'Z': o->flags |= DMREPL_COPY_DETECT_ZEROES; break;
-	case 'B': r = parse_size_opt("--bwlimit", optarg, UINT64_MAX, &o->bwlimit); break;
+	case 'B':
+		r = tool_option_size(subcmd, "--bwlimit", optarg, 0, UINT64_MAX, 1,
+				     &o->bwlimit);
+		break;
 	case 'I':
 		if (tool_parse_ionice(optarg, &o->ioprio_class, &o->ioprio_level) < 0)
 			r = tool_usage_error(subcmd, "--ionice: '%s' is not CLASS[:LEVEL]",

@@ -91,16 +91,6 @@ static void usage(FILE *out)
 		program_name);
 }
 
-static int parse_number(const char *opt, const char *arg, bool size,
-			uint64_t *ret)
-{
-	int r = size ? tool_parse_size(arg, ret) : tool_parse_u64(arg, UINT32_MAX, ret);
-
-	if (r < 0)
-		return tool_usage_error(subcmd, "%s: invalid value '%s'", opt, arg);
-	return 0;
-}
-
 enum {
 	OPT_SIZE = 256, OPT_STATE_DIR, OPT_ENGINE, OPT_QD, OPT_IO_SIZE,
 	OPT_BWLIMIT, OPT_IONICE, OPT_DETECT_ZEROES,
@@ -111,11 +101,10 @@ enum {
 static int parse_level(const char *arg, int *ret)
 {
 	uint64_t v = 3;
+	int r = arg ? tool_option_number(subcmd, "--compress", arg, 1, 19, &v) : 0;
 
-	if (arg && (tool_parse_u64(arg, 19, &v) < 0 || v == 0))
-		return tool_usage_error(subcmd, "--compress: level '%s' is not 1-19", arg);
 	*ret = (int)v;
-	return 0;
+	return r;
 }
 
 static int parse_one(int c, const char *arg, struct replicate_opts *o)
@@ -132,11 +121,19 @@ static int parse_one(int c, const char *arg, struct replicate_opts *o)
 	case 'n': o->dry_run = true; return 0;
 	case 'j': o->json = true; return 0;
 	case 'q': o->quiet = true; return 0;
-	case OPT_SIZE: return parse_number("--size", arg, true, &o->size_bytes);
+	case OPT_SIZE:
+		return tool_option_size(subcmd, "--size", arg, 512, UINT64_MAX, 512,
+					&o->size_bytes);
 	case OPT_STATE_DIR: o->state_dir = arg; return 0;
-	case OPT_QD: return parse_number("--queue-depth", arg, false, &o->queue_depth);
-	case OPT_IO_SIZE: return parse_number("--io-size", arg, true, &o->io_size);
-	case OPT_BWLIMIT: return parse_number("--bwlimit", arg, true, &o->bwlimit);
+	case OPT_QD:
+		return tool_option_number(subcmd, "--queue-depth", arg, 1, 1024,
+					  &o->queue_depth);
+	case OPT_IO_SIZE:
+		return tool_option_size(subcmd, "--io-size", arg, 4096, 64u << 20,
+					4096, &o->io_size);
+	case OPT_BWLIMIT:
+		return tool_option_size(subcmd, "--bwlimit", arg, 0, UINT64_MAX, 1,
+					&o->bwlimit);
 	case OPT_DETECT_ZEROES: o->detect_zeroes = true; return 0;
 	case OPT_TO: o->remote.url = arg; return 0;
 	case OPT_TRANSPORT: o->remote.transport = arg; return 0;

@@ -70,13 +70,6 @@ enum {
 	OPT_CHECKPOINT, OPT_ENGINE, OPT_QD, OPT_DEVICE, OPT_EXTENTS,
 };
 
-static int parse_size(const char *opt, const char *arg, uint64_t *ret)
-{
-	if (tool_parse_size(arg, ret) < 0)
-		return tool_usage_error(subcmd, "%s: invalid value '%s'", opt, arg);
-	return 0;
-}
-
 static int parse_one(int c, const char *arg, struct send_args *a)
 {
 	uint64_t v;
@@ -89,30 +82,33 @@ static int parse_one(int c, const char *arg, struct send_args *a)
 		return tool_parse_thin_id(subcmd, "--snap", arg, &a->o.snap_id);
 	case 'b': return tool_parse_thin_id(subcmd, "--base", arg, &a->o.base_id);
 	case 'z':
-		a->o.zstd_level = 3;
-		if (arg && (tool_parse_u64(arg, 19, &v) < 0 || v == 0))
-			return tool_usage_error(subcmd, "--compress: level '%s' is not 1-19", arg);
-		if (arg)
-			a->o.zstd_level = (int)v;
+		v = 3;
+		if (arg && tool_option_number(subcmd, "--compress", arg, 1, 19, &v))
+			return EXIT_USAGE;
+		a->o.zstd_level = (int)v;
 		return 0;
 	case 'q': a->quiet = true; return 0;
 	case OPT_CHAIN: a->chain = true; return 0;
 	case OPT_RESUME: a->o.resume_token = arg; return 0;
-	case OPT_SIZE: return parse_size("--size", arg, &a->o.size_bytes);
+	case OPT_SIZE:
+		return tool_option_size(subcmd, "--size", arg, 512, UINT64_MAX, 512,
+					&a->o.size_bytes);
 	case OPT_SOURCE_NAME:
 		if (!*arg || strlen(arg) > 127)
 			return tool_usage_error(subcmd, "--source-name: 1 to 127 characters");
 		a->o.source_name = arg;
 		return 0;
 	case OPT_DETECT_ZEROES: a->o.detect_zeroes = true; return 0;
-	case OPT_CHECKPOINT: return parse_size("--checkpoint", arg, &a->o.checkpoint_bytes);
+	case OPT_CHECKPOINT:
+		return tool_option_size(subcmd, "--checkpoint", arg, 0, UINT64_MAX,
+					1, &a->o.checkpoint_bytes);
 	case OPT_ENGINE:
 		if (dmrepl_engine_from_name(arg, &a->o.engine) < 0)
 			return tool_usage_error(subcmd, "--engine: '%s' is not one of auto, uring, aio, sync", arg);
 		return 0;
 	case OPT_QD:
-		if (tool_parse_u64(arg, 256, &v) < 0 || v == 0)
-			return tool_usage_error(subcmd, "--queue-depth: '%s' is not 1-256", arg);
+		if (tool_option_number(subcmd, "--queue-depth", arg, 1, 256, &v))
+			return EXIT_USAGE;
 		a->o.queue_depth = (unsigned int)v;
 		return 0;
 	case OPT_DEVICE: a->o.device = arg; return 0;

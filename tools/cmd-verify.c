@@ -120,23 +120,17 @@ enum { OPT_WHOLE = 256, OPT_JSON, OPT_CHUNK, OPT_SIZE, OPT_STATE_DIR };
 static int parse_chunk(const char *arg, struct verify_opts *o)
 {
 	uint64_t v;
+	int r = tool_option_size(subcmd, "--chunk-size", arg, 512, 64u << 20,
+				 512, &v);
 
-	if (tool_parse_u64(arg, UINT32_MAX, &v) < 0 || v % 512 || v < 512 ||
-	    v > (64u << 20))
-		return tool_usage_error(subcmd, "--chunk-size: '%s' is not a "
-					"multiple of 512 from 512 to 67108864 "
-					"(64 MiB)", arg);
 	o->chunk_bytes = (uint32_t)v;
-	return 0;
+	return r;
 }
 
 static int parse_size(const char *arg, struct verify_opts *o)
 {
-	if (tool_parse_size(arg, &o->size_bytes) < 0 || o->size_bytes == 0 ||
-	    o->size_bytes % 512)
-		return tool_usage_error(subcmd, "--size: '%s' is not a positive "
-					"multiple of 512 bytes", arg);
-	return 0;
+	return tool_option_size(subcmd, "--size", arg, 512, UINT64_MAX, 512,
+				&o->size_bytes);
 }
 
 /* One option: 0, -1 after printing help, or EXIT_USAGE. */

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,10 +33,10 @@ int tool_parse_u64(const char *s, uint64_t max, uint64_t *ret)
 	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || *end != '\0')
+	v = strtoull(s, &end, 10);
+	if (*end != '\0')
 		return -EINVAL;
-	if (v > max)
+	if (errno == ERANGE || v > max)
 		return -ERANGE;
 	*ret = v;
 	return 0;
@@ -66,6 +67,67 @@ int tool_parse_size(const char *s, uint64_t *ret)
 	if (v > (UINT64_MAX >> shift))
 		return -ERANGE;
 	*ret = (uint64_t)v << shift;
+	return 0;
+}
+
+void tool_size_str(uint64_t v, char *buf, size_t size)
+{
+	static const char units[] = "KMGT";
+	int i = 0;
+
+	while (i < 4 && v && v % 1024 == 0) {
+		v /= 1024;
+		i++;
+	}
+	if (i)
+		snprintf(buf, size, "%" PRIu64 "%c", v, units[i - 1]);
+	else
+		snprintf(buf, size, "%" PRIu64, v);
+}
+
+int tool_option_number(const char *subcmd, const char *opt, const char *arg,
+		       uint64_t min, uint64_t max, uint64_t *ret)
+{
+	uint64_t v;
+	int r = tool_parse_u64(arg, UINT64_MAX, &v);
+
+	if (r == -EINVAL)
+		return tool_usage_error(subcmd, "%s: '%s' is not a number "
+					"(decimal digits)", opt, arg);
+	if (r < 0 || v < min || v > max)
+		return tool_usage_error(subcmd, "%s: %s is out of range: give "
+					"%" PRIu64 " to %" PRIu64, opt, arg,
+					min, max);
+	*ret = v;
+	return 0;
+}
+
+int tool_option_size(const char *subcmd, const char *opt, const char *arg,
+		     uint64_t min, uint64_t max, uint64_t align, uint64_t *ret)
+{
+	char lo[32], hi[32], al[32];
+	uint64_t v;
+	int r = tool_parse_size(arg, &v);
+
+	tool_size_str(min, lo, sizeof(lo));
+	tool_size_str(max, hi, sizeof(hi));
+	tool_size_str(align, al, sizeof(al));
+	if (r == -EINVAL)
+		return tool_usage_error(subcmd, "%s: '%s' is not a size: give "
+					"bytes, or a number with K, M, G or T "
+					"(powers of 1024)", opt, arg);
+	if (r < 0 || v < min || v > max)
+		return tool_usage_error(subcmd, "%s: %s is out of range: give "
+					"%s%s%s%s%s%s", opt, arg,
+					max == UINT64_MAX ? "at least " : "",
+					lo, max == UINT64_MAX ? "" : " to ",
+					max == UINT64_MAX ? "" : hi,
+					align > 1 ? ", a multiple of " : "",
+					align > 1 ? al : "");
+	if (align > 1 && v % align)
+		return tool_usage_error(subcmd, "%s: %s is not a multiple of %s",
+					opt, arg, al);
+	*ret = v;
 	return 0;
 }
 

@@ -39,14 +39,31 @@ void tool_error(const char *subcmd, const char *fmt, ...)
 int tool_usage_error(const char *subcmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* Parse a decimal or 0x number no larger than @max: 0, -EINVAL, -ERANGE. */
+/*
+ * Parse a decimal number (digits only: "010" is ten, never octal) no
+ * larger than @max: 0, -EINVAL, -ERANGE.
+ */
 int tool_parse_u64(const char *s, uint64_t max, uint64_t *ret);
 
 /*
- * Parse a size or rate: a number with an optional suffix K, M, G or T
- * (powers of 1024; "KiB" and "k" accepted too). 0, -EINVAL, -ERANGE.
+ * Parse a size or rate: a decimal number of bytes, or one with a suffix
+ * K, M, G or T (powers of 1024; "k", "KiB" and "KB" too). 0, -EINVAL,
+ * -ERANGE.
  */
 int tool_parse_size(const char *s, uint64_t *ret);
+
+/*
+ * The value of option @opt, a number from @min to @max, or a size from
+ * @min to @max bytes and a multiple of @align (1: any): 0, or the error
+ * reported (what the value must be, its range) and EXIT_USAGE.
+ */
+int tool_option_number(const char *subcmd, const char *opt, const char *arg,
+		       uint64_t min, uint64_t max, uint64_t *ret);
+int tool_option_size(const char *subcmd, const char *opt, const char *arg,
+		     uint64_t min, uint64_t max, uint64_t align, uint64_t *ret);
+
+/* @v bytes in the largest unit that holds it exactly ("4K", "64M", "1000"). */
+void tool_size_str(uint64_t v, char *buf, size_t size);
 
 /*
  * Parse --ionice CLASS[:LEVEL]: CLASS is 1..3 or realtime, best-effort,

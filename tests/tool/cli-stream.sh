@@ -40,7 +40,7 @@ expect "receive help"         0 '^Usage:'                  -- receive --help
 expect "send: pool or device" 2 'one of --pool and --device' -- send --snap 1
 expect "send: chain needs base" 2 '--chain needs --base'   -- send --pool p --snap 2 --chain
 expect "send: bad token"      2 'not a resume token'       -- send --pool p --resume dmrepl1-2-full-0-0-0
-expect "send: bad level"      2 'level'                    -- send --device x --compress=40
+expect "send: bad level"      2 '--compress: 40 is out of range: give 1 to 19$'                    -- send --device x --compress=40
 expect "receive: one target"  2 'one of --pool and --device' -- receive
 expect "receive: token needs pool" 2 'go with --pool'       -- receive --device x --resume-token
 

@@ -32,10 +32,10 @@ expect "one operand"          2 'expected two files or devices'    -- verify "$a
 expect "three operands"       2 'expected two files or devices'    -- verify "$a" "$b" "$b"
 expect "--whole and --extents" 2 'exclude each other'              -- verify --whole -e x "$a" "$b"
 expect "unknown option"       2 "Try 'dmrepl verify --help'"       -- verify --bogus "$a" "$b"
-expect "bad --chunk-size"     2 "--chunk-size: 'big'"              -- verify --chunk-size big "$a" "$b"
-expect "zero --chunk-size"    2 "--chunk-size: '0'"                -- verify --chunk-size 0 "$a" "$b"
-expect "chunk size not a multiple of 512" 2 "--chunk-size: '1000' is not a multiple of 512" -- verify --chunk-size 1000 "$a" "$b"
-expect "chunk size too large" 2 "--chunk-size: '134217728'"         -- verify --chunk-size 134217728 "$a" "$b"
+expect "bad --chunk-size"     2 "--chunk-size: 'big' is not a size" -- verify --chunk-size big "$a" "$b"
+expect "zero --chunk-size"    2 "--chunk-size: 0 is out of range: give 512 to 64M, a multiple of 512$" -- verify --chunk-size 0 "$a" "$b"
+expect "chunk size not a multiple of 512" 2 "--chunk-size: 1000 is not a multiple of 512$" -- verify --chunk-size 1000 "$a" "$b"
+expect "chunk size too large" 2 "--chunk-size: 134217728 is out of range: give 512 to 64M" -- verify --chunk-size 134217728 "$a" "$b"
 
 # The pool form: its usage errors, and a missing replica (found from the
 # lineage records alone, before any device-mapper call).
@@ -44,7 +44,7 @@ expect "pool form: with A B"     2 '--pool takes no A and B'         -- verify -
 expect "pool form: --extents"    2 '--extents does not go with --pool' -- verify --pool p --snap 1 --to-pool q -e x
 expect "pool form: same pool"    2 'are the same pool'               -- verify --pool p --snap 1 --to-pool p
 expect "pool form: bad --snap"   2 "--snap: 'x' is not a thin device id" -- verify --pool p --snap x --to-pool q
-expect "pool form: bad --size"   2 "--size: '1000' is not a positive multiple of 512" -- verify --pool p --snap 1 --to-pool q --size 1000
+expect "pool form: bad --size"   2 "--size: 1000 is not a multiple of 512$" -- verify --pool p --snap 1 --to-pool q --size 1000
 expect "--size without --pool"   2 '--size and --state-dir go with --pool' -- verify --size 1M "$a" "$b"
 expect "pool form: no replica"   3 'q holds no replica of thin 7 of p$' -- verify --pool p --snap 7 --to-pool q --state-dir "$tmp/state"
 
@@ -56,6 +56,7 @@ poke "$b" $((MiB + MiB / 2 + 17)) b
 expect "one byte differs"     1 "differ: 1048576 of 3145728 bytes compared, in 1 range\$" -- verify "$a" "$b"
 expect "its range"            1 '^  offset 1048576 length 1048576$' -- verify "$a" "$b"
 expect "with 4 KiB chunks"    1 '^  offset 1572864 length 4096$'    -- verify --chunk-size 4096 "$a" "$b"
+expect "chunk size with a unit" 1 '^  offset 1572864 length 4096$'  -- verify --chunk-size 4K "$a" "$b"
 
 expect "JSON result" 1 '^{"type":"result","equal":false,"compared_bytes":3145728,"mismatched_bytes":1048576,"nr_mismatches":1,"mismatches":\[{"offset_bytes":1048576,"length_bytes":1048576}\],"digest":\["[0-9a-f]\{32\}","[0-9a-f]\{32\}"\]}$' \
 	-- verify --json "$a" "$b"
