@@ -136,7 +136,7 @@ static int parse_options(int argc, char *argv[], struct copy_opts *o)
 	};
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "e:qh", longopts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, "e:qh", longopts)) != -1) {
 		r = parse_one(c, o);
 		if (r)
 			return r;

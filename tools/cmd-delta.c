@@ -41,7 +41,7 @@ static void usage(FILE *out)
 		"      --snap2 ID        the newer device (also --thin2)\n"
 		"  -m, --metadata-snap   read METADATA's held metadata snapshot\n"
 		"  -p, --pool DMNAME     read the live pool DMNAME\n"
-		"  -f, --format FMT      xml (as thin_delta prints it), json, or\n"
+		"      --format FMT      xml (as thin_delta prints it), json, or\n"
 		"                        extents: lines OFFSET_BYTES LENGTH_BYTES copy|discard\n"
 		"  -h, --help            show this help\n",
 		program_name);
@@ -80,7 +80,7 @@ static int parse_options(int argc, char *argv[], struct delta_opts *o)
 	};
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "mp:f:h", longopts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, "mp:h", longopts)) != -1) {
 		switch (c) {
 		case OPT_SNAP1:
 			if ((r = tool_parse_thin_id(subcmd, "--snap1", optarg, &o->snap1)))

@@ -55,7 +55,7 @@ static int parse_options(int argc, char *argv[], struct ls_opts *o)
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "mp:jh", longopts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, "mp:jh", longopts)) != -1) {
 		switch (c) {
 		case 'm': o->src.use_held_root = true; break;
 		case 'p': o->src.pool = optarg; break;

@@ -39,7 +39,9 @@ static void usage(FILE *out)
 		"the token for dmrepl send --resume, --abort drops it.\n"
 		"\n"
 		"Options:\n"
-		"  -t, --pool DST          the destination pool (dm name)\n"
+		"  -t, --to-pool DST       the destination pool (dm name or VG/POOL);\n"
+		"      --pool DST          the same (-t means the destination pool in\n"
+		"                          every subcommand)\n"
 		"      --state-dir DIR     lineage records (default /var/lib/dmrepl)\n"
 		"      --resume-token      print the token of each interrupted receive\n"
 		"      --abort             delete every interrupted receive's device\n"
@@ -81,7 +83,7 @@ static int parse_options(int argc, char *argv[], struct receive_args *a)
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "t:jqh", longopts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, "t:jqh", longopts)) != -1) {
 		switch (c) {
 		case 't': a->o.pool = optarg; break;
 		case OPT_STATE_DIR: a->o.state_dir = optarg; break;

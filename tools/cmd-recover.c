@@ -64,7 +64,7 @@ static int parse_options(int argc, char *argv[], struct recover_opts *o)
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "p:jh", longopts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, "p:jh", longopts)) != -1) {
 		switch (c) {
 		case 'p': o->pool = optarg; break;
 		case OPT_STATE_DIR: o->state_dir = optarg; break;

@@ -56,7 +56,7 @@ static int parse_options(int argc, char *argv[], struct replicas_opts *o)
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "t:jh", longopts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, "t:jh", longopts)) != -1) {
 		switch (c) {
 		case 't': o->pool = optarg; break;
 		case OPT_STATE_DIR: o->state_dir = optarg; break;

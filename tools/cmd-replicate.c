@@ -187,7 +187,7 @@ static int parse_options(int argc, char *argv[], struct replicate_opts *o)
 	int c, r;
 
 	o->base_id = DMREPL_THIN_ID_ANY;
-	while ((c = getopt_long(argc, argv, "p:s:b:t:fnz::jqh", longopts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, "p:s:b:t:fnz::jqh", longopts)) != -1) {
 		r = parse_one(c, optarg, o);
 		if (r)
 			return r;

@@ -178,7 +178,7 @@ static int parse_options(int argc, char *argv[], struct send_args *a)
 	int c, r;
 
 	a->o.base_id = DMREPL_THIN_ID_ANY;
-	while ((c = getopt_long(argc, argv, "p:s:b:z::qh", longopts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, "p:s:b:z::qh", longopts)) != -1) {
 		r = parse_one(c, optarg, a);
 		if (r)
 			return r;

@@ -69,7 +69,7 @@ static int parse_options(int argc, char *argv[], struct snapshot_opts *o)
 	int c, r = 0;
 
 	o->new_id = DMREPL_THIN_ID_ANY;
-	while (r == 0 && (c = getopt_long(argc, argv, "p:o:i:N:jh", longopts, NULL)) != -1) {
+	while (r == 0 && (c = tool_getopt(argc, argv, "p:o:i:N:jh", longopts)) != -1) {
 		switch (c) {
 		case 'p': o->pool = optarg; break;
 		case 'o':

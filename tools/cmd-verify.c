@@ -193,7 +193,7 @@ static int parse_options(int argc, char *argv[], struct verify_opts *o)
 	bool quiet = false;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "e:qp:s:t:h", longopts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, "e:qp:s:t:h", longopts)) != -1) {
 		r = parse_one(c, optarg, o, &quiet);
 		if (r)
 			return r;

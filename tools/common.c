@@ -277,8 +277,47 @@ void tool_fail(const char *subcmd, const char *fmt, ...)
 	va_end(ap);
 }
 
+void tool_more_verbose(struct dmrepl_ctx *ctx)
+{
+	int p = dmrepl_get_log_priority(ctx);
+
+	if (getenv("DMREPL_LOG"))
+		return;
+	dmrepl_set_log_priority(ctx, p < LOG_INFO ? LOG_INFO : LOG_DEBUG);
+}
+
+/* The command's context, for the options every subcommand takes. */
+static struct dmrepl_ctx *tool_ctx;
+
+int tool_getopt(int argc, char *argv[], const char *optstring,
+		const struct option *longopts)
+{
+	static const struct option *merged_for;
+	static struct option merged[64];
+	static char merged_short[128];
+	int c;
+
+	if (merged_for != longopts) {
+		size_t n = 0;
+
+		while (longopts[n].name && n < ARRAY_SIZE(merged) - 2) {
+			merged[n] = longopts[n];
+			n++;
+		}
+		merged[n++] = (struct option){"verbose", no_argument, NULL, 'v'};
+		merged[n] = (struct option){NULL, 0, NULL, 0};
+		snprintf(merged_short, sizeof(merged_short), "%sv", optstring);
+		merged_for = longopts;
+	}
+	while ((c = getopt_long(argc, argv, merged_short, merged, NULL)) == 'v')
+		if (tool_ctx)
+			tool_more_verbose(tool_ctx);
+	return c;
+}
+
 void tool_setup_log(struct dmrepl_ctx *ctx)
 {
+	tool_ctx = ctx;
 	clock_gettime(CLOCK_MONOTONIC, &log_start);
 	dmrepl_set_log_fn(ctx, log_to_stderr, NULL);
 }

@@ -109,6 +109,14 @@ int cmd_help(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	}
 	if (argc > 2)
 		return tool_usage_error("help", "too many arguments");
+	/* help's own help */
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		printf("Usage: %s help [SUBCOMMAND]\n\n"
+		       "Show the usage and the subcommands, or one subcommand's "
+		       "help\n(the same as %s SUBCOMMAND --help).\n",
+		       program_name, program_name);
+		return EXIT_OK;
+	}
 
 	sc = find_subcommand(argv[1]);
 	if (!sc)

@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <getopt.h>
 #include <stdint.h>
 
 #include "libdmrepl.h"
@@ -136,6 +137,21 @@ void tool_fail(const char *subcmd, const char *fmt, ...)
 
 /* Show library messages as "dmrepl: error: ..." on stderr. */
 void tool_setup_log(struct dmrepl_ctx *ctx);
+
+/*
+ * -v/--verbose, before the subcommand or among its options: each one
+ * logs more (info, then debug), unless DMREPL_LOG says otherwise.
+ */
+void tool_more_verbose(struct dmrepl_ctx *ctx);
+
+/*
+ * getopt_long() over a subcommand's options and the ones every
+ * subcommand takes (-v/--verbose, handled here, on the context that
+ * tool_setup_log() was given): the next option of the subcommand's own,
+ * or -1.
+ */
+int tool_getopt(int argc, char *argv[], const char *optstring,
+		const struct option *longopts);
 
 int cmd_help(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_version(struct dmrepl_ctx *ctx, int argc, char *argv[]);

@@ -7,12 +7,6 @@ set -u
 DMREPL=${DMREPL:-tools/dmrepl}
 . "${top_srcdir:-.}/tests/tool/expect.sh"
 
-check() {	# NAME COMMAND...: a check that is not a dmrepl run
-	name=$1
-	shift
-	if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
-
 head -c 3145728 /dev/urandom >"$tmp/src" && head -c 100 /dev/urandom >>"$tmp/src" || exit 99
 head -c 3145828 /dev/urandom >"$tmp/old" || exit 99
 

@@ -9,12 +9,6 @@ set -u
 DMREPL=${DMREPL:-tools/dmrepl}
 . "${top_srcdir:-.}/tests/tool/expect.sh"
 
-check() {	# NAME COMMAND...: a check that is not a dmrepl run
-	name=$1
-	shift
-	if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
-
 # stream NAME SEND-ARGS -- RECEIVE-ARGS: a pipe, both sides must succeed.
 stream() {
 	name=$1

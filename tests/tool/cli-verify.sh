@@ -15,12 +15,6 @@ MiB=1048576
 fill() { head -c "$2" /dev/zero | tr '\000' "$3" >"$1"; }
 # poke FILE OFFSET CHAR: overwrite one byte.
 poke() { printf '%s' "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null; }
-# check NAME COMMAND...: the command must succeed.
-check() {
-	name=$1
-	shift
-	if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
 
 a=$tmp/a b=$tmp/b
 fill "$a" $((3 * MiB)) a

@@ -20,6 +20,19 @@ expect "unknown option"             2 "Try 'dmrepl --help'"        -- --bogus
 expect "bad subcommand option"      2 "Try 'dmrepl version --help'" -- version --bogus
 expect "stray argument"             2 "unexpected argument 'x'"    -- version x
 expect "help of unknown"            2 "unknown subcommand 'nope'"  -- help nope
+expect "help --help"                0 '^Usage: dmrepl help \[SUBCOMMAND\]' -- help --help
+expect "help -h"                    0 '^Usage: dmrepl help'        -- help -h
+
+# -v works before the subcommand and among its options, and adds up
+md=${FIXTURES:-tests/fixtures}/small.bin
+expect "-vv before the subcommand"  0 '^dmrepl: debug: '           -- -vv ls "$md"
+expect "-vv after the subcommand"   0 '^dmrepl: debug: '           -- ls "$md" -vv
+expect "-v twice, split"            0 '^dmrepl: debug: '           -- -v ls --verbose "$md"
+check "one -v is not debug" sh -c "! \"$DMREPL\" ls -v \"$md\" 2>&1 | grep -q 'debug:'"
+
+# one meaning per short option: -t is the destination pool, -f is --full
+expect "receive -t is the destination" 1 'dmrepl-test-no-such-pool' -- receive -t dmrepl-test-no-such-pool --abort
+expect "delta has no -f"            2 "invalid option -- 'f'"      -- delta -f json --snap1 1 --snap2 2 m
 
 # recover: its usage, and a pool that is not there (no device-mapper here,
 # or no such device): exit 1 with the pool named, nothing done.

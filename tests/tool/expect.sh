@@ -5,6 +5,8 @@
 #   expect NAME EXPECTED_RC PATTERN -- ARGS...
 #       dmrepl ARGS must exit EXPECTED_RC, and a line of its standard
 #       output or error must match PATTERN; stderr alone is in $tmp/err.
+#   check NAME COMMAND...
+#       a check that is not a dmrepl run: COMMAND must succeed.
 #   expect_done
 #       exit 1 if any check failed, else 0.
 
@@ -27,6 +29,12 @@ expect() {
 		failures=$((failures + 1)); return
 	fi
 	echo "ok   $name"
+}
+
+check() {
+	name=$1
+	shift
+	if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
 }
 
 expect_done() {
