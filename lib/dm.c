@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
  */
 static _Thread_local struct dmrepl_ctx *dm_log_ctx;
 static _Thread_local char dm_last_error[512];
+static _Thread_local char dm_first_error[512];	/* the cause, usually */
 
 __attribute__((format(printf, 5, 6))) static void
 dm_log_forward(int level, const char *file, int line, int dm_errno_or_class,
@@ -51,8 +53,12 @@ dm_log_forward(int level, const char *file, int line, int dm_errno_or_class,
 			fprintf(stderr, "%s\n", text);
 		return;
 	}
-	if (level <= LOG_WARNING)
+	if (level <= LOG_WARNING) {
 		snprintf(dm_last_error, sizeof(dm_last_error), "%s", text);
+		if (!dm_first_error[0])
+			snprintf(dm_first_error, sizeof(dm_first_error), "%s",
+				 text);
+	}
 	/*
 	 * Our own message says what failed and where; libdm's details are
 	 * for whoever asks for more (DMREPL_LOG=info).
@@ -70,6 +76,7 @@ static void dm_log_begin(struct dmrepl_ctx *ctx)
 		dm_log_with_errno_init(dm_log_forward);
 	dm_log_ctx = ctx;
 	dm_last_error[0] = '\0';
+	dm_first_error[0] = '\0';
 }
 
 static void dm_log_end(void)
@@ -105,16 +112,40 @@ static int task_errno(struct dm_task *dmt)
 	return EIO;
 }
 
+/*
+ * dm_task_create() failed: almost always because device-mapper cannot be
+ * reached. Say why (libdevmapper's first complaint) and what to check.
+ */
+static int no_task(struct dmrepl_ctx *ctx, int type, const char *name)
+{
+	const char *hint = "";
+	int e = ENOMEM, fd;
+
+	fd = open(DM_CONTROL_PATH, O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+	} else {
+		e = errno;
+		if (e == EACCES || e == EPERM)
+			hint = "; device-mapper needs root (or CAP_SYS_ADMIN)";
+		else if (e == ENOENT || e == ENODEV || e == ENXIO)
+			hint = "; is device-mapper in the kernel? (modprobe "
+			       "dm_mod; in a container, pass /dev/mapper/"
+			       "control through)";
+	}
+	err(ctx, "%s: cannot reach device-mapper for a %s task: %s%s", name,
+	    task_name(type),
+	    dm_first_error[0] ? dm_first_error : strerror(e), hint);
+	return -e;
+}
+
 static int task_new(struct dmrepl_ctx *ctx, int type, const char *name,
 		    struct dm_task **ret_dmt)
 {
 	struct dm_task *dmt = dm_task_create(type);
 
-	if (!dmt) {
-		err(ctx, "%s: cannot create a device-mapper %s task", name,
-		    task_name(type));
-		return -ENOMEM;
-	}
+	if (!dmt)
+		return no_task(ctx, type, name);
 	if (!dm_task_set_name(dmt, name) || !dm_task_no_open_count(dmt)) {
 		err(ctx, "%s: invalid device-mapper name", name);
 		dm_task_destroy(dmt);

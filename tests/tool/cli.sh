@@ -41,4 +41,11 @@ expect "recover needs --pool"       2 "recover: --pool is required" -- recover
 expect "recover stray argument"     2 "unexpected argument 'x'"    -- recover --pool p x
 expect "recover of no pool"         1 "dmrepl-test-no-such-pool"   -- recover --pool dmrepl-test-no-such-pool
 
+# Without device-mapper (this host cannot open its control device), a
+# live-pool command says why and what to check, in one line.
+if ! (exec 3<>/dev/mapper/control) 2>/dev/null; then
+	expect "no device-mapper: the cause" 1 'dmrepl: error: x: cannot reach device-mapper for a table task: .*control' -- ls --pool x
+	expect "no device-mapper: the hint"  1 'modprobe dm_mod\|needs root' -- ls --pool x
+fi
+
 expect_done
