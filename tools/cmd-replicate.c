@@ -208,39 +208,48 @@ static int parse_options(int argc, char *argv[], struct replicate_opts *o)
 	return 0;
 }
 
-static int configure(struct dmrepl_replicate *rep, const struct replicate_opts *o)
+/* The option a library setter refused, for the message (exit 2). */
+#define SET(opt, call) \
+	do { \
+		if (r == 0 && (r = (call)) < 0) \
+			*ret_opt = (opt); \
+	} while (0)
+
+static int configure(struct dmrepl_replicate *rep, const struct replicate_opts *o,
+		     const char **ret_opt)
 {
 	int r = 0;
 
 	if (o->base_id != DMREPL_THIN_ID_ANY)
-		r = r ?: dmrepl_replicate_set_base(rep, o->base_id);
-	r = r ?: dmrepl_replicate_set_full(rep, o->full);
-	r = r ?: dmrepl_replicate_set_dry_run(rep, o->dry_run);
+		SET("--base", dmrepl_replicate_set_base(rep, o->base_id));
+	SET("--full", dmrepl_replicate_set_full(rep, o->full));
+	SET("--dry-run", dmrepl_replicate_set_dry_run(rep, o->dry_run));
 	if (o->state_dir)
-		r = r ?: dmrepl_replicate_set_state_dir(rep, o->state_dir);
-	r = r ?: dmrepl_replicate_set_size(rep, o->size_bytes);
+		SET("--state-dir", dmrepl_replicate_set_state_dir(rep, o->state_dir));
+	SET("--size", dmrepl_replicate_set_size(rep, o->size_bytes));
 	if (o->snap_lv)
-		r = r ?: dmrepl_replicate_set_snap_lv(rep, o->snap_lv);
-	r = r ?: dmrepl_replicate_set_engine(rep, o->engine);
-	r = r ?: dmrepl_replicate_set_queue_depth(rep, (unsigned int)o->queue_depth);
-	r = r ?: dmrepl_replicate_set_io_size(rep, (uint32_t)o->io_size);
-	r = r ?: dmrepl_replicate_set_bwlimit(rep, o->bwlimit);
+		SET("--snap", dmrepl_replicate_set_snap_lv(rep, o->snap_lv));
+	SET("--engine", dmrepl_replicate_set_engine(rep, o->engine));
+	SET("--queue-depth", dmrepl_replicate_set_queue_depth(rep, (unsigned int)o->queue_depth));
+	SET("--io-size", dmrepl_replicate_set_io_size(rep, (uint32_t)o->io_size));
+	SET("--bwlimit", dmrepl_replicate_set_bwlimit(rep, o->bwlimit));
 	if (o->ioprio_class)
-		r = r ?: dmrepl_replicate_set_ioprio(rep, o->ioprio_class, o->ioprio_level);
+		SET("--ionice", dmrepl_replicate_set_ioprio(rep, o->ioprio_class, o->ioprio_level));
 	if (o->detect_zeroes)
-		r = r ?: dmrepl_replicate_set_copy_flags(rep, DMREPL_COPY_DETECT_ZEROES);
+		SET("--detect-zeroes", dmrepl_replicate_set_copy_flags(rep, DMREPL_COPY_DETECT_ZEROES));
 	if (!o->remote.url)
 		return r;
 	if (o->remote.transport)
-		r = r ?: dmrepl_replicate_set_transport(rep, o->remote.transport);
+		SET("--transport", dmrepl_replicate_set_transport(rep, o->remote.transport));
 	if (o->remote.remote_dmrepl)
-		r = r ?: dmrepl_replicate_set_remote_command(rep, o->remote.remote_dmrepl);
+		SET("--remote-dmrepl", dmrepl_replicate_set_remote_command(rep, o->remote.remote_dmrepl));
 	if (o->remote.remote_state_dir)
-		r = r ?: dmrepl_replicate_set_remote_state_dir(rep, o->remote.remote_state_dir);
+		SET("--remote-state-dir", dmrepl_replicate_set_remote_state_dir(rep, o->remote.remote_state_dir));
 	if (o->source_name)
-		r = r ?: dmrepl_replicate_set_source_name(rep, o->source_name);
-	r = r ?: dmrepl_replicate_set_compression(rep, o->zstd_level);
-	return r ?: dmrepl_replicate_set_chain(rep, o->remote.chain);
+		SET("--source-name", dmrepl_replicate_set_source_name(rep, o->source_name));
+	SET("--compress", dmrepl_replicate_set_compression(rep, o->zstd_level));
+	SET("--chain", dmrepl_replicate_set_chain(rep, o->remote.chain));
+	return r;
 }
 
 /*
@@ -385,6 +394,7 @@ int cmd_replicate(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	struct dmrepl_replicate *rep = NULL;
 	struct dmrepl_replicate_result res = { 0 };
 	double start = now_seconds();
+	const char *refused = "";
 	int r, rc = EXIT_FAILURE_OP;
 
 	r = parse_options(argc, argv, &o);
@@ -401,10 +411,14 @@ int cmd_replicate(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		return tool_usage_error(subcmd, "--base and --snap are the same thin volume");
 	tool_catch_signals();
 	r = dmrepl_replicate_new(ctx, o.src_pool, o.snap_id, dst_of(&o), &rep);
-	if (r == 0)
-		r = configure(rep, &o);
 	if (r < 0) {
-		tool_fail(subcmd, "invalid settings: %s", strerror(-r));
+		tool_fail(subcmd, "cannot set up the replication: %s", strerror(-r));
+		goto out;
+	}
+	r = configure(rep, &o, &refused);
+	if (r < 0) {
+		rc = tool_usage_error(subcmd, "%s: refused by the library: %s",
+				      refused, strerror(-r));
 		goto out;
 	}
 	r = run(rep, &o, &res);
