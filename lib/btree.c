@@ -51,9 +51,13 @@ static uint64_t node_child(const struct btree_node *n, uint32_t i)
 }
 
 #define node_err(md, ref, fmt, ...)                                            \
-	err(dmrepl_metadata_get_ctx(md), "%s: %s: block %" PRIu64 ": " fmt,    \
-	    dmrepl_metadata_get_name(md), (ref)->tree, (ref)->blocknr,         \
-	    ##__VA_ARGS__)
+	do {                                                                   \
+		dmrepl_metadata_note_damage(md);                               \
+		err(dmrepl_metadata_get_ctx(md),                               \
+		    "%s: %s: block %" PRIu64 ": " fmt DAMAGED_HINT,            \
+		    dmrepl_metadata_get_name(md), (ref)->tree, (ref)->blocknr, \
+		    ##__VA_ARGS__);                                            \
+	} while (0)
 
 static int check_header(struct dmrepl_metadata *md, const struct node_ref *ref,
 			const uint8_t *b)

@@ -57,9 +57,22 @@ struct dmrepl_metadata {
 	uint64_t mapping_root;
 	uint64_t details_root;
 	uint64_t blocks_read;
+	bool damaged;		/* a check of its blocks failed */
 	void (*release_fn)(void *data);
 	void *release_data;
 };
+
+void dmrepl_metadata_note_damage(struct dmrepl_metadata *md)
+{
+	md->damaged = true;
+}
+
+/* A check of the metadata failed (logged, with DAMAGED_HINT): -EBADMSG. */
+static int damaged(struct dmrepl_metadata *md)
+{
+	dmrepl_metadata_note_damage(md);
+	return -EBADMSG;
+}
 
 /* The fields of one superblock that the reader uses. */
 struct superblock {
@@ -155,9 +168,9 @@ int dmrepl_metadata_read_block(struct dmrepl_metadata *md, uint64_t blocknr,
 		err(md->ctx,
 		    "%s: metadata block %" PRIu64 " is past the end of "
 		    "the metadata (%" PRIu64
-		    " blocks): the metadata is corrupt",
+		    " blocks)" DAMAGED_HINT,
 		    md->name, blocknr, md->info.nr_metadata_blocks);
-		return -EBADMSG;
+		return damaged(md);
 	}
 	return read_raw(md, blocknr, buf);
 }
@@ -173,22 +186,22 @@ static int check_superblock(struct dmrepl_metadata *md, const uint8_t *b,
 		    ", expected %u: not thin-pool metadata",
 		    md->name, what, blocknr, get_le64(b, SB_MAGIC),
 		    THIN_SUPERBLOCK_MAGIC);
-		return -EBADMSG;
+		return -EBADMSG;	/* not a damage: not thin metadata */
 	}
 	csum = dmrepl_crc32c(0xffffffffu, b + 4, DMREPL_MD_BLOCK_SIZE - 4) ^
 	       SUPERBLOCK_CSUM_XOR;
 	if (csum != get_le32(b, SB_CSUM)) {
 		err(md->ctx,
 		    "%s: %s (block %" PRIu64 "): bad checksum 0x%08" PRIx32
-		    ", computed 0x%08" PRIx32,
+		    ", computed 0x%08" PRIx32 DAMAGED_HINT,
 		    md->name, what, blocknr, get_le32(b, SB_CSUM), csum);
-		return -EBADMSG;
+		return damaged(md);
 	}
 	if (get_le64(b, SB_BLOCKNR) != blocknr) {
 		err(md->ctx,
-		    "%s: %s (block %" PRIu64 "): records block number %" PRIu64,
+		    "%s: %s (block %" PRIu64 "): records block number %" PRIu64 DAMAGED_HINT,
 		    md->name, what, blocknr, get_le64(b, SB_BLOCKNR));
-		return -EBADMSG;
+		return damaged(md);
 	}
 	version = get_le32(b, SB_VERSION);
 	if (version < THIN_VERSION_MIN || version > THIN_VERSION_MAX) {
@@ -197,17 +210,17 @@ static int check_superblock(struct dmrepl_metadata *md, const uint8_t *b,
 		    "version %" PRIu32 " (this reader knows %u to %u)",
 		    md->name, what, blocknr, version, THIN_VERSION_MIN,
 		    THIN_VERSION_MAX);
-		return -EBADMSG;
+		return -EBADMSG;	/* not a damage: a newer format */
 	}
 	if (get_le32(b, SB_METADATA_BLOCK_SIZE) !=
 	    METADATA_BLOCK_SIZE_SECTORS) {
 		err(md->ctx,
 		    "%s: %s (block %" PRIu64 "): metadata block size %" PRIu32
-		    " sectors, expected %u",
+		    " sectors, expected %u" DAMAGED_HINT,
 		    md->name, what, blocknr,
 		    get_le32(b, SB_METADATA_BLOCK_SIZE),
 		    METADATA_BLOCK_SIZE_SECTORS);
-		return -EBADMSG;
+		return damaged(md);
 	}
 	return 0;
 }
@@ -243,18 +256,18 @@ static int check_geometry(struct dmrepl_metadata *md,
 			  const struct superblock *sb)
 {
 	if (sb->data_block_size == 0) {
-		err(md->ctx, "%s: superblock (block 0): data block size is 0",
+		err(md->ctx, "%s: superblock (block 0): data block size is 0" DAMAGED_HINT,
 		    md->name);
-		return -EBADMSG;
+		return damaged(md);
 	}
 	/* dm-thin metadata is at most 16 GiB (2^22 blocks): far below this */
 	if (sb->nr_metadata_blocks == 0 ||
 	    sb->nr_metadata_blocks > MAX_METADATA_BLOCKS) {
 		err(md->ctx,
 		    "%s: superblock (block 0): the metadata space map "
-		    "has %" PRIu64 " blocks",
+		    "has %" PRIu64 " blocks" DAMAGED_HINT,
 		    md->name, sb->nr_metadata_blocks);
-		return -EBADMSG;
+		return damaged(md);
 	}
 	return 0;
 }
@@ -293,9 +306,9 @@ static int read_held_root(struct dmrepl_metadata *md, void *buf,
 	if (sb->held_root >= sb->nr_metadata_blocks) {
 		err(md->ctx,
 		    "%s: superblock (block 0): held root %" PRIu64 " is "
-		    "past the end of the metadata (%" PRIu64 " blocks)",
+		    "past the end of the metadata (%" PRIu64 " blocks)" DAMAGED_HINT,
 		    md->name, sb->held_root, sb->nr_metadata_blocks);
-		return -EBADMSG;
+		return damaged(md);
 	}
 	return read_superblock(md, sb->held_root, "held metadata snapshot", buf,
 			       held);
@@ -350,6 +363,7 @@ static void metadata_free(struct dmrepl_metadata *md)
 		md->release_fn(md->release_data);
 	dbg(md->ctx, "%s: metadata closed after %" PRIu64 " block reads",
 	    md->name, md->blocks_read);
+
 	dmrepl_unref(md->ctx);
 	free(md->name);
 	free(md);

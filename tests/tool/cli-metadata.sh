@@ -46,6 +46,12 @@ while [ "$b" -lt "$blocks" ]; do
 	b=$((b + 1))
 done
 expect "corrupt nodes"           1 'block [0-9]*.*checksum'          -- delta --snap1 1 --snap2 2 "$tmp/corrupt.bin"
+expect "corrupt nodes: thin_check, same line" 1 'block [0-9]*.*checksum.*damaged: thin_check reports all of it' -- delta --snap1 1 --snap2 2 "$tmp/corrupt.bin"
+expect_one_error "corrupt nodes"
+cp "$img" "$tmp/badsb.bin"
+printf '\377' | dd of="$tmp/badsb.bin" bs=1 seek=100 conv=notrunc 2>/dev/null
+expect "corrupt superblock"      1 'superblock (block 0): bad checksum.*thin_check' -- ls "$tmp/badsb.bin"
+check "not metadata is not called damaged" sh -c "! \"$DMREPL\" ls \"$tmp/zero.bin\" 2>&1 | grep -q damaged"
 
 expect "missing --snap2"         2 'both --snap1 and --snap2'        -- delta --snap1 1 "$img"
 expect "id not a number"         2 "'x1' is not a thin device id"   -- delta --snap1 x1 --snap2 2 "$img"
