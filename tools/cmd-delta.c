@@ -28,21 +28,22 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage:\n"
-		"  %1$s delta [-m] --snap1 ID --snap2 ID [--format FMT] METADATA\n"
-		"  %1$s delta --pool DMNAME --snap1 ID --snap2 ID [--format FMT]\n"
+		"  %1$s delta [-m] --base ID --snap ID [--format FMT] METADATA\n"
+		"  %1$s delta --pool DMNAME --base ID --snap ID [--format FMT]\n"
 		"\n"
-		"Show how thin device --snap2 differs from --snap1, read from the\n"
+		"Show how thin device --snap differs from --base, read from the\n"
 		"pool's metadata. METADATA is a metadata image file or block device;\n"
 		"--pool reads a live pool through a metadata snapshot that dmrepl\n"
 		"reserves and always releases.\n"
 		"\n"
 		"Options:\n"
-		"      --snap1 ID        the older device (also --thin1)\n"
-		"      --snap2 ID        the newer device (also --thin2)\n"
+		"  -b, --base ID         the older device (also --snap1, --thin1)\n"
+		"  -s, --snap ID         the newer device (also --snap2, --thin2)\n"
 		"  -m, --metadata-snap   read METADATA's held metadata snapshot\n"
 		"  -p, --pool DMNAME     read the live pool DMNAME\n"
 		"      --format FMT      xml (as thin_delta prints it), json, or\n"
 		"                        extents: lines OFFSET_BYTES LENGTH_BYTES copy|discard\n"
+		"  -j, --json            the same as --format json\n"
 		"  -h, --help            show this help\n",
 		program_name);
 }
@@ -72,6 +73,9 @@ static int parse_options(int argc, char *argv[], struct delta_opts *o)
 		{ "thin1", required_argument, NULL, OPT_SNAP1 },
 		{ "snap2", required_argument, NULL, OPT_SNAP2 },
 		{ "thin2", required_argument, NULL, OPT_SNAP2 },
+		{ "base", required_argument, NULL, OPT_SNAP1 },
+		{ "snap", required_argument, NULL, OPT_SNAP2 },
+		{ "json", no_argument, NULL, 'j' },
 		{ "metadata-snap", no_argument, NULL, 'm' },
 		{ "pool", required_argument, NULL, 'p' },
 		{ "format", required_argument, NULL, 'f' },
@@ -80,15 +84,19 @@ static int parse_options(int argc, char *argv[], struct delta_opts *o)
 	};
 	int c, r;
 
-	while ((c = tool_getopt(argc, argv, "mp:h", longopts)) != -1) {
+	while ((c = tool_getopt(argc, argv, "mp:b:s:jh", longopts)) != -1) {
 		switch (c) {
+		case 'b':
 		case OPT_SNAP1:
-			if ((r = tool_parse_thin_id(subcmd, "--snap1", optarg, &o->snap1)))
+			if ((r = tool_parse_thin_id(subcmd, c == 'b' ? "--base" : "--snap1",
+						    optarg, &o->snap1)))
 				return r;
 			o->have_snap1 = true;
 			break;
+		case 's':
 		case OPT_SNAP2:
-			if ((r = tool_parse_thin_id(subcmd, "--snap2", optarg, &o->snap2)))
+			if ((r = tool_parse_thin_id(subcmd, c == 's' ? "--snap" : "--snap2",
+						    optarg, &o->snap2)))
 				return r;
 			o->have_snap2 = true;
 			break;
@@ -98,13 +106,15 @@ static int parse_options(int argc, char *argv[], struct delta_opts *o)
 			if ((r = parse_format(optarg, &o->format)))
 				return r;
 			break;
+		case 'j': o->format = FORMAT_JSON; break;
 		case 'h': usage(stdout); return -1;
 		default: return tool_usage_error(subcmd, "unrecognized option");
 		}
 	}
 
 	if (!o->have_snap1 || !o->have_snap2)
-		return tool_usage_error(subcmd, "both --snap1 and --snap2 are required");
+		return tool_usage_error(subcmd, "both --base (--snap1) and --snap "
+					"(--snap2) are required");
 	return tool_source_finish(subcmd, &o->src, argc, argv);
 }
 
