@@ -362,7 +362,7 @@ static void print_result(struct dmrepl_copy *copy, int rc, int status, double se
 	json_string(&j, "type", "result");
 	json_bool(&j, "ok", rc == EXIT_OK);
 	if (status < 0)
-		json_string(&j, "error", strerror(-status));
+		tool_json_error(&j, status);
 	json_u64(&j, "exit_status", (uint64_t)rc);
 	json_string(&j, "engine", engine ? engine : "none");
 	json_u64(&j, "total_bytes", s.total_bytes);
@@ -374,6 +374,7 @@ static void print_result(struct dmrepl_copy *copy, int rc, int status, double se
 	json_u64(&j, "milliseconds", (uint64_t)(seconds * 1000 + 0.5));
 	json_close_object(&j);
 	json_end(&j);
+	tool_json_result_printed();
 }
 
 static int run_copy(struct dmrepl_copy *copy, const struct copy_opts *o)

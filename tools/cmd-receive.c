@@ -201,7 +201,7 @@ static void print_result(const struct receive_args *a,
 	json_string(&j, "type", "result");
 	json_bool(&j, "ok", status == 0);
 	if (status < 0)
-		json_string(&j, "error", strerror(-status));
+		tool_json_error(&j, status);
 	json_string(&j, a->o.pool ? "dst_pool" : "device",
 		    a->o.pool ? a->o.pool : a->o.device);
 	json_u64(&j, "streams", res->streams);
@@ -220,6 +220,7 @@ static void print_result(const struct receive_args *a,
 	json_u64(&j, "stream_bytes", res->stats.wire_bytes);
 	json_close_object(&j);
 	json_end(&j);
+	tool_json_result_printed();
 }
 
 int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[])

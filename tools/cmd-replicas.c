@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dmrepl.h"
@@ -125,15 +126,25 @@ int cmd_replicas(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		return r;
 	tool_catch_signals();
 	if (o.json) {
-		json_init(&j, stdout);
+		/* built apart, printed whole: a failure prints no half object */
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *mem = open_memstream(&buf, &len);
+
+		if (!mem)
+			return EXIT_FAILURE_OP;
+		json_init(&j, mem);
 		json_open_object(&j, NULL);
 		json_string(&j, "pool", o.pool);
 		json_open_array(&j, "replicas");
 		r = dmrepl_replicas_foreach(ctx, o.state_dir, o.pool, print_json, &j);
 		json_close_array(&j);
 		json_close_object(&j);
+		json_end(&j);
+		fclose(mem);
 		if (r == 0)
-			json_end(&j);
+			fwrite(buf, 1, len, stdout);
+		free(buf);
 	} else {
 		struct dmrepl_pool *pool = NULL;
 		bool lvm = dmrepl_pool_open(ctx, o.pool, &pool) == 0 &&

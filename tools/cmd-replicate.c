@@ -295,7 +295,7 @@ static void print_result(const struct replicate_opts *o,
 	json_string(&j, "type", "result");
 	json_bool(&j, "ok", status == 0);
 	if (status < 0)
-		json_string(&j, "error", strerror(-status));
+		tool_json_error(&j, status);
 	json_string(&j, "src_pool", o->src_pool);
 	json_u64(&j, "snap", o->snap_id);
 	json_string(&j, o->remote.url ? "to" : "dst_pool", dst_of(o));
@@ -324,6 +324,7 @@ static void print_result(const struct replicate_opts *o,
 	json_u64(&j, "milliseconds", (uint64_t)(seconds * 1000));
 	json_close_object(&j);
 	json_end(&j);
+	tool_json_result_printed();
 }
 
 

@@ -382,6 +382,7 @@ static void print_json_result(const struct dmrepl_verify *verify,
 	}
 	json_close_object(&j);
 	json_end(&j);
+	tool_json_result_printed();
 }
 
 static void print_text_result(const struct dmrepl_verify *verify,

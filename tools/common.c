@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "dmrepl.h"
+#include "json.h"
 #include "libdmrepl-private.h"
 
 volatile sig_atomic_t tool_interrupted;
@@ -251,8 +252,16 @@ static void log_to_stderr(struct dmrepl_ctx *ctx, int priority, const char *file
 		"warning", "notice", "info", "debug",
 	};
 
-	if (priority <= LOG_ERR)
+	if (priority <= LOG_ERR) {
+		char text[1024];
+		va_list copy;
+
 		library_errors++;
+		va_copy(copy, args);
+		vsnprintf(text, sizeof(text), format, copy);
+		va_end(copy);
+		tool_note_error(text);
+	}
 	fprintf(stderr, "%s: %s: ", program_name,
 		labels[priority >= 0 && priority <= 7 ? priority : 3]);
 	/* With debug on, the time since start: where the seconds go. */
@@ -266,15 +275,59 @@ static void log_to_stderr(struct dmrepl_ctx *ctx, int priority, const char *file
 
 void tool_fail(const char *subcmd, const char *fmt, ...)
 {
+	char text[1024];
 	va_list ap;
 
 	if (library_errors)
 		return;
 	va_start(ap, fmt);
-	fprintf(stderr, "%s %s: ", program_name, subcmd);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	tool_note_error(text);
+	fprintf(stderr, "%s %s: %s\n", program_name, subcmd, text);
+}
+
+/* ---- the JSON result, also on failure ---- */
+
+static char first_error[1024];
+static bool json_result_done;
+
+void tool_note_error(const char *text)
+{
+	if (!first_error[0])
+		snprintf(first_error, sizeof(first_error), "%s", text);
+}
+
+void tool_json_error(struct json *j, int status)
+{
+	const char *name = status < 0 ? strerrorname_np(-status) : NULL;
+
+	json_string(j, "error", first_error[0] ? first_error
+					       : strerror(status < 0 ? -status : EIO));
+	if (name)
+		json_string(j, "errno", name);
+}
+
+void tool_json_result_printed(void)
+{
+	json_result_done = true;
+}
+
+void tool_json_failure(int exit_status)
+{
+	struct json j;
+
+	if (json_result_done || exit_status == EXIT_OK)
+		return;
+	json_init(&j, stdout);
+	json_open_object(&j, NULL);
+	json_string(&j, "type", "result");
+	json_bool(&j, "ok", false);
+	json_string(&j, "error", first_error[0] ? first_error : "failed");
+	json_u64(&j, "exit_status", (uint64_t)exit_status);
+	json_close_object(&j);
+	json_end(&j);
+	json_result_done = true;
 }
 
 void tool_more_verbose(struct dmrepl_ctx *ctx)

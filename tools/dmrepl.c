@@ -43,12 +43,23 @@ static const struct subcommand *find_subcommand(const char *name)
 
 static void vreport(const char *subcmd, const char *fmt, va_list ap)
 {
+	char text[1024];
+
+	vsnprintf(text, sizeof(text), fmt, ap);
+	tool_note_error(text);
 	if (subcmd)
-		fprintf(stderr, "%s %s: ", program_name, subcmd);
+		fprintf(stderr, "%s %s: %s\n", program_name, subcmd, text);
 	else
-		fprintf(stderr, "%s: ", program_name);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+		fprintf(stderr, "%s: %s\n", program_name, text);
+}
+
+/* --json among the subcommand's arguments (before a "--"). */
+static bool wants_json(int argc, char *argv[])
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0)
+			return true;
+	return false;
 }
 
 void tool_error(const char *subcmd, const char *fmt, ...)
@@ -214,6 +225,8 @@ int main(int argc, char *argv[])
 	argv += optind;
 	optind = 0;	/* glibc: reinitialise getopt for the subcommand */
 	r = sc->run(ctx, argc, argv);
+	if (wants_json(argc, argv))
+		tool_json_failure(r);
 
 	dmrepl_unref(ctx);
 	return r;

@@ -139,6 +139,21 @@ void tool_fail(const char *subcmd, const char *fmt, ...)
 void tool_setup_log(struct dmrepl_ctx *ctx);
 
 /*
+ * The JSON contract: a --json run ends with exactly one result object,
+ * also on failure. The first error message (the library's, or the
+ * tool's) is kept: tool_json_error() adds it to a result object as
+ * "error", with "errno" (ENOENT...) for @status < 0. A command that
+ * printed its result object says so (tool_json_result_printed());
+ * otherwise, on failure, main() prints {"type":"result","ok":false,
+ * "error":...,"exit_status":N} (tool_json_failure()).
+ */
+struct json;
+void tool_note_error(const char *text);
+void tool_json_error(struct json *j, int status);
+void tool_json_result_printed(void);
+void tool_json_failure(int exit_status);
+
+/*
  * -v/--verbose, before the subcommand or among its options: each one
  * logs more (info, then debug), unless DMREPL_LOG says otherwise.
  */

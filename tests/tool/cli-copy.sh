@@ -54,7 +54,7 @@ expect "json result"          0 '"type":"result","ok":true,"exit_status":0,"engi
 	-- copy --json --engine=sync --extents "$tmp/ext" "$tmp/src" "$tmp/dst"
 expect "json copied bytes"    0 '"copied_bytes":1056896,' \
 	-- copy --json --extents "$tmp/ext" "$tmp/src" "$tmp/dst"
-expect "json failure"         1 '"ok":false,"error":"No space left on device","exit_status":1' \
+expect "json failure"         1 '"ok":false,"error":"write /dev/full at offset [0-9]* ([0-9]* bytes): No space left on device","errno":"ENOSPC","exit_status":1' \
 	-- copy --json --engine=uring "$tmp/src" /dev/full
 
 # SIGINT cancels: 128 + 2.
