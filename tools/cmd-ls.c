@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dmrepl.h"
@@ -92,10 +93,16 @@ static int print_json(const struct dmrepl_thin_info *t, void *userdata)
 
 static int list_json(struct dmrepl_metadata *md, const struct dmrepl_pool_info *pi)
 {
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
 	struct json j;
 	int r;
 
-	json_init(&j, stdout);
+	/* built apart, printed whole: a failure prints no half object */
+	if (!mem)
+		return -ENOMEM;
+	json_init(&j, mem);
 	json_open_object(&j, NULL);
 	json_open_object(&j, "pool");
 	json_u64(&j, "transaction_id", pi->transaction_id);
@@ -106,12 +113,14 @@ static int list_json(struct dmrepl_metadata *md, const struct dmrepl_pool_info *
 	json_close_object(&j);
 	json_open_array(&j, "devices");
 	r = dmrepl_metadata_foreach_thin(md, print_json, &j);
-	if (r < 0)
-		return r;
 	json_close_array(&j);
 	json_close_object(&j);
 	json_end(&j);
-	return 0;
+	fclose(mem);
+	if (r == 0)
+		fwrite(buf, 1, len, stdout);
+	free(buf);
+	return r;
 }
 
 static int list_text(struct dmrepl_metadata *md, bool headers)

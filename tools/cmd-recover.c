@@ -128,6 +128,7 @@ int cmd_recover(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		}
 		json_close_object(&j);
 		json_end(&j);
+		tool_json_result_printed();	/* also when r < 0: it says why */
 	} else if (r == 0) {
 		printf("pool %s: %s; %u device%s removed%s\n", o.pool,
 		       res.metadata_snapshot_released
