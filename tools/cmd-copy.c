@@ -66,7 +66,7 @@ static void usage(FILE *out)
 		"      --bwlimit RATE      at most RATE bytes per second, e.g. 100M\n"
 		"      --ionice CLASS[:LEVEL]  I/O priority: 1|realtime, 2|best-effort,\n"
 		"                          3|idle; LEVEL 0-7 (default 4)\n"
-		"      --json              progress lines and a result object on stdout\n"
+		"  -j, --json              progress lines and a result object on stdout\n"
 		"  -q, --quiet             no progress display\n"
 		"  -h, --help              show this help\n"
 		"\n"
@@ -111,6 +111,7 @@ static int parse_one(int c, struct copy_opts *o)
 			r = tool_usage_error(subcmd, "--ionice: '%s' is not CLASS[:LEVEL]",
 					     optarg);
 		break;
+	case 'j':
 	case 'J': o->json = true; break;
 	case 'h': usage(stdout); return -1;
 	default: return tool_usage_error(subcmd, "unrecognized option");
@@ -136,7 +137,7 @@ static int parse_options(int argc, char *argv[], struct copy_opts *o)
 	};
 	int c, r;
 
-	while ((c = tool_getopt(argc, argv, "e:qh", longopts)) != -1) {
+	while ((c = tool_getopt(argc, argv, "e:qjh", longopts)) != -1) {
 		r = parse_one(c, o);
 		if (r)
 			return r;

@@ -105,7 +105,7 @@ static void usage(FILE *out)
 		"      --size BYTES       the size to compare (default: the replica's\n"
 		"                         size in its lineage record)\n"
 		"      --state-dir DIR    lineage records (default /var/lib/dmrepl)\n"
-		"      --json             progress lines and a result object on stdout\n"
+		"  -j, --json             progress lines and a result object on stdout\n"
 		"  -q, --quiet            no progress display\n"
 		"  -h, --help             show this help\n"
 		"\n"
@@ -140,6 +140,7 @@ static int parse_one(int c, const char *arg, struct verify_opts *o, bool *quiet)
 	case OPT_WHOLE: o->whole = true; return 0;
 	case 'e': o->extents = arg; return 0;
 	case OPT_CHUNK: return parse_chunk(arg, o);
+	case 'j':
 	case OPT_JSON: o->out.json = true; return 0;
 	case 'q': *quiet = true; return 0;
 	case 'p': o->src_pool = arg; return 0;
@@ -193,7 +194,7 @@ static int parse_options(int argc, char *argv[], struct verify_opts *o)
 	bool quiet = false;
 	int c, r;
 
-	while ((c = tool_getopt(argc, argv, "e:qp:s:t:h", longopts)) != -1) {
+	while ((c = tool_getopt(argc, argv, "e:qp:s:t:jh", longopts)) != -1) {
 		r = parse_one(c, optarg, o, &quiet);
 		if (r)
 			return r;

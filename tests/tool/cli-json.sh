@@ -39,6 +39,8 @@ json_fails "ls: damaged metadata"        1 ls --json "$tmp/bad.bin"
 json_fails "delta: damaged metadata"     1 delta --json --base 1 --snap 2 "$tmp/bad.bin"
 json_fails "delta: a missing file"       1 delta --format json --base 1 --snap 2 "$tmp/none" --json
 json_fails "verify: a missing file"      1 verify --json "$tmp/none" "$tmp/bad.bin"
+json_fails "verify -j"                   1 verify -j "$tmp/none" "$tmp/bad.bin"
+expect "copy -j"                 1 '^{"type":"result","ok":false' -- copy -j "$tmp/none" "$tmp/dst"
 json_fails "replicas: no state"          1 replicas --to-pool dmrepl-test-no-such-pool --state-dir "$tmp/none" --json
 json_fails "recover: no pool"            1 recover --pool dmrepl-test-no-such-pool --json
 json_fails "replicate: a bad option"     2 replicate --json --queue-depth 0 --pool p --snap 1 --to-pool q
