@@ -6,10 +6,12 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +32,7 @@
 struct progress {
 	enum progress_mode mode;	/* AUTO became QUIET or the bar */
 	bool bar;
+	int tty_lock;			/* the terminal, flock()ed, or -1 */
 	FILE *out, *err;
 	char *what;
 	char phase[32];
@@ -90,6 +93,29 @@ void progress_format_bytes(uint64_t bytes, char *buf, size_t size)
 		snprintf(buf, size, "%.0f %s", v, units[u]);
 }
 
+/*
+ * One bar a terminal: in `dmrepl send | dmrepl receive` both ends have
+ * the same terminal on stderr, and two bars redrawn in place on one line
+ * garble each other. The first to take a lock on the terminal draws; the
+ * other shows nothing. (With ssh between them, the far end's terminal is
+ * another one, or none.)
+ */
+static bool own_terminal(struct progress *p, int fd)
+{
+	char path[256];
+
+	if (ttyname_r(fd, path, sizeof(path)) != 0)
+		return true;	/* cannot tell: draw */
+	p->tty_lock = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	if (p->tty_lock < 0)
+		return true;
+	if (flock(p->tty_lock, LOCK_EX | LOCK_NB) == 0)
+		return true;
+	close(p->tty_lock);
+	p->tty_lock = -1;
+	return false;
+}
+
 struct progress *progress_new(enum progress_mode mode, const char *what)
 {
 	struct progress *p = calloc(1, sizeof(*p));
@@ -104,10 +130,11 @@ struct progress *progress_new(enum progress_mode mode, const char *what)
 	p->out = test_out ? test_out : stdout;
 	p->err = test_err ? test_err : stderr;
 	p->mode = mode;
+	p->tty_lock = -1;
 	if (mode == PROGRESS_AUTO) {
 		int fd = fileno(p->err);
 
-		p->bar = fd >= 0 && isatty(fd);
+		p->bar = fd >= 0 && isatty(fd) && own_terminal(p, fd);
 		if (!p->bar)
 			p->mode = PROGRESS_QUIET;
 	}
@@ -298,6 +325,8 @@ void progress_free(struct progress *p)
 		fputc('\n', p->err);
 		fflush(p->err);
 	}
+	if (p->tty_lock >= 0)
+		close(p->tty_lock);
 	free(p->what);
 	free(p);
 }
