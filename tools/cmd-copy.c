@@ -293,6 +293,7 @@ static void cancel_running_copy(void)
 
 static void on_progress(const struct dmrepl_copy_stats *stats, void *userdata)
 {
+	progress_set_discarded(userdata, stats->discarded_bytes);
 	progress_update(userdata, "copy", stats->done_bytes, stats->total_bytes);
 }
 

@@ -37,6 +37,8 @@ struct progress {
 	char *what;
 	char phase[32];
 	uint64_t done, total;
+	uint64_t discarded;		/* of done: unmapped, nothing moved */
+	bool tracks_discards;
 	/* The moving average and the sample it was last updated at. */
 	double rate;
 	bool have_rate;
@@ -204,6 +206,8 @@ static void print_json(struct progress *p)
 	json_string(&j, "phase", p->phase);
 	json_u64(&j, "done_bytes", p->done);
 	json_u64(&j, "total_bytes", p->total);
+	if (p->tracks_discards)
+		json_u64(&j, "discarded_bytes", p->discarded);
 	json_u64(&j, "rate_bytes_per_sec", progress_test_get_rate(p));
 	if (eta >= 0)
 		json_u64(&j, "eta_seconds", (uint64_t)eta);
@@ -258,6 +262,7 @@ static void format_bar(char *buf, size_t width, double fraction)
 static void draw_bar(struct progress *p)
 {
 	char done[32], total[32], rate[32], eta[32], head[160], tail[96];
+	char disc[48] = "";
 	char bar[LINE_MAX_WIDTH], line[LINE_MAX_WIDTH * 2];
 	unsigned int width = terminal_width(p->err) - 1;
 	size_t used;
@@ -266,12 +271,19 @@ static void draw_bar(struct progress *p)
 	progress_format_bytes(p->total, total, sizeof(total));
 	progress_format_bytes(progress_test_get_rate(p), rate, sizeof(rate));
 	format_eta(eta_seconds(p), eta, sizeof(eta));
+	if (p->discarded) {
+		char d[32];
+
+		progress_format_bytes(p->discarded, d, sizeof(d));
+		snprintf(disc, sizeof(disc), " (%s discarded)", d);
+	}
 	if (p->total)
-		snprintf(head, sizeof(head), "%s %s  %s / %s %4.0f%% ", p->what,
-			 p->phase, done, total,
+		snprintf(head, sizeof(head), "%s %s  %s / %s%s %4.0f%% ", p->what,
+			 p->phase, done, total, disc,
 			 p->done >= p->total ? 100.0 : 100.0 * (double)p->done / (double)p->total);
 	else
-		snprintf(head, sizeof(head), "%s %s  %s ", p->what, p->phase, done);
+		snprintf(head, sizeof(head), "%s %s  %s%s ", p->what, p->phase, done,
+			 disc);
 	snprintf(tail, sizeof(tail), " %s/s  ETA %s", p->have_rate ? rate : "--", eta);
 
 	used = strlen(head) + strlen(tail);
@@ -296,6 +308,14 @@ static void show(struct progress *p, uint64_t now)
 	p->pending = false;
 }
 
+void progress_set_discarded(struct progress *p, uint64_t discarded_bytes)
+{
+	if (!p)
+		return;
+	p->discarded = discarded_bytes;
+	p->tracks_discards = true;
+}
+
 void progress_update(struct progress *p, const char *phase, uint64_t done_bytes,
 		     uint64_t total_bytes)
 {
@@ -305,7 +325,9 @@ void progress_update(struct progress *p, const char *phase, uint64_t done_bytes,
 		return;
 	now = clock_fn();
 	snprintf(p->phase, sizeof(p->phase), "%s", phase ? phase : "");
-	update_rate(p, now, done_bytes);
+	/* the rate is of bytes moved: a discard moves none, at once */
+	update_rate(p, now, done_bytes - (p->discarded < done_bytes ? p->discarded
+								    : done_bytes));
 	p->done = done_bytes;
 	p->total = total_bytes;
 	interval = p->mode == PROGRESS_JSON ? JSON_INTERVAL_NS : BAR_INTERVAL_NS;

@@ -31,6 +31,12 @@ void progress_update(struct progress *p, const char *phase, uint64_t done_bytes,
 		     uint64_t total_bytes);
 
 /* Shows the last update if it was not shown, ends the bar line; NULL is a no-op. */
+/*
+ * Of the bytes done, @discarded_bytes were discards: unmapped on the
+ * destination, nothing read or written. The rate counts the bytes moved
+ * only; the bar and the JSON lines show the discards apart.
+ */
+void progress_set_discarded(struct progress *p, uint64_t discarded_bytes);
 void progress_free(struct progress *p);
 
 /* "512 B", "1.5 KiB", "3.0 MiB", "2.25 GiB"... into @buf. */

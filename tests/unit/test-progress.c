@@ -231,6 +231,36 @@ static void test_rate_eta(void)
 	free(out.buf);
 }
 
+/*
+ * Discards move nothing and finish at once: the rate counts the bytes
+ * moved only, and the JSON lines show the discards apart.
+ */
+static void test_discards_apart(void)
+{
+	struct capture out;
+	struct progress *p;
+
+	capture_open(&out);
+	progress_test_set_files(out.f, NULL);
+	p = progress_new(PROGRESS_JSON, "copy");
+	fake_now = 0;
+	progress_set_discarded(p, 0);
+	progress_update(p, "copy", 0, 1000000000);
+	/* in 1 s: 100 MB copied and 500 MB discarded: 100 MB/s, not 600 */
+	fake_now = 1 * SEC;
+	progress_set_discarded(p, 500000000);
+	progress_update(p, "copy", 600000000, 1000000000);
+	CU_ASSERT_EQUAL(progress_test_get_rate(p), 100000000);
+	CU_ASSERT_EQUAL(progress_test_get_eta(p), 4);
+	fflush(out.f);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out.buf,
+		"\"done_bytes\":600000000,\"total_bytes\":1000000000,"
+		"\"discarded_bytes\":500000000,\"rate_bytes_per_sec\":100000000,"));
+	progress_free(p);
+	capture_close(&out);
+	free(out.buf);
+}
+
 /* AUTO on a stderr that is not a terminal, and QUIET: not a byte. */
 static void test_silent_modes(void)
 {
@@ -367,7 +397,8 @@ int main(void)
 		{ "AUTO without a TTY and QUIET print nothing", test_silent_modes },
 		{ "TTY bar: width, content, throttle", test_tty_bar },
 		{ "TTY bar on a narrow terminal", test_tty_narrow },
-		CU_TEST_INFO_NULL,
+		{"discards counted apart", test_discards_apart},
+    CU_TEST_INFO_NULL,
 	};
 	static CU_SuiteInfo suites[] = {
 		{ "progress", setup, teardown, NULL, NULL, tests },
