@@ -348,6 +348,7 @@ int tool_getopt(int argc, char *argv[], const char *optstring,
 	static const struct option *merged_for;
 	static struct option merged[64];
 	static char merged_short[128];
+	static bool own_quiet;
 	int c;
 
 	if (merged_for != longopts) {
@@ -358,12 +359,18 @@ int tool_getopt(int argc, char *argv[], const char *optstring,
 			n++;
 		}
 		merged[n++] = (struct option){"verbose", no_argument, NULL, 'v'};
+		/* -q: no progress; a subcommand that shows none takes it too */
+		own_quiet = strchr(optstring, 'q') != NULL;
+		if (!own_quiet)
+			merged[n++] = (struct option){"quiet", no_argument, NULL, 'q'};
 		merged[n] = (struct option){NULL, 0, NULL, 0};
-		snprintf(merged_short, sizeof(merged_short), "%sv", optstring);
+		snprintf(merged_short, sizeof(merged_short), "%sv%s", optstring,
+			 own_quiet ? "" : "q");
 		merged_for = longopts;
 	}
-	while ((c = getopt_long(argc, argv, merged_short, merged, NULL)) == 'v')
-		if (tool_ctx)
+	while ((c = getopt_long(argc, argv, merged_short, merged, NULL)) == 'v' ||
+	       (c == 'q' && !own_quiet))
+		if (c == 'v' && tool_ctx)
 			tool_more_verbose(tool_ctx);
 	return c;
 }

@@ -93,6 +93,8 @@ static void usage(FILE *out)
 		"\n"
 		"Options:\n"
 		"  -v, --verbose    log more (repeat for debug); DMREPL_LOG overrides\n"
+		"  -q, --quiet      no progress display\n"
+		"                   (both also among a subcommand's options)\n"
 		"  -h, --help       show this help and exit\n"
 		"  -V, --version    print the version and exit\n"
 		"\n"
@@ -149,7 +151,7 @@ int cmd_version(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, "h", longopts)) != -1) {
 		switch (c) {
 		case 'h':
 			printf("Usage: %s version\n\nPrint the versions of dmrepl and libdmrepl.\n",
@@ -173,15 +175,18 @@ int main(int argc, char *argv[])
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct subcommand *sc;
 	struct dmrepl_ctx *ctx = NULL;
+	char **sub_argv = NULL;
+	bool quiet = false;
 	int verbose = 0;
 	int c, r;
 
 	/* '+' stops at the subcommand, so its options are its own. */
-	while ((c = getopt_long(argc, argv, "+hVv", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+hVvq", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
@@ -191,6 +196,9 @@ int main(int argc, char *argv[])
 			return EXIT_OK;
 		case 'v':
 			verbose++;
+			break;
+		case 'q':
+			quiet = true;
 			break;
 		default:
 			return tool_usage_error(NULL, "unrecognized option");
@@ -223,11 +231,25 @@ int main(int argc, char *argv[])
 
 	argc -= optind;
 	argv += optind;
+	/* -q before the subcommand: as if given among its options */
+	if (quiet && sc->run != cmd_help) {
+		sub_argv = calloc((size_t)argc + 2, sizeof(*sub_argv));
+		if (!sub_argv) {
+			dmrepl_unref(ctx);
+			return EXIT_FAILURE_OP;
+		}
+		sub_argv[0] = argv[0];
+		sub_argv[1] = (char *)"--quiet";
+		memcpy(sub_argv + 2, argv + 1, (size_t)(argc - 1) * sizeof(*argv));
+		argv = sub_argv;
+		argc++;
+	}
 	optind = 0;	/* glibc: reinitialise getopt for the subcommand */
 	r = sc->run(ctx, argc, argv);
 	if (wants_json(argc, argv))
 		tool_json_failure(r);
 
+	free(sub_argv);
 	dmrepl_unref(ctx);
 	return r;
 }

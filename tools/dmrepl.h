@@ -161,9 +161,9 @@ void tool_more_verbose(struct dmrepl_ctx *ctx);
 
 /*
  * getopt_long() over a subcommand's options and the ones every
- * subcommand takes (-v/--verbose, handled here, on the context that
- * tool_setup_log() was given): the next option of the subcommand's own,
- * or -1.
+ * subcommand takes, handled here: -v/--verbose (on the context that
+ * tool_setup_log() was given), and -q/--quiet where the subcommand shows
+ * no progress to silence. The next option of the subcommand's own, or -1.
  */
 int tool_getopt(int argc, char *argv[], const char *optstring,
 		const struct option *longopts);

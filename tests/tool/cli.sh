@@ -30,6 +30,13 @@ expect "-vv after the subcommand"   0 '^dmrepl: debug: '           -- ls "$md" -
 expect "-v twice, split"            0 '^dmrepl: debug: '           -- -v ls --verbose "$md"
 check "one -v is not debug" sh -c "! \"$DMREPL\" ls -v \"$md\" 2>&1 | grep -q 'debug:'"
 
+# -q on every subcommand, also where there is no progress to silence
+expect "ls -q"                      0 '^       1 '                 -- ls -q "$md"
+expect "delta --quiet"              0 '<diff left="1" right="2">'  -- delta --quiet --base 1 --snap 2 "$md"
+expect "-q before the subcommand"   0 '^       1 '                 -- -q ls "$md"
+expect "-q before version"          0 "^dmrepl $PACKAGE_VERSION"   -- -q version
+expect "-q before help"             0 '^Usage: dmrepl'             -- -q help
+
 # one meaning per short option: -t is the destination pool, -f is --full
 expect "receive -t is the destination" 1 'dmrepl-test-no-such-pool' -- receive -t dmrepl-test-no-such-pool --abort
 expect "delta has no -f"            2 "invalid option -- 'f'"      -- delta -f json --snap1 1 --snap2 2 m
