@@ -354,7 +354,7 @@ int tool_getopt(int argc, char *argv[], const char *optstring,
 	if (merged_for != longopts) {
 		size_t n = 0;
 
-		while (longopts[n].name && n < ARRAY_SIZE(merged) - 2) {
+		while (longopts[n].name && n < ARRAY_SIZE(merged) - 3) {
 			merged[n] = longopts[n];
 			n++;
 		}
