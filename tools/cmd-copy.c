@@ -397,7 +397,7 @@ static int exit_code(const struct copy_opts *o, int r)
 	if (tool_interrupted)
 		return tool_interrupted_exit(subcmd);
 	if (!reported)
-		tool_fail(subcmd, "copy from %s to %s failed: %s", o->src, o->dst,
+		tool_fail_r(subcmd, r, "copy from %s to %s failed: %s", o->src, o->dst,
 			  strerror(-r));
 	return EXIT_FAILURE_OP;
 }

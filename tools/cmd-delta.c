@@ -203,7 +203,7 @@ static int report_delta_error(const struct delta_opts *o, int r)
 {
 	if (r == -EINTR)
 		return tool_interrupted_exit(subcmd);
-	tool_fail(subcmd, "%s: cannot compute the delta from %" PRIu64 " to %"
+	tool_fail_r(subcmd, r, "%s: cannot compute the delta from %" PRIu64 " to %"
 		  PRIu64 ": %s", o->src.pool ? o->src.pool : o->src.path, o->snap1, o->snap2,
 		  strerror(-r));
 	return EXIT_FAILURE_OP;

@@ -157,7 +157,7 @@ int cmd_ls(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		goto out;
 	}
 	if (r < 0) {
-		tool_fail(subcmd, "%s: cannot list thin devices: %s",
+		tool_fail_r(subcmd, r, "%s: cannot list thin devices: %s",
 			  o.src.pool ? o.src.pool : o.src.path, strerror(-r));
 		goto out;
 	}

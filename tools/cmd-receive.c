@@ -157,7 +157,7 @@ static int do_tokens(struct dmrepl_ctx *ctx, const struct receive_args *a)
 		json_end(&j);
 	}
 	if (r < 0) {
-		tool_fail(subcmd, "%s: %s", a->o.pool, strerror(-r));
+		tool_fail_r(subcmd, r, "%s: %s", a->o.pool, strerror(-r));
 		return EXIT_FAILURE_OP;
 	}
 	return EXIT_OK;
@@ -169,7 +169,7 @@ static int do_abort(struct dmrepl_ctx *ctx, const struct receive_args *a)
 	int r = dmrepl_receive_abort(ctx, a->o.pool, a->o.state_dir, &n);
 
 	if (r < 0) {
-		tool_fail(subcmd, "%s: %s", a->o.pool, strerror(-r));
+		tool_fail_r(subcmd, r, "%s: %s", a->o.pool, strerror(-r));
 		return EXIT_FAILURE_OP;
 	}
 	if (!a->quiet)
@@ -256,7 +256,7 @@ int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	if (r == -ECANCELED && tool_interrupted)
 		return tool_interrupted_exit(subcmd);
 	if (r < 0) {
-		tool_fail(subcmd, "the stream was not received: %s", strerror(-r));
+		tool_fail_r(subcmd, r, "the stream was not received: %s", strerror(-r));
 		return EXIT_FAILURE_OP;
 	}
 	if (!a.json && !a.quiet && a.o.pool && res.dst_lv[0])

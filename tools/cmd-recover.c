@@ -108,7 +108,7 @@ int cmd_recover(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	tool_catch_signals();
 	r = dmrepl_pool_recover(ctx, o.pool, o.state_dir, &res);
 	if (r < 0 && r != -EBUSY) {
-		tool_fail(subcmd, "%s: %s", o.pool, strerror(-r));
+		tool_fail_r(subcmd, r, "%s: %s", o.pool, strerror(-r));
 		return EXIT_FAILURE_OP;
 	}
 	if (o.json) {

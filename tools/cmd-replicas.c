@@ -159,7 +159,7 @@ int cmd_replicas(struct dmrepl_ctx *ctx, int argc, char *argv[])
 					    lvm ? &lvm : NULL);
 	}
 	if (r < 0) {
-		tool_fail(subcmd, "%s: cannot list replicas: %s", o.pool, strerror(-r));
+		tool_fail_r(subcmd, r, "%s: cannot list replicas: %s", o.pool, strerror(-r));
 		return EXIT_FAILURE_OP;
 	}
 	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILURE_OP;

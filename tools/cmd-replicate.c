@@ -413,7 +413,7 @@ int cmd_replicate(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	tool_catch_signals();
 	r = dmrepl_replicate_new(ctx, o.src_pool, o.snap_id, dst_of(&o), &rep);
 	if (r < 0) {
-		tool_fail(subcmd, "cannot set up the replication: %s", strerror(-r));
+		tool_fail_r(subcmd, r, "cannot set up the replication: %s", strerror(-r));
 		goto out;
 	}
 	r = configure(rep, &o, &refused);
@@ -430,7 +430,7 @@ int cmd_replicate(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		goto out;
 	}
 	if (r < 0) {
-		tool_fail(subcmd, "thin %" PRIu64 " of %s was not replicated: %s",
+		tool_fail_r(subcmd, r, "thin %" PRIu64 " of %s was not replicated: %s",
 			  o.snap_id, o.src_pool, strerror(-r));
 		goto out;
 	}

@@ -236,7 +236,7 @@ int cmd_send(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		tool_error(subcmd, "the receiver closed the stream (it failed, or "
 				   "was stopped): see its messages");
 	else if (r < 0)
-		tool_fail(subcmd, "the stream was not sent: %s", strerror(-r));
+		tool_fail_r(subcmd, r, "the stream was not sent: %s", strerror(-r));
 	else
 		rc = EXIT_OK;
 	return rc;

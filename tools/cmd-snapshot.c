@@ -140,7 +140,7 @@ static int lvm_snapshot(struct dmrepl_ctx *ctx, const struct snapshot_opts *o)
 
 	r = dmrepl_lvm_snapshot(ctx, o->origin_lv, o->name, &lv);
 	if (r < 0) {
-		tool_fail(subcmd, "%s: no snapshot made: %s", o->origin_lv,
+		tool_fail_r(subcmd, r, "%s: no snapshot made: %s", o->origin_lv,
 			  strerror(-r));
 		return EXIT_FAILURE_OP;
 	}
@@ -180,7 +180,7 @@ int cmd_snapshot(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	if (r == 0)
 		r = dmrepl_pool_create_snapshot(pool, o.origin, o.new_id, &id);
 	if (r < 0) {
-		tool_fail(subcmd, "%s: cannot snapshot thin %" PRIu64 ": %s", o.pool,
+		tool_fail_r(subcmd, r, "%s: cannot snapshot thin %" PRIu64 ": %s", o.pool,
 			  o.origin, strerror(-r));
 		goto out;
 	}

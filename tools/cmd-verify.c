@@ -429,7 +429,7 @@ static int verify_compare(struct dmrepl_ctx *ctx, const char *path1, const char 
 	if (r == 0)
 		r = dmrepl_verify_open(run.verify);
 	if (r < 0) {
-		tool_fail(subcmd, "cannot compare %s with %s: %s", label1, label2,
+		tool_fail_r(subcmd, r, "cannot compare %s with %s: %s", label1, label2,
 			  strerror(-r));
 		goto out;
 	}
@@ -447,7 +447,7 @@ static int verify_compare(struct dmrepl_ctx *ctx, const char *path1, const char 
 	}
 	if (r < 0) {
 		if (!run.reported)
-			tool_fail(subcmd, "comparing %s with %s failed: %s", label1,
+			tool_fail_r(subcmd, r, "comparing %s with %s failed: %s", label1,
 				  label2, strerror(-r));
 		goto out;
 	}
@@ -591,7 +591,7 @@ static int verify_pool(struct dmrepl_ctx *ctx, struct verify_opts *o)
 	if (r == 0 && !tool_interrupted)
 		r = pool_activate(ctx, o, &pv);
 	if (r < 0) {
-		tool_fail(subcmd, "thin %" PRIu64 " of %s was not compared with its "
+		tool_fail_r(subcmd, r, "thin %" PRIu64 " of %s was not compared with its "
 			  "replica in %s: %s", o->snap_id, o->src_pool, o->dst_pool,
 			  strerror(-r));
 		goto out;

@@ -290,7 +290,14 @@ void tool_fail(const char *subcmd, const char *fmt, ...)
 /* ---- the JSON result, also on failure ---- */
 
 static char first_error[1024];
+static int first_errno;
 static bool json_result_done;
+
+void tool_note_errno(int r)
+{
+	if (!first_errno && r < 0)
+		first_errno = -r;
+}
 
 void tool_note_error(const char *text)
 {
@@ -324,6 +331,8 @@ void tool_json_failure(int exit_status)
 	json_string(&j, "type", "result");
 	json_bool(&j, "ok", false);
 	json_string(&j, "error", first_error[0] ? first_error : "failed");
+	if (first_errno && strerrorname_np(first_errno))
+		json_string(&j, "errno", strerrorname_np(first_errno));
 	json_u64(&j, "exit_status", (uint64_t)exit_status);
 	json_close_object(&j);
 	json_end(&j);
@@ -411,8 +420,8 @@ int tool_open_metadata(struct dmrepl_ctx *ctx, const char *subcmd,
 	else
 		r = dmrepl_metadata_open(ctx, src->path, flags, ret_md);
 	if (r < 0)
-		tool_fail(subcmd, "cannot read thin-pool metadata from %s: %s",
-			  src->pool ? src->pool : src->path, strerror(-r));
+		tool_fail_r(subcmd, r, "cannot read thin-pool metadata from %s: %s",
+			    src->pool ? src->pool : src->path, strerror(-r));
 	return r;
 }
 

@@ -149,6 +149,10 @@ void tool_setup_log(struct dmrepl_ctx *ctx);
  */
 struct json;
 void tool_note_error(const char *text);
+/* @r (-errno) for the JSON result's "errno", then tool_fail(). */
+void tool_note_errno(int r);
+#define tool_fail_r(subcmd, r, ...) \
+	(tool_note_errno(r), tool_fail(subcmd, __VA_ARGS__))
 void tool_json_error(struct json *j, int status);
 void tool_json_result_printed(void);
 void tool_json_failure(int exit_status);
