@@ -434,8 +434,15 @@ int cmd_copy(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		r = run_copy(copy, &o);
 	progress_free(progress);
 	rc = exit_code(&o, r);
-	if (o.json)
+	if (o.json) {
 		print_result(copy, rc, r, now_seconds() - start);
+	} else if (rc == EXIT_OK && !o.quiet) {
+		struct dmrepl_copy_stats st;
+
+		dmrepl_copy_get_stats(copy, &st);
+		progress_summary(stderr, st.copied_bytes, st.discarded_bytes,
+				 st.zeroed_bytes, now_seconds() - start);
+	}
 	tool_set_interrupt_hook(NULL);
 	running_copy = NULL;
 	dmrepl_copy_unref(copy);

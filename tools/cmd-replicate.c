@@ -434,8 +434,12 @@ int cmd_replicate(struct dmrepl_ctx *ctx, int argc, char *argv[])
 			  o.snap_id, o.src_pool, strerror(-r));
 		goto out;
 	}
-	if (!o.json && !o.quiet)
+	if (!o.json && !o.quiet) {
 		print_line(&o, &res);
+		if (!res.dry_run && !res.already_replicated)
+			progress_summary(stderr, res.copied_bytes, res.discarded_bytes,
+					 res.zeroed_bytes, now_seconds() - start);
+	}
 	rc = EXIT_OK;
 out:
 	dmrepl_replicate_unref(rep);

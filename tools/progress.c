@@ -337,6 +337,24 @@ void progress_update(struct progress *p, const char *phase, uint64_t done_bytes,
 		p->pending = true;
 }
 
+void progress_summary(FILE *err, uint64_t copied, uint64_t discarded,
+		      uint64_t zeroed, double seconds)
+{
+	char c[32], d[32], z[32], r[32];
+	FILE *f = test_err ? test_err : err;
+
+	if (!test_err && !isatty(fileno(f)))
+		return;
+	progress_format_bytes(copied, c, sizeof(c));
+	progress_format_bytes(discarded, d, sizeof(d));
+	progress_format_bytes(zeroed, z, sizeof(z));
+	progress_format_bytes(seconds > 0 ? (uint64_t)((double)(copied + zeroed) / seconds)
+					  : 0, r, sizeof(r));
+	fprintf(f, "copied %s, discarded %s, zeroed %s in %.1f s (%s/s)\n", c, d,
+		z, seconds, r);
+	fflush(f);
+}
+
 void progress_free(struct progress *p)
 {
 	if (!p)

@@ -37,6 +37,14 @@ void progress_update(struct progress *p, const char *phase, uint64_t done_bytes,
  * only; the bar and the JSON lines show the discards apart.
  */
 void progress_set_discarded(struct progress *p, uint64_t discarded_bytes);
+
+/*
+ * After a long command, on a terminal only (as the bar), one line:
+ * "copied 1.50 GiB, discarded 64.0 MiB, zeroed 0 B in 12.3 s (125 MiB/s)",
+ * the rate being of the bytes moved (copied and zeroed).
+ */
+void progress_summary(FILE *err, uint64_t copied, uint64_t discarded,
+		      uint64_t zeroed, double seconds);
 void progress_free(struct progress *p);
 
 /* "512 B", "1.5 KiB", "3.0 MiB", "2.25 GiB"... into @buf. */
