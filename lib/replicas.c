@@ -129,7 +129,8 @@ DMREPL_EXPORT int dmrepl_replicas_foreach(
 	c.vg = d.vg[0] ? d.vg : NULL;
 	if (r < 0)
 		goto out;
-	qsort(c.recs, c.nr, sizeof(*c.recs), by_dst_id);
+	if (c.nr)	/* none: c.recs is NULL, which qsort() must not get */
+		qsort(c.recs, c.nr, sizeof(*c.recs), by_dst_id);
 	r = dmrepl_metadata_open_pool(ctx, dst_pool, &md);
 	if (r < 0)
 		goto out;
