@@ -51,13 +51,10 @@ static uint64_t node_child(const struct btree_node *n, uint32_t i)
 }
 
 #define node_err(md, ref, fmt, ...)                                            \
-	do {                                                                   \
-		dmrepl_metadata_note_damage(md);                               \
-		err(dmrepl_metadata_get_ctx(md),                               \
-		    "%s: %s: block %" PRIu64 ": " fmt DAMAGED_HINT,            \
-		    dmrepl_metadata_get_name(md), (ref)->tree, (ref)->blocknr, \
-		    ##__VA_ARGS__);                                            \
-	} while (0)
+	err(dmrepl_metadata_get_ctx(md),                                       \
+	    "%s: %s: block %" PRIu64 ": " fmt DAMAGED_HINT,                    \
+	    dmrepl_metadata_get_name(md), (ref)->tree, (ref)->blocknr,         \
+	    ##__VA_ARGS__)
 
 static int check_header(struct dmrepl_metadata *md, const struct node_ref *ref,
 			const uint8_t *b)

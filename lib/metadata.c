@@ -57,22 +57,9 @@ struct dmrepl_metadata {
 	uint64_t mapping_root;
 	uint64_t details_root;
 	uint64_t blocks_read;
-	bool damaged;		/* a check of its blocks failed */
 	void (*release_fn)(void *data);
 	void *release_data;
 };
-
-void dmrepl_metadata_note_damage(struct dmrepl_metadata *md)
-{
-	md->damaged = true;
-}
-
-/* A check of the metadata failed (logged, with DAMAGED_HINT): -EBADMSG. */
-static int damaged(struct dmrepl_metadata *md)
-{
-	dmrepl_metadata_note_damage(md);
-	return -EBADMSG;
-}
 
 /* The fields of one superblock that the reader uses. */
 struct superblock {
@@ -170,7 +157,7 @@ int dmrepl_metadata_read_block(struct dmrepl_metadata *md, uint64_t blocknr,
 		    "the metadata (%" PRIu64
 		    " blocks)" DAMAGED_HINT,
 		    md->name, blocknr, md->info.nr_metadata_blocks);
-		return damaged(md);
+		return -EBADMSG;
 	}
 	return read_raw(md, blocknr, buf);
 }
@@ -195,13 +182,13 @@ static int check_superblock(struct dmrepl_metadata *md, const uint8_t *b,
 		    "%s: %s (block %" PRIu64 "): bad checksum 0x%08" PRIx32
 		    ", computed 0x%08" PRIx32 DAMAGED_HINT,
 		    md->name, what, blocknr, get_le32(b, SB_CSUM), csum);
-		return damaged(md);
+		return -EBADMSG;
 	}
 	if (get_le64(b, SB_BLOCKNR) != blocknr) {
 		err(md->ctx,
 		    "%s: %s (block %" PRIu64 "): records block number %" PRIu64 DAMAGED_HINT,
 		    md->name, what, blocknr, get_le64(b, SB_BLOCKNR));
-		return damaged(md);
+		return -EBADMSG;
 	}
 	version = get_le32(b, SB_VERSION);
 	if (version < THIN_VERSION_MIN || version > THIN_VERSION_MAX) {
@@ -220,7 +207,7 @@ static int check_superblock(struct dmrepl_metadata *md, const uint8_t *b,
 		    md->name, what, blocknr,
 		    get_le32(b, SB_METADATA_BLOCK_SIZE),
 		    METADATA_BLOCK_SIZE_SECTORS);
-		return damaged(md);
+		return -EBADMSG;
 	}
 	return 0;
 }
@@ -258,7 +245,7 @@ static int check_geometry(struct dmrepl_metadata *md,
 	if (sb->data_block_size == 0) {
 		err(md->ctx, "%s: superblock (block 0): data block size is 0" DAMAGED_HINT,
 		    md->name);
-		return damaged(md);
+		return -EBADMSG;
 	}
 	/* dm-thin metadata is at most 16 GiB (2^22 blocks): far below this */
 	if (sb->nr_metadata_blocks == 0 ||
@@ -267,7 +254,7 @@ static int check_geometry(struct dmrepl_metadata *md,
 		    "%s: superblock (block 0): the metadata space map "
 		    "has %" PRIu64 " blocks" DAMAGED_HINT,
 		    md->name, sb->nr_metadata_blocks);
-		return damaged(md);
+		return -EBADMSG;
 	}
 	return 0;
 }
@@ -308,7 +295,7 @@ static int read_held_root(struct dmrepl_metadata *md, void *buf,
 		    "%s: superblock (block 0): held root %" PRIu64 " is "
 		    "past the end of the metadata (%" PRIu64 " blocks)" DAMAGED_HINT,
 		    md->name, sb->held_root, sb->nr_metadata_blocks);
-		return damaged(md);
+		return -EBADMSG;
 	}
 	return read_superblock(md, sb->held_root, "held metadata snapshot", buf,
 			       held);

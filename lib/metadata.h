@@ -47,14 +47,10 @@ void dmrepl_metadata_set_release_fn(struct dmrepl_metadata *md,
 				    void (*fn)(void *data), void *data);
 
 struct dmrepl_ctx *dmrepl_metadata_get_ctx(const struct dmrepl_metadata *md);
-/*
- * Every message about a failed check of the metadata's blocks ends with
- * DAMAGED_HINT, and marks @md damaged.
- */
+/* Every message about a failed check of the metadata's blocks ends so. */
 #define DAMAGED_HINT                                                           \
 	" (the metadata is damaged: thin_check reports all of it; "          \
 	"thin_repair rebuilds it onto another device)"
-void dmrepl_metadata_note_damage(struct dmrepl_metadata *md);
 /* The image's path or name, for messages. */
 const char *dmrepl_metadata_get_name(const struct dmrepl_metadata *md);
 uint64_t dmrepl_metadata_get_mapping_root(const struct dmrepl_metadata *md);
