@@ -249,10 +249,23 @@ bool dmrepl_dest_replica_of(struct dmrepl_dest *d, uint64_t dst_id,
 	return f.found;
 }
 
+/* "thin N", or "VG/LV (thin N)" of a replica that is an LV. */
+static const char *dst_desc(struct dmrepl_dest *d,
+			    const struct dmrepl_lineage_record *rec, char *buf,
+			    size_t size)
+{
+	if (rec->dst_lv[0])
+		snprintf(buf, size, "%s/%s (thin %" PRIu64 ")", d->vg,
+			 rec->dst_lv, rec->dst.thin_id);
+	else
+		snprintf(buf, size, "thin %" PRIu64, rec->dst.thin_id);
+	return buf;
+}
+
 static int remove_stale(const struct dmrepl_lineage_record *rec, void *data)
 {
 	struct dmrepl_dest *d = data;
-	char desc[200];
+	char desc[300];
 	int r;
 
 	/*
@@ -276,15 +289,10 @@ static int remove_stale(const struct dmrepl_lineage_record *rec, void *data)
 	r = dmrepl_dest_drop_staging(d, rec);
 	if (r < 0)
 		return r;
-	if (rec->dst_lv[0])
-		snprintf(desc, sizeof(desc), "the LV %s (thin %" PRIu64 ")",
-			 rec->dst_lv, rec->dst.thin_id);
-	else
-		snprintf(desc, sizeof(desc), "thin %" PRIu64, rec->dst.thin_id);
 	warn(d->ctx,
 	     "%s: deleted %s, an unfinished replica of thin %" PRIu64
 	     " of %s left by dmrepl process %d",
-	     d->name, desc, rec->src.thin_id,
+	     d->name, dst_desc(d, rec, desc, sizeof(desc)), rec->src.thin_id,
 	     dmrepl_source_shown(rec->src_pool), (int)rec->pid);
 	return 0;
 }
@@ -416,18 +424,6 @@ int dmrepl_dest_replica_intact(struct dmrepl_dest *d,
 }
 
 /* "thin 12" or "the LV vg/lv (thin 12)", for messages. */
-static const char *dst_desc(struct dmrepl_dest *d,
-			    const struct dmrepl_lineage_record *rec, char *buf,
-			    size_t size)
-{
-	if (rec->dst_lv[0])
-		snprintf(buf, size, "%s/%s (thin %" PRIu64 ")", d->vg,
-			 rec->dst_lv, rec->dst.thin_id);
-	else
-		snprintf(buf, size, "thin %" PRIu64, rec->dst.thin_id);
-	return buf;
-}
-
 int dmrepl_dest_check_replica(struct dmrepl_dest *d, struct dmrepl_metadata *md,
 			      const struct dmrepl_lineage_record *base)
 {

@@ -220,12 +220,9 @@ static int spool_mapped(struct dmrepl_metadata *md, uint64_t thin_id,
 static int source_changed(struct dmrepl_ctx *ctx, const char *dst_pool,
 			  const struct dmrepl_lineage_record *rec, const char *why)
 {
-	const char *local = dmrepl_source_local_pool(rec->src_pool);
-
 	err(ctx, "thin %" PRIu64 " of %s is not the snapshot that thin %" PRIu64
 	    " of %s replicates: %s", rec->src.thin_id,
-	    local ? local : rec->src_pool,
-	    rec->dst.thin_id, dst_pool, why);
+	    dmrepl_source_shown(rec->src_pool), rec->dst.thin_id, dst_pool, why);
 	return -ESTALE;
 }
 
