@@ -283,8 +283,7 @@ void tool_fail(const char *subcmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	tool_note_error(text);
-	fprintf(stderr, "%s %s: %s\n", program_name, subcmd, text);
+	tool_error(subcmd, "%s", text);	/* noted for the JSON result too */
 }
 
 /* ---- the JSON result, also on failure ---- */
