@@ -174,15 +174,20 @@ static void test_json_throttle_last(void)
 	free(out.buf);
 }
 
+/* A "copy" progress writing JSON lines into @out, at time 0. */
+static struct progress *json_copy_progress(struct capture *out)
+{
+	capture_open(out);
+	progress_test_set_files(out->f, NULL);
+	fake_now = 0;
+	return progress_new(PROGRESS_JSON, "copy");
+}
+
 static void test_rate_eta(void)
 {
 	struct capture out;
-	struct progress *p;
+	struct progress *p = json_copy_progress(&out);
 
-	capture_open(&out);
-	progress_test_set_files(out.f, NULL);
-	p = progress_new(PROGRESS_JSON, "copy");
-	fake_now = 0;
 	progress_update(p, "copy", 0, 1000000000);
 	CU_ASSERT_EQUAL(progress_test_get_rate(p), 0);
 	CU_ASSERT_EQUAL(progress_test_get_eta(p), -1);
@@ -238,12 +243,8 @@ static void test_rate_eta(void)
 static void test_discards_apart(void)
 {
 	struct capture out;
-	struct progress *p;
+	struct progress *p = json_copy_progress(&out);
 
-	capture_open(&out);
-	progress_test_set_files(out.f, NULL);
-	p = progress_new(PROGRESS_JSON, "copy");
-	fake_now = 0;
 	progress_set_discarded(p, 0);
 	progress_update(p, "copy", 0, 1000000000);
 	/* in 1 s: 100 MB copied and 500 MB discarded: 100 MB/s, not 600 */
