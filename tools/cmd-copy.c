@@ -359,10 +359,7 @@ static void print_result(struct dmrepl_copy *copy, int rc, int status, double se
 	struct json j;
 
 	dmrepl_copy_get_stats(copy, &s);
-	json_init(&j, stdout);
-	json_open_object(&j, NULL);
-	json_string(&j, "type", "result");
-	json_bool(&j, "ok", rc == EXIT_OK);
+	tool_json_result_begin(&j, stdout, rc == EXIT_OK);
 	if (status < 0)
 		tool_json_error(&j, status);
 	json_u64(&j, "exit_status", (uint64_t)rc);

@@ -138,8 +138,7 @@ static void xml_begin(const struct delta_opts *o, const struct dmrepl_pool_info 
 static void json_begin(struct json *j, const struct delta_opts *o,
 		       const struct dmrepl_pool_info *pi)
 {
-	json_init(j, stdout);
-	json_open_object(j, NULL);
+	tool_json_result_begin(j, stdout, true);
 	json_u64(j, "left", o->snap1);
 	json_u64(j, "right", o->snap2);
 	json_u64(j, "transaction_id", pi->transaction_id);

@@ -102,8 +102,7 @@ static int list_json(struct dmrepl_metadata *md, const struct dmrepl_pool_info *
 	/* built apart, printed whole: a failure prints no half object */
 	if (!mem)
 		return -ENOMEM;
-	json_init(&j, mem);
-	json_open_object(&j, NULL);
+	tool_json_result_begin(&j, mem, true);
 	json_open_object(&j, "pool");
 	json_u64(&j, "transaction_id", pi->transaction_id);
 	json_u64(&j, "data_block_size_sectors", pi->data_block_size_sectors);

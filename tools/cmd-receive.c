@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -147,14 +148,27 @@ static int do_tokens(struct dmrepl_ctx *ctx, const struct receive_args *a)
 	struct json j;
 	int r;
 
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = NULL;
+
 	if (a->json) {
-		json_init(&j, stdout);
-		json_open_array(&j, NULL);
+		/* built apart, printed whole: a failure prints no half object */
+		mem = open_memstream(&buf, &len);
+		if (!mem)
+			return EXIT_FAILURE_OP;
+		tool_json_result_begin(&j, mem, true);
+		json_open_array(&j, "resumable");
 	}
 	r = list_tokens(ctx, a, a->json ? &j : NULL);
 	if (a->json) {
 		json_close_array(&j);
+		json_close_object(&j);
 		json_end(&j);
+		fclose(mem);
+		if (r == 0)
+			fwrite(buf, 1, len, stdout);
+		free(buf);
 	}
 	if (r < 0) {
 		tool_fail_r(subcmd, r, "%s: %s", a->o.pool, strerror(-r));
@@ -196,10 +210,7 @@ static void print_result(const struct receive_args *a,
 {
 	struct json j;
 
-	json_init(&j, stdout);
-	json_open_object(&j, NULL);
-	json_string(&j, "type", "result");
-	json_bool(&j, "ok", status == 0);
+	tool_json_result_begin(&j, stdout, status == 0);
 	if (status < 0)
 		tool_json_error(&j, status);
 	json_string(&j, a->o.pool ? "dst_pool" : "device",

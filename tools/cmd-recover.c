@@ -112,8 +112,11 @@ int cmd_recover(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		return EXIT_FAILURE_OP;
 	}
 	if (o.json) {
-		json_init(&j, stdout);
-		json_open_object(&j, NULL);
+		tool_json_result_begin(&j, stdout, r == 0);
+		if (r < 0) {
+			tool_json_error(&j, r);
+			json_u64(&j, "exit_status", EXIT_FAILURE_OP);
+		}
 		json_string(&j, "pool", o.pool);
 		json_u64(&j, "devices_removed", res.devices_removed);
 		json_bool(&j, "metadata_snapshot_released",

@@ -133,8 +133,7 @@ int cmd_replicas(struct dmrepl_ctx *ctx, int argc, char *argv[])
 
 		if (!mem)
 			return EXIT_FAILURE_OP;
-		json_init(&j, mem);
-		json_open_object(&j, NULL);
+		tool_json_result_begin(&j, mem, true);
 		json_string(&j, "pool", o.pool);
 		json_open_array(&j, "replicas");
 		r = dmrepl_replicas_foreach(ctx, o.state_dir, o.pool, print_json, &j);

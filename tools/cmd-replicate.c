@@ -290,10 +290,7 @@ static void print_result(const struct replicate_opts *o,
 {
 	struct json j;
 
-	json_init(&j, stdout);
-	json_open_object(&j, NULL);
-	json_string(&j, "type", "result");
-	json_bool(&j, "ok", status == 0);
+	tool_json_result_begin(&j, stdout, status == 0);
 	if (status < 0)
 		tool_json_error(&j, status);
 	json_string(&j, "src_pool", o->src_pool);

@@ -145,8 +145,7 @@ static int lvm_snapshot(struct dmrepl_ctx *ctx, const struct snapshot_opts *o)
 		return EXIT_FAILURE_OP;
 	}
 	if (o->json) {
-		json_init(&j, stdout);
-		json_open_object(&j, NULL);
+		tool_json_result_begin(&j, stdout, true);
 		json_string(&j, "origin_lv", o->origin_lv);
 		snprintf(name, sizeof(name), "%s/%s", lv.vg, lv.lv);
 		json_string(&j, "lv", name);
@@ -186,8 +185,7 @@ int cmd_snapshot(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	}
 	record_size(ctx, pool, &o, id);
 	if (o.json) {
-		json_init(&j, stdout);
-		json_open_object(&j, NULL);
+		tool_json_result_begin(&j, stdout, true);
 		json_string(&j, "pool", o.pool);
 		json_u64(&j, "origin", o.origin);
 		json_u64(&j, "id", id);

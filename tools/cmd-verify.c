@@ -354,9 +354,15 @@ static void print_json_result(const struct dmrepl_verify *verify,
 	char digest[33];
 	struct json j;
 
-	json_init(&j, stdout);
-	json_open_object(&j, NULL);
-	json_string(&j, "type", "result");
+	tool_json_result_begin(&j, stdout, res->nr_mismatches == 0);
+	if (res->nr_mismatches) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "not equal: %" PRIu64 " mismatch%s",
+			 res->nr_mismatches, res->nr_mismatches == 1 ? "" : "es");
+		json_string(&j, "error", why);
+		json_u64(&j, "exit_status", EXIT_FAILURE_OP);
+	}
 	json_bool(&j, "equal", res->nr_mismatches == 0);
 	json_u64(&j, "compared_bytes", res->compared_bytes);
 	json_u64(&j, "mismatched_bytes", res->mismatched_bytes);

@@ -319,16 +319,21 @@ void tool_json_result_printed(void)
 	json_result_done = true;
 }
 
+void tool_json_result_begin(struct json *j, FILE *out, bool ok)
+{
+	json_init(j, out);
+	json_open_object(j, NULL);
+	json_string(j, "type", "result");
+	json_bool(j, "ok", ok);
+}
+
 void tool_json_failure(int exit_status)
 {
 	struct json j;
 
 	if (json_result_done || exit_status == EXIT_OK)
 		return;
-	json_init(&j, stdout);
-	json_open_object(&j, NULL);
-	json_string(&j, "type", "result");
-	json_bool(&j, "ok", false);
+	tool_json_result_begin(&j, stdout, false);
 	json_string(&j, "error", first_error[0] ? first_error : "failed");
 	if (first_errno && strerrorname_np(first_errno))
 		json_string(&j, "errno", strerrorname_np(first_errno));

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <getopt.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "libdmrepl.h"
 
@@ -155,6 +156,8 @@ void tool_note_errno(int r);
 	(tool_note_errno(r), tool_fail(subcmd, __VA_ARGS__))
 void tool_json_error(struct json *j, int status);
 void tool_json_result_printed(void);
+/* Start the result object on @out: {"type":"result","ok":@ok, ... */
+void tool_json_result_begin(struct json *j, FILE *out, bool ok);
 void tool_json_failure(int exit_status);
 
 /*

@@ -76,7 +76,7 @@ dmt_assert_match '*<different begin="100" length="32"/>*' "$got" "the 32 rewritt
 
 out=$(dmrepl recover --pool "$POOL" --json)
 echo "# $out" >&2
-dmt_assert_eq '{"pool":"'"$POOL"'","devices_removed":0,"metadata_snapshot_released":false,"metadata_snapshot_ok":true,"resumable":[]}' \
+dmt_assert_eq '{"type":"result","ok":true,"pool":"'"$POOL"'","devices_removed":0,"metadata_snapshot_released":false,"metadata_snapshot_ok":true,"resumable":[]}' \
 	"$out" "dmrepl recover: nothing to do on the LVM pool"
 after "dmrepl recover"
 

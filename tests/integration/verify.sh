@@ -61,7 +61,7 @@ run_verify 0 "$A" "$B"
 has "$A and $B are equal: $THIN_BYTES bytes compared" "equal devices"
 run_verify 0 --whole --json "$A" "$B"
 result=$(printf '%s\n' "$out" | grep '"type":"result"')
-contains '{"type":"result","equal":true,"compared_bytes":67108864,"mismatched_bytes":0,"nr_mismatches":0,"mismatches":[],"digest":["' \
+contains '{"type":"result","ok":true,"equal":true,"compared_bytes":67108864,"mismatched_bytes":0,"nr_mismatches":0,"mismatches":[],"digest":["' \
 	"JSON result of equal devices"
 d1=$(echo "$result" | sed 's/.*"digest":\["\([0-9a-f]*\)","\([0-9a-f]*\)"\].*/\1/')
 d2=$(echo "$result" | sed 's/.*"digest":\["\([0-9a-f]*\)","\([0-9a-f]*\)"\].*/\2/')

@@ -56,7 +56,7 @@ check "not metadata is not called damaged" sh -c "! \"$DMREPL\" ls \"$tmp/zero.b
 expect "missing --snap2"         2 'both --base (--snap1) and --snap (--snap2) are required' -- delta --snap1 1 "$img"
 expect "--base/--snap as --snap1/--snap2" 0 '<diff left="1" right="2">' -- delta --base 1 --snap 2 "$img"
 expect "-b/-s"                   0 '<diff left="1" right="2">'      -- delta -b 1 -s 2 "$img"
-expect "--json is --format json" 0 '^{"left":1,"right":2,' -- delta --json --base 1 --snap 2 "$img"
+expect "--json is --format json" 0 '^{"type":"result","ok":true,"left":1,"right":2,' -- delta --json --base 1 --snap 2 "$img"
 expect "id not a number"         2 "'x1' is not a thin device id"   -- delta --snap1 x1 --snap2 2 "$img"
 expect "id too large"            2 'thin ids go up to 16777215'      -- delta --snap1 16777216 --snap2 2 "$img"
 expect "bad format"              2 "unknown format 'yaml'"           -- delta --format yaml --snap1 1 --snap2 2 "$img"

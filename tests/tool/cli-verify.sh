@@ -52,7 +52,7 @@ expect "its range"            1 '^  offset 1048576 length 1048576$' -- verify "$
 expect "with 4 KiB chunks"    1 '^  offset 1572864 length 4096$'    -- verify --chunk-size 4096 "$a" "$b"
 expect "chunk size with a unit" 1 '^  offset 1572864 length 4096$'  -- verify --chunk-size 4K "$a" "$b"
 
-expect "JSON result" 1 '^{"type":"result","equal":false,"compared_bytes":3145728,"mismatched_bytes":1048576,"nr_mismatches":1,"mismatches":\[{"offset_bytes":1048576,"length_bytes":1048576}\],"digest":\["[0-9a-f]\{32\}","[0-9a-f]\{32\}"\]}$' \
+expect "JSON result" 1 '^{"type":"result","ok":false,"error":"not equal: 1 mismatch","exit_status":1,"equal":false,"compared_bytes":3145728,"mismatched_bytes":1048576,"nr_mismatches":1,"mismatches":\[{"offset_bytes":1048576,"length_bytes":1048576}\],"digest":\["[0-9a-f]\{32\}","[0-9a-f]\{32\}"\]}$' \
 	-- verify --json "$a" "$b"
 check "JSON progress lines" grep -q '^{"type":"progress","what":"verify","phase":"compare","done_bytes":[0-9]*,"total_bytes":3145728,' "$tmp/out"
 expect "JSON, quiet: one line" 1 '"equal":false' -- verify --json -q "$a" "$b"
