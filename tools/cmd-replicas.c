@@ -15,58 +15,87 @@
 #include "dmrepl.h"
 #include "json.h"
 #include "libdmrepl-private.h"
+#include "table.h"
 
 static const char *const subcmd = "replicas";
 
 struct replicas_opts {
 	const char *pool, *state_dir;
-	bool json, no_headers;
+	bool json;
+	struct table_opts table;
 };
+
+enum { F_ID, F_LV, F_SRC_POOL, F_SRC_NAME, F_SRC_ID, F_BASE, F_SIZE, F_RECEIVED,
+       F_STATE };
+
+static const struct table_field fields[] = {
+	[F_ID] = { "id", "ID", false, "the replica's thin id in this pool" },
+	[F_LV] = { "lv", "LV", true, "its LVM name, VG/LV (on an LVM pool)" },
+	[F_SRC_POOL] = { "src_pool", "SRC_POOL", true, "the source pool, HOST:POOL" },
+	[F_SRC_NAME] = { "src_name", "SRC_NAME", true, "the source snapshot's LVM name" },
+	[F_SRC_ID] = { "src_id", "SRC_ID", false, "the source snapshot's thin id" },
+	[F_BASE] = { "base", "BASE", false,
+		     "the replica it was built on, or \"full\"" },
+	[F_SIZE] = { "size", "SIZE", false, "the volume's size" },
+	[F_RECEIVED] = { "received", "RECEIVED", true,
+			 "when it was received (ISO 8601, local time)" },
+	[F_STATE] = { "state", "STATE", true, "ok, modified or missing" },
+};
+#define DEFAULT_FIELDS "id,src_pool,src_id,base,size,received,state"
+#define DEFAULT_FIELDS_LVM "id,lv,src_pool,src_id,base,size,received,state"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage:\n"
-		"  %1$s replicas --to-pool DST [--state-dir DIR] [--json]\n"
+		"  %1$s replicas --to-pool DST [--state-dir DIR] [--json] [-o FIELDS]\n"
 		"\n"
-		"List the replicas pool DST holds: the replica's thin id, the source\n"
-		"pool and snapshot it replicates, the replica it was built on (or\n"
-		"\"full\"), its size, when it was received, and its state: ok;\n"
-		"modified (written to since it was received: no longer usable as a\n"
-		"base); missing (deleted from the pool).\n"
+		"List the replicas pool DST holds: the replica's thin id (and LV on an\n"
+		"LVM pool), the source pool and snapshot it replicates, the replica it\n"
+		"was built on (or \"full\"), its size, when it was received, and its\n"
+		"state: ok; modified (written to since it was received: no longer\n"
+		"usable as a base); missing (deleted from the pool).\n"
 		"\n"
 		"Options:\n"
-		"  -t, --to-pool DST   the destination pool (dm name)\n"
-		"      --state-dir DIR lineage records (default /var/lib/dmrepl)\n"
-		"  -j, --json          print JSON (see dmrepl(8))\n"
-		"      --no-headers    omit the header line\n"
-		"  -h, --help          show this help\n",
+		"  -t, --to-pool DST     the destination pool (dm name or VG/POOL)\n"
+		"      --state-dir DIR   lineage records (default /var/lib/dmrepl)\n"
+		"  -j, --json            print JSON (see dmrepl(8))\n"
+		TABLE_HELP
+		"  -h, --help            show this help\n",
 		program_name);
 }
 
 static int parse_options(int argc, char *argv[], struct replicas_opts *o)
 {
-	enum { OPT_STATE_DIR = 256, OPT_NO_HEADERS };
+	enum { OPT_STATE_DIR = 256 };
 	static const struct option longopts[] = {
 		{ "to-pool", required_argument, NULL, 't' },
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "json", no_argument, NULL, 'j' },
-		{ "no-headers", no_argument, NULL, OPT_NO_HEADERS },
 		{ "help", no_argument, NULL, 'h' },
+		TABLE_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, r;
 
-	while ((c = tool_getopt(argc, argv, "t:jh", longopts)) != -1) {
+	while ((c = tool_getopt(argc, argv, "t:jh" TABLE_SHORTOPTS, longopts)) != -1) {
+		r = table_option(subcmd, c, optarg, &o->table);
+		if (r == 1)
+			continue;
+		if (r)
+			return r;
 		switch (c) {
 		case 't': o->pool = optarg; break;
 		case OPT_STATE_DIR: o->state_dir = optarg; break;
 		case 'j': o->json = true; break;
-		case OPT_NO_HEADERS: o->no_headers = true; break;
 		case 'h': usage(stdout); return -1;
 		default: return tool_usage_error(subcmd, "unrecognized option");
 		}
 	}
+	r = table_check(subcmd, fields, sizeof(fields) / sizeof(fields[0]),
+			DEFAULT_FIELDS, &o->table);
+	if (r)
+		return r;
 	if (optind < argc)
 		return tool_usage_error(subcmd, "unexpected argument '%s'", argv[optind]);
 	if (!o->pool)
@@ -76,24 +105,29 @@ static int parse_options(int argc, char *argv[], struct replicas_opts *o)
 
 static int print_text(const struct dmrepl_replica_info *r, void *userdata)
 {
-	char base[24] = "full";
+	struct table *t = userdata;
 
+	if (table_row(t) < 0)
+		return -ENOMEM;
+	table_set_u64(t, F_ID, r->dst_thin_id);
+	table_set(t, F_LV, r->dst_lv);
+	table_set(t, F_SRC_POOL, r->src_pool);
+	table_set(t, F_SRC_NAME, r->src_name);
+	table_set_u64(t, F_SRC_ID, r->src_thin_id);
 	if (r->base_dst_thin_id != DMREPL_THIN_ID_ANY)
-		snprintf(base, sizeof(base), "%" PRIu64, r->base_dst_thin_id);
-	printf("%8" PRIu64 " %-24s %8" PRIu64 " %8s %16" PRIu64 " %12" PRIu64 " %s",
-	       r->dst_thin_id, r->src_pool, r->src_thin_id, base, r->size_bytes,
-	       r->received_time, dmrepl_replica_state_name(r->state));
-	/* the LV column is there on an LVM pool only */
-	if (userdata)
-		printf("%*s%s", 9 - (int)strlen(dmrepl_replica_state_name(r->state)),
-		       "", r->dst_lv ? r->dst_lv : "-");
-	putchar('\n');
+		table_set_u64(t, F_BASE, r->base_dst_thin_id);
+	else
+		table_set(t, F_BASE, "full");
+	table_set_size(t, F_SIZE, r->size_bytes);
+	table_set_time(t, F_RECEIVED, (time_t)r->received_time);
+	table_set(t, F_STATE, dmrepl_replica_state_name(r->state));
 	return 0;
 }
 
 static int print_json(const struct dmrepl_replica_info *r, void *userdata)
 {
 	struct json *j = userdata;
+	char when[40];
 
 	json_open_object(j, NULL);
 	json_u64(j, "id", r->dst_thin_id);
@@ -103,6 +137,8 @@ static int print_json(const struct dmrepl_replica_info *r, void *userdata)
 		json_u64(j, "base_id", r->base_dst_thin_id);
 	json_u64(j, "size_bytes", r->size_bytes);
 	json_u64(j, "received_time", r->received_time);
+	table_iso8601_utc((time_t)r->received_time, when, sizeof(when));
+	json_string(j, "received_at", when);
 	json_string(j, "state", dmrepl_replica_state_name(r->state));
 	if (r->dst_lv)
 		json_string(j, "lv", r->dst_lv);
@@ -112,11 +148,36 @@ static int print_json(const struct dmrepl_replica_info *r, void *userdata)
 	return 0;
 }
 
+static int list_json(struct dmrepl_ctx *ctx, const struct replicas_opts *o)
+{
+	/* built apart, printed whole: a failure prints no half object */
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+	struct json j;
+	int r;
+
+	if (!mem)
+		return -ENOMEM;
+	tool_json_result_begin(&j, mem, true);
+	json_string(&j, "pool", o->pool);
+	json_open_array(&j, "replicas");
+	r = dmrepl_replicas_foreach(ctx, o->state_dir, o->pool, print_json, &j);
+	json_close_array(&j);
+	json_close_object(&j);
+	json_end(&j);
+	fclose(mem);
+	if (r == 0)
+		fwrite(buf, 1, len, stdout);
+	free(buf);
+	return r;
+}
+
 int cmd_replicas(struct dmrepl_ctx *ctx, int argc, char *argv[])
 {
 	struct replicas_opts o = { 0 };
-	struct json j;
-	int r;
+	struct table *t = NULL;
+	int r, rc;
 
 	r = parse_options(argc, argv, &o);
 	if (r)
@@ -126,36 +187,21 @@ int cmd_replicas(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		return r;
 	tool_catch_signals();
 	if (o.json) {
-		/* built apart, printed whole: a failure prints no half object */
-		char *buf = NULL;
-		size_t len = 0;
-		FILE *mem = open_memstream(&buf, &len);
-
-		if (!mem)
-			return EXIT_FAILURE_OP;
-		tool_json_result_begin(&j, mem, true);
-		json_string(&j, "pool", o.pool);
-		json_open_array(&j, "replicas");
-		r = dmrepl_replicas_foreach(ctx, o.state_dir, o.pool, print_json, &j);
-		json_close_array(&j);
-		json_close_object(&j);
-		json_end(&j);
-		fclose(mem);
-		if (r == 0)
-			fwrite(buf, 1, len, stdout);
-		free(buf);
+		r = list_json(ctx, &o);
 	} else {
 		struct dmrepl_pool *pool = NULL;
 		bool lvm = dmrepl_pool_open(ctx, o.pool, &pool) == 0 &&
 			   dmrepl_pool_get_lvm_name(pool);
 
 		dmrepl_pool_unref(pool);
-		if (!o.no_headers)
-			printf("%8s %-24s %8s %8s %16s %12s %s%s\n", "ID", "SRC_POOL",
-			       "SRC_ID", "BASE", "SIZE_BYTES", "RECEIVED",
-			       lvm ? "STATE    " : "STATE", lvm ? "LV" : "");
-		r = dmrepl_replicas_foreach(ctx, o.state_dir, o.pool, print_text,
-					    lvm ? &lvm : NULL);
+		t = table_new(subcmd, fields, sizeof(fields) / sizeof(fields[0]),
+			      lvm ? DEFAULT_FIELDS_LVM : DEFAULT_FIELDS, &o.table, &rc);
+		if (!t)
+			return rc;
+		r = dmrepl_replicas_foreach(ctx, o.state_dir, o.pool, print_text, t);
+		if (r == 0)
+			r = table_print(t, stdout);
+		table_free(t);
 	}
 	if (r < 0) {
 		tool_fail_r(subcmd, r, "%s: cannot list replicas: %s", o.pool, strerror(-r));

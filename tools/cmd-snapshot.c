@@ -44,12 +44,12 @@ static void usage(FILE *out)
 		"\n"
 		"Options:\n"
 		"  -p, --pool DMNAME   the thin pool (dm name)\n"
-		"  -o, --origin ID     the thin device to snapshot (or VG/LV)\n"
+		"      --origin ID     the thin device to snapshot (or VG/LV)\n"
 		"  -i, --id NEWID      the snapshot's id (default: one above the highest)\n"
 		"  -N, --name NAME     an LVM snapshot's name (default: LV-DATE-TIME, UTC)\n"
 		"      --state-dir DIR where the snapshot's size is recorded (default:\n"
 		"                      $DMREPL_STATE_DIR, else /var/lib/dmrepl)\n"
-		"  -j, --json          print {\"pool\":...,\"origin\":N,\"id\":N}\n"
+		"  -j, --json          print the result as JSON (see dmrepl(8))\n"
 		"  -h, --help          show this help\n",
 		program_name);
 }
@@ -58,7 +58,7 @@ static int parse_options(int argc, char *argv[], struct snapshot_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "pool", required_argument, NULL, 'p' },
-		{ "origin", required_argument, NULL, 'o' },
+		{ "origin", required_argument, NULL, 257 },	/* -o is --output */
 		{ "id", required_argument, NULL, 'i' },
 		{ "name", required_argument, NULL, 'N' },
 		{ "state-dir", required_argument, NULL, 256 },
@@ -69,10 +69,10 @@ static int parse_options(int argc, char *argv[], struct snapshot_opts *o)
 	int c, r = 0;
 
 	o->new_id = DMREPL_THIN_ID_ANY;
-	while (r == 0 && (c = tool_getopt(argc, argv, "p:o:i:N:jh", longopts)) != -1) {
+	while (r == 0 && (c = tool_getopt(argc, argv, "p:i:N:jh", longopts)) != -1) {
 		switch (c) {
 		case 'p': o->pool = optarg; break;
-		case 'o':
+		case 257:
 			o->has_origin = true;
 			if (strchr(optarg, '/'))
 				o->origin_lv = optarg;

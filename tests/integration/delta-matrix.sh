@@ -149,7 +149,8 @@ compare_ls() {
 	_want=$(thin_ls $1 --no-headers -o DEV,MAPPED_BLOCKS,TRANSACTION,CREATE_TIME,SNAP_TIME "$meta" |
 		awk 'NF { $1 = $1; print }' | sort -n) || dmt_fail "thin_ls $1 failed"
 	# shellcheck disable=SC2086
-	_got=$(dmrepl ls $1 --no-headers "$meta" | awk '{ $1 = $1; print }') ||
+	_got=$(dmrepl ls $1 --noheadings -o id,blocks,transaction,create_gen,snap_gen "$meta" |
+		awk '{ $1 = $1; print }') ||
 		dmt_fail "dmrepl ls $1 failed"
 	dmt_assert_text_eq "$_want" "$_got" "dmrepl ls $1 equals thin_ls $1"
 	dmt_assert_eq "$2" "$(echo "$_got" | awk '{ print $1 }' | tr '\n' ' ' | sed 's/ $//')" \

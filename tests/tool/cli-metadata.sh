@@ -16,9 +16,9 @@ expect_one_error() {
 		sed 's/^/  | /' "$tmp/err"; failures=$((failures + 1)); }
 }
 
-expect "ls lists devices"        0 '^       3 '                     -- ls "$img"
+expect "ls lists devices"        0 '^ 3 '                     -- ls "$img"
 expect "ls --json"               0 '"devices":\[{"id":1,'          -- ls --json "$img"
-expect "ls --no-headers"         0 '^       1 '                     -- ls --no-headers "$img"
+expect "ls --no-headers"         0 '^1 '                     -- ls --no-headers "$img"
 expect "delta xml"               0 '^  <diff left="1" right="2">$'  -- delta --snap1 1 --snap2 2 "$img"
 expect "delta json"              0 '"runs":\[{"kind":'               -- delta --format=json --snap1 1 --snap2 2 "$img"
 expect "delta extents"           0 '^[0-9]* [0-9]* \(copy\|discard\)$' -- delta --format extents --snap1 1 --snap2 2 "$img"
