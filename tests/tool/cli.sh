@@ -31,9 +31,9 @@ expect "-v twice, split"            0 '^dmrepl: debug: '           -- -v ls --ve
 check "one -v is not debug" sh -c "! \"$DMREPL\" ls -v \"$md\" 2>&1 | grep -q 'debug:'"
 
 # -q on every subcommand, also where there is no progress to silence
-expect "ls -q"                      0 '^       1 '                 -- ls -q "$md"
+expect "ls -q"                      0 '^ 1 '                         -- ls -q "$md"
 expect "delta --quiet"              0 '<diff left="1" right="2">'  -- delta --quiet --base 1 --snap 2 "$md"
-expect "-q before the subcommand"   0 '^       1 '                 -- -q ls "$md"
+expect "-q before the subcommand"   0 '^ 1 '                         -- -q ls "$md"
 expect "-q before version"          0 "^dmrepl $PACKAGE_VERSION"   -- -q version
 expect "-q before help"             0 '^Usage: dmrepl'             -- -q help
 
