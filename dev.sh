@@ -27,7 +27,7 @@ packages=(
 	dmsetup thin-provisioning-tools lvm2
 	qemu-system-x86 busybox-static cpio kmod util-linux xz-utils
 	clang libclang-rt-14-dev
-	groff-base
+	groff-base tmux
 )
 
 log() { printf '\n=== %s\n' "$*"; }
