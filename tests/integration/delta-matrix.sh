@@ -129,7 +129,7 @@ check_formats() {
 	# shellcheck disable=SC2086
 	_json=$(dmrepl delta $1 --format=json --snap1 "$2" --snap2 "$3" "$meta") ||
 		dmt_fail "dmrepl delta $1 --format=json $2 $3 failed"
-	dmt_assert_match '{"left":'"$2"',"right":'"$3"',*"runs":\[*\]}' "$_json" \
+	dmt_assert_match '{"type":"result","ok":true,"left":'"$2"',"right":'"$3"',*"runs":\[*\]}' "$_json" \
 		"json delta $2 -> $3 has its frame"
 	dmt_assert_text_eq "$(echo "$_want" | xml_kind_counts)" \
 		"$(echo "$_json" | json_kind_counts)" "json run kinds $2 -> $3"

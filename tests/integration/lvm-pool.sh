@@ -137,10 +137,11 @@ got=$(dmrepl ls --pool "$VG/pool" --no-headers | awk '{ print $1 }' | sort -n | 
 dmt_assert_eq "$(dmt_lvm_thin_ids vg pool | tr '\n' ' ')" "$got" "dmrepl ls --pool VG/POOL"
 after "dmrepl ls --pool VG/POOL"
 # Each thin LV by its LVM name, as lvs has it.
-want=$(lvm lvs --noheadings -o thin_id,vg_name,lv_name -S "pool_lv=pool" "$VG" < /dev/null |
+lvs_names=$(lvm lvs --noheadings -o thin_id,vg_name,lv_name -S "pool_lv=pool" "$VG" < /dev/null |
 	awk '{ print $1, $2 "/" $3 }' | sort -n)
-got=$(dmrepl ls --pool "$VG/pool" --noheadings -o id,lv | awk '{ print $1, $2 }' | sort -n)
-dmt_assert_text_eq "$want" "$got" "dmrepl ls -o id,lv names each thin LV as lvs does"
+dmt_assert_text_eq "$lvs_names" \
+	"$(dmrepl ls --pool "$VG/pool" --noheadings -o id,lv | awk '{ print $1, $2 }' | sort -n)" \
+	"dmrepl ls -o id,lv names each thin LV as lvs does"
 dmt_assert_match "*ID*LV*MAPPED*" "$(dmrepl ls --pool "$VG/pool" | head -n 1)" \
 	"an LVM pool's listing shows the LV column by default"
 got=$(dmrepl delta --snap1 "$VG/snap1" --snap2 "$VG/snap2" --format=xml)
