@@ -60,7 +60,10 @@ static void usage(FILE *out)
 		"  -p, --pool POOL       read the live pool (dm name or VG/POOL)\n"
 		"  -j, --json            print JSON (see dmrepl(8))\n"
 		TABLE_HELP
-		"  -h, --help            show this help\n",
+		"  -h, --help            show this help\n"
+		"\n"
+		"Exit status: 0 listed; 1 the metadata could not be read (damaged,\n"
+		"missing, no pool); 2 usage; 128+N interrupted by signal N.\n",
 		program_name);
 }
 

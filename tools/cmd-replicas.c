@@ -61,7 +61,10 @@ static void usage(FILE *out)
 		"      --state-dir DIR   lineage records (default /var/lib/dmrepl)\n"
 		"  -j, --json            print JSON (see dmrepl(8))\n"
 		TABLE_HELP
-		"  -h, --help            show this help\n",
+		"  -h, --help            show this help\n"
+		"\n"
+		"Exit status: 0 listed (whatever the replicas' states); 1 the pool or\n"
+		"the records could not be read; 2 usage.\n",
 		program_name);
 }
 
