@@ -191,6 +191,8 @@ void dmrepl_signals_restore(const sigset_t *old);
  * dmrepl's). *@ret_removed counts them (may be NULL).
  */
 int dmrepl_pool_sweep(struct dmrepl_pool *pool, unsigned int *ret_removed);
+/* The same, removing nothing: *@ret_n counts what it would remove now. */
+int dmrepl_pool_sweep_count(struct dmrepl_pool *pool, unsigned int *ret_n);
 /* @name is "dmrepl-PID-..." and process PID is gone. */
 bool dmrepl_dm_name_dead_owner(const char *name);
 
@@ -225,6 +227,14 @@ int dmrepl_pool_snap_reserve(struct dmrepl_pool *pool,
  */
 int dmrepl_pool_snap_recover(struct dmrepl_pool *pool, bool *ret_released,
 			     unsigned int *ret_removed);
+/*
+ * Its dry run: the same judgement, under the same lock, and the same
+ * refusals; nothing removed, released or recorded. *@ret_released: a
+ * left snapshot would be released; *@ret_removed: devices that would go.
+ */
+int dmrepl_pool_snap_recover_dry_run(struct dmrepl_pool *pool,
+				     bool *ret_released,
+				     unsigned int *ret_removed);
 
 /*
  * Whose is a held root, found by a run that holds the pool's lock: the
@@ -282,6 +292,15 @@ int dmrepl_thin_deactivate(struct dmrepl_thin_dev *dev);
  * @min_bytes. Borrow returns -ENOENT when none fits.
  */
 struct dmrepl_thin_active;
+/*
+ * dmrepl_pool_create_snapshot()'s dry run: the same refusals, whether
+ * the origin exists (and a given @new_id does not), the id it would
+ * take, and how many active devices of the origin it would suspend;
+ * nothing is created or suspended.
+ */
+int dmrepl_pool_create_snapshot_dry_run(struct dmrepl_pool *pool,
+					uint64_t origin_id, uint64_t new_id,
+					uint64_t *ret_id, size_t *ret_nr_active);
 int dmrepl_thin_active_find(struct dmrepl_pool *pool, uint64_t thin_id,
 			    struct dmrepl_thin_active **ret);
 uint64_t dmrepl_thin_active_get_size(const struct dmrepl_thin_active *a);

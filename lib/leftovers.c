@@ -34,6 +34,7 @@ struct sweep {
 	struct dmrepl_pool *pool;
 	char prefix[32];	/* "MAJ:MIN " of the pool, as thin tables name it */
 	unsigned int removed;
+	bool dry_run;		/* count, remove nothing */
 };
 
 bool dmrepl_dm_name_dead_owner(const char *name)
@@ -72,8 +73,9 @@ static int sweep_one(const char *name, void *data)
 	 * A dead process's io_uring is torn down by a kernel worker after
 	 * it exits, and holds the device open until its I/O completes: give
 	 * that a few seconds. A program reading the device holds it longer.
+	 * A dry run counts what is closed now.
 	 */
-	for (int i = 0; i < CLOSE_WAIT_STEPS; i++) {
+	for (int i = 0; i < (s->dry_run ? 1 : CLOSE_WAIT_STEPS); i++) {
 		if (dmrepl_dm_get_open_count(ctx, name, &count) < 0)
 			return 0;
 		if (!count)
@@ -87,6 +89,12 @@ static int sweep_one(const char *name, void *data)
 		       name);
 		return 0;
 	}
+	if (s->dry_run) {
+		notice(ctx, "would remove %s, left by a dmrepl process that was "
+			    "killed", name);
+		s->removed++;
+		return 0;
+	}
 	if (dmrepl_dm_remove(ctx, name) == 0) {
 		warn(ctx, "removed %s, left by a dmrepl process that was killed",
 		     name);
@@ -95,9 +103,10 @@ static int sweep_one(const char *name, void *data)
 	return 0;
 }
 
-int dmrepl_pool_sweep(struct dmrepl_pool *pool, unsigned int *ret_removed)
+static int sweep(struct dmrepl_pool *pool, bool dry_run,
+		 unsigned int *ret_removed)
 {
-	struct sweep s = {.pool = pool};
+	struct sweep s = {.pool = pool, .dry_run = dry_run};
 	uint32_t maj, min;
 	int r;
 
@@ -107,4 +116,14 @@ int dmrepl_pool_sweep(struct dmrepl_pool *pool, unsigned int *ret_removed)
 	if (ret_removed)
 		*ret_removed = s.removed;
 	return r;
+}
+
+int dmrepl_pool_sweep(struct dmrepl_pool *pool, unsigned int *ret_removed)
+{
+	return sweep(pool, false, ret_removed);
+}
+
+int dmrepl_pool_sweep_count(struct dmrepl_pool *pool, unsigned int *ret_n)
+{
+	return sweep(pool, true, ret_n);
 }

@@ -750,13 +750,13 @@ int dmrepl_lvm_name_of_thin(struct dmrepl_ctx *ctx, const char *vg_pool,
 	return r;
 }
 
-int dmrepl_lvm_snapshot(struct dmrepl_ctx *ctx, const char *vg_lv,
-			const char *name, struct dmrepl_lvm_lv *ret)
+/* The origin checked, and the snapshot's name (@name, or LV-DATE-TIME). */
+static int snapshot_name(struct dmrepl_ctx *ctx, const char *vg_lv,
+			 const char *name, char *buf, size_t size)
 {
-	char new_name[128], stamp[32], why[512] = "", full[300];
-	const char *slash = strchr(vg_lv, '/');
 	struct dmrepl_lvm_lv origin;
 	time_t now = time(NULL);
+	char stamp[32];
 	struct tm tm;
 	int r;
 
@@ -771,13 +771,56 @@ int dmrepl_lvm_snapshot(struct dmrepl_ctx *ctx, const char *vg_lv,
 	if (!name) {
 		gmtime_r(&now, &tm);
 		strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-		snprintf(new_name, sizeof(new_name), "%.100s-%.15s", origin.lv, stamp);
-		name = new_name;
+		snprintf(buf, size, "%.100s-%.15s", origin.lv, stamp);
+	} else {
+		snprintf(buf, size, "%s", name);
 	}
-	if (!dmrepl_lvm_name_valid(name)) {
-		err(ctx, "'%s' is not a name LVM allows for a volume", name);
+	if (!dmrepl_lvm_name_valid(buf)) {
+		err(ctx, "'%s' is not a name LVM allows for a volume", buf);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int dmrepl_lvm_snapshot_dry_run(struct dmrepl_ctx *ctx, const char *vg_lv,
+				const char *name, char *ret_vg_lv, size_t size)
+{
+	const char *slash = strchr(vg_lv, '/');
+	struct dmrepl_lvm_lv *lvs = NULL;
+	char new_name[128], vg[128];
+	size_t n = 0;
+	int r;
+
+	if (!slash || (size_t)(slash - vg_lv) >= sizeof(vg))
+		return -EINVAL;
+	r = snapshot_name(ctx, vg_lv, name, new_name, sizeof(new_name));
+	if (r < 0)
+		return r;
+	snprintf(ret_vg_lv, size, "%.*s/%s", (int)(slash - vg_lv), vg_lv,
+		 new_name);
+	/* lvcreate refuses a name that is taken: so does its dry run */
+	snprintf(vg, sizeof(vg), "%.*s", (int)(slash - vg_lv), vg_lv);
+	r = dmrepl_lvm_list(ctx, vg, &lvs, &n);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (strcmp(lvs[i].lv, new_name) == 0) {
+			err(ctx, "%s exists already", ret_vg_lv);
+			r = -EEXIST;
+		}
+	free(lvs);
+	return r;
+}
+
+int dmrepl_lvm_snapshot(struct dmrepl_ctx *ctx, const char *vg_lv,
+			const char *name, struct dmrepl_lvm_lv *ret)
+{
+	char new_name[128], why[512] = "", full[300];
+	const char *slash = strchr(vg_lv, '/');
+	int r;
+
+	r = snapshot_name(ctx, vg_lv, name, new_name, sizeof(new_name));
+	if (r < 0)
+		return r;
+	name = new_name;
 	r = dmrepl_lvm_run(ctx,
 			   (const char *const[]){"lvcreate", "-qq", "-y", "-s",
 						 "-n", name, "--", vg_lv, NULL},

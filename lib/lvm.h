@@ -54,6 +54,12 @@ int dmrepl_lvm_name_of_thin(struct dmrepl_ctx *ctx, const char *vg_pool,
  */
 int dmrepl_lvm_snapshot(struct dmrepl_ctx *ctx, const char *vg_lv,
 			const char *name, struct dmrepl_lvm_lv *ret);
+/*
+ * Its dry run: the origin checked, the name chosen and free; *@ret_vg_lv
+ * is the snapshot's "VG/NAME" to be. Nothing is created.
+ */
+int dmrepl_lvm_snapshot_dry_run(struct dmrepl_ctx *ctx, const char *vg_lv,
+				const char *name, char *ret_vg_lv, size_t size);
 /* lvs' JSON answers (pure, for tests and fuzzing): exactly one LV; all. */
 int dmrepl_lvm_parse_lv(const char *json, struct dmrepl_lvm_lv *ret);
 int dmrepl_lvm_parse_lvs(const char *json, struct dmrepl_lvm_lv **ret,

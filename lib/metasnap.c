@@ -254,7 +254,8 @@ static const char *left_how(enum dmrepl_snap_state state)
  * the pool): release it if a dmrepl that died left it, else refuse.
  */
 static int resolve_held(struct dmrepl_pool *pool, struct dmrepl_lock *lock,
-			const struct dmrepl_lock_record *old, uint64_t held)
+			const struct dmrepl_lock_record *old, uint64_t held,
+			bool dry_run)
 {
 	struct dmrepl_ctx *ctx = dmrepl_pool_get_ctx(pool);
 	const char *name = dmrepl_pool_get_name(pool);
@@ -273,6 +274,14 @@ static int resolve_held(struct dmrepl_pool *pool, struct dmrepl_lock *lock,
 	switch (dmrepl_held_judge(old, held, have_copy ? &copy : NULL,
 				  rd.n || rd.unseen)) {
 	case DMREPL_HELD_OURS:
+		if (dry_run) {
+			notice(ctx,
+			       "pool %s: would release the metadata snapshot "
+			       "(root block %" PRIu64 ") that dmrepl pid %d left "
+			       "when it was %s",
+			       name, held, (int)old->owner, left_how(old->state));
+			return 0;
+		}
 		warn(ctx,
 		     "pool %s: releasing the metadata snapshot (root block "
 		     "%" PRIu64 ") that dmrepl pid %d left when it was %s",
@@ -387,7 +396,8 @@ static int reserve(struct dmrepl_pool *pool, struct dmrepl_lock *lock,
  * snapshot was released.
  */
 static int resolve_locked(struct dmrepl_pool *pool, struct dmrepl_lock *lock,
-			  struct dmrepl_pool_snap *snap, bool *ret_released)
+			  struct dmrepl_pool_snap *snap, bool dry_run,
+			  bool *ret_released)
 {
 	struct dmrepl_lock_record old = {0}, rec;
 	struct dmrepl_pool_status st;
@@ -399,7 +409,8 @@ static int resolve_locked(struct dmrepl_pool *pool, struct dmrepl_lock *lock,
 	if (r < 0)
 		return r;
 	if (st.held_metadata_root) {
-		r = resolve_held(pool, lock, &old, st.held_metadata_root);
+		r = resolve_held(pool, lock, &old, st.held_metadata_root,
+				 dry_run);
 		if (r < 0)
 			return r;
 		*ret_released = true;
@@ -413,6 +424,8 @@ static int resolve_locked(struct dmrepl_pool *pool, struct dmrepl_lock *lock,
 		     : old.state == DMREPL_SNAP_RESERVING ? "reserving"
 							   : "holding");
 	}
+	if (!snap && dry_run)
+		return 0;
 	if (!snap) {
 		record_set(&rec, DMREPL_SNAP_NONE, 0, NULL);
 		return dmrepl_lock_write(lock, &rec, false);
@@ -441,7 +454,7 @@ int dmrepl_pool_snap_reserve(struct dmrepl_pool *pool,
 	/* what a killed dmrepl left mapped; a failure here blocks nothing */
 	(void)dmrepl_pool_sweep(pool, NULL);
 	dmrepl_signals_block(&old);
-	r = resolve_locked(pool, lock, snap, &released);
+	r = resolve_locked(pool, lock, snap, false, &released);
 	dmrepl_signals_restore(&old);
 	if (r < 0)
 		goto fail;
@@ -458,8 +471,8 @@ fail:
 	return r;
 }
 
-int dmrepl_pool_snap_recover(struct dmrepl_pool *pool, bool *ret_released,
-			     unsigned int *ret_removed)
+static int snap_recover(struct dmrepl_pool *pool, bool dry_run,
+			bool *ret_released, unsigned int *ret_removed)
 {
 	struct dmrepl_lock *lock = NULL;
 	bool released = false;
@@ -472,18 +485,32 @@ int dmrepl_pool_snap_recover(struct dmrepl_pool *pool, bool *ret_released,
 			     dmrepl_pool_get_name(pool), &lock);
 	if (r < 0)
 		return r;
-	r = dmrepl_pool_sweep(pool, ret_removed);
+	r = dry_run ? dmrepl_pool_sweep_count(pool, ret_removed)
+		    : dmrepl_pool_sweep(pool, ret_removed);
 	if (r < 0) {
 		dmrepl_lock_drop(lock);
 		return r;
 	}
 	dmrepl_signals_block(&old);
-	r = resolve_locked(pool, lock, NULL, &released);
+	r = resolve_locked(pool, lock, NULL, dry_run, &released);
 	dmrepl_signals_restore(&old);
 	dmrepl_lock_drop(lock);
 	if (ret_released)
 		*ret_released = released;
 	return r;
+}
+
+int dmrepl_pool_snap_recover(struct dmrepl_pool *pool, bool *ret_released,
+			     unsigned int *ret_removed)
+{
+	return snap_recover(pool, false, ret_released, ret_removed);
+}
+
+int dmrepl_pool_snap_recover_dry_run(struct dmrepl_pool *pool,
+				     bool *ret_released,
+				     unsigned int *ret_removed)
+{
+	return snap_recover(pool, true, ret_released, ret_removed);
 }
 
 uint64_t dmrepl_pool_snap_get_root(const struct dmrepl_pool_snap *snap)

@@ -28,8 +28,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "transfer.h"
@@ -47,6 +50,10 @@ struct receiver {
 	bool dst_failed;		/* the destination, not the stream */
 	uint64_t done;
 	struct dmrepl_receive_result *res;
+	/* a dry run: the stream before, which the next of a chain builds on */
+	struct dmrepl_thin_ident prev;
+	char prev_pool[128];
+	bool have_prev;
 };
 
 static bool cancelled(const struct receiver *rv)
@@ -179,26 +186,35 @@ static int killed_in_commit(struct receiver *rv,
 	return dmrepl_dest_drop_anchor(&rv->d, st);
 }
 
-static int adopt(struct receiver *rv)
+/* The staging device a resumed stream continues, in *@st. */
+static int find_resumable(struct receiver *rv, struct dmrepl_lineage_record *st)
 {
-	struct dmrepl_lineage_record st;
-	int r;
-
-	if (!find_staging(rv, &st)) {
+	if (!find_staging(rv, st)) {
 		err(rv->ctx,
 		    "%s has no interrupted receive of this stream (thin %" PRIu64
 		    " of %s) to resume; send it again without --resume",
 		    rv->o->pool, rv->h.snap.thin_id, dmrepl_source_shown(rv->h.src_pool));
 		return -ENOENT;
 	}
-	if (st.checkpoint != rv->h.resume_offset) {
+	if (st->checkpoint != rv->h.resume_offset) {
 		err(rv->ctx,
 		    "the stream resumes at byte %" PRIu64 ", but thin %" PRIu64
 		    " of %s holds the stream up to byte %" PRIu64 "; get a new "
 		    "token (dmrepl receive --resume-token)",
-		    rv->h.resume_offset, st.dst.thin_id, rv->o->pool, st.checkpoint);
+		    rv->h.resume_offset, st->dst.thin_id, rv->o->pool, st->checkpoint);
 		return -ESTALE;
 	}
+	return 0;
+}
+
+static int adopt(struct receiver *rv)
+{
+	struct dmrepl_lineage_record st;
+	int r;
+
+	r = find_resumable(rv, &st);
+	if (r < 0)
+		return r;
 	r = killed_in_commit(rv, &st);
 	if (r < 0)
 		return r;
@@ -293,6 +309,10 @@ static int apply(struct receiver *rv, const struct dmrepl_stream_record *rec)
 	case DMREPL_REC_DISCARD:
 	case DMREPL_REC_ZERO:
 		r = dmrepl_copy_add(rv->copy, &e);
+		if (rec->type == DMREPL_REC_ZERO)
+			rv->res->zero_bytes += rec->length;
+		else
+			rv->res->discard_bytes += rec->length;
 		break;
 	case DMREPL_REC_CHECKPOINT:
 		return checkpoint(rv, rec->offset);
@@ -379,6 +399,101 @@ static int receive_pool(struct receiver *rv)
 	return r;
 }
 
+/* ---- a dry run: every check, no write ---- */
+
+/* What the pool would do with the stream: the checks stage() makes. */
+static int dry_check_pool(struct receiver *rv)
+{
+	const struct dmrepl_stream_header *h = &rv->h;
+	struct dmrepl_lineage_record rec;
+	int r;
+
+	if (h->required_flags & DMREPL_STREAM_FLAG_RESUMED) {
+		r = find_resumable(rv, &rec);
+		if (r == 0) {
+			rv->res->resumed = true;
+			rv->res->dst_thin_id = rec.dst.thin_id;
+		}
+		return r;
+	}
+	r = check_new(rv);
+	if (r < 0 || !(h->required_flags & DMREPL_STREAM_FLAG_BASE))
+		return r;
+	/* a chain's next link builds on the one before, not received here */
+	if (rv->have_prev && strcmp(rv->prev_pool, h->src_pool) == 0 &&
+	    dmrepl_thin_ident_equal(&rv->prev, &h->base))
+		return 0;
+	r = find_base(rv, &rec);
+	if (r == 0)
+		rv->res->base_dst_thin_id = rec.dst.thin_id;
+	return r;
+}
+
+/* A device must hold the stream's volume. */
+static int dry_check_device(struct receiver *rv)
+{
+	uint64_t size = 0;
+	struct stat st;
+	int fd, r = 0;
+
+	fd = open(rv->o->device, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		r = -errno;
+	else if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &size) < 0)
+		r = -errno;
+	else if (S_ISREG(st.st_mode))
+		size = (uint64_t)st.st_size;
+	if (fd >= 0)
+		close(fd);
+	if (r < 0) {
+		err(rv->ctx, "cannot open %s: %s", rv->o->device, strerror(-r));
+		return r;
+	}
+	if (size < rv->h.volume_size) {
+		err(rv->ctx, "%s is smaller (%" PRIu64 " bytes) than the stream's "
+			     "volume (%" PRIu64 " bytes)",
+		    rv->o->device, size, rv->h.volume_size);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+static int dry_run(struct receiver *rv)
+{
+	struct dmrepl_stream_record rec;
+	int r = 0;
+
+	rv->res->base_dst_thin_id = DMREPL_THIN_ID_ANY;
+	rv->res->dst_thin_id = DMREPL_THIN_ID_ANY;
+	rv->res->resumed = false;
+	if (rv->o->pool)
+		r = dry_check_pool(rv);
+	else if (rv->o->device)
+		r = dry_check_device(rv);
+	while (r == 0) {
+		if (cancelled(rv))
+			return -ECANCELED;
+		r = dmrepl_stream_read_record(rv->rd, &rec);
+		if (r < 0 || rec.type == DMREPL_REC_END)
+			break;
+		if (rec.type == DMREPL_REC_ZERO)
+			rv->res->zero_bytes += rec.length;
+		else if (rec.type == DMREPL_REC_DISCARD)
+			rv->res->discard_bytes += rec.length;
+		if (rec.type != DMREPL_REC_CHECKPOINT)
+			rv->done += rec.length;
+		if (rv->o->progress)
+			rv->o->progress(rv->done, rv->h.volume_size,
+					rv->o->progress_data);
+	}
+	if (r == 0) {
+		rv->prev = rv->h.snap;
+		snprintf(rv->prev_pool, sizeof(rv->prev_pool), "%s", rv->h.src_pool);
+		rv->have_prev = true;
+	}
+	return r;
+}
+
 static void report_kept(struct receiver *rv)
 {
 	struct dmrepl_resume_token t = {
@@ -406,6 +521,17 @@ static int receive_one(struct receiver *rv)
 	rv->hash = dmrepl_stream_identity_hash(&rv->h);
 	rv->done = 0;
 	rv->dst_failed = false;
+	rv->res->full = !(rv->h.required_flags & DMREPL_STREAM_FLAG_BASE);
+	if (rv->o->dry_run) {
+		r = dry_run(rv);
+		if (r == 0) {
+			rv->res->streams++;
+			rv->res->src_thin_id = rv->h.snap.thin_id;
+			snprintf(rv->res->src_pool, sizeof(rv->res->src_pool), "%s",
+				 rv->h.src_pool);
+		}
+		return r;
+	}
 	if (!rv->o->pool)
 		r = receive_device(rv);
 	else
@@ -471,11 +597,22 @@ int dmrepl_receive(struct dmrepl_ctx *ctx, const struct dmrepl_receive_opts *o,
 	struct dmrepl_stream_stats st;
 	int r;
 
-	if (!ctx || !o || !o->pool == !o->device || fd < 0)
+	if (!ctx || !o || (o->pool && o->device) || fd < 0 ||
+	    (!o->pool && !o->device && !o->dry_run))
 		return -EINVAL;
 	rv.d.lock_fd = -1;
 	dmrepl_pipe_grow(fd);
-	if (o->pool) {
+	if (o->pool && o->dry_run) {
+		/* the records, read as they are: nothing cleaned or locked */
+		r = dmrepl_dest_open_readonly(&rv.d, ctx, o->pool,
+					      o->state_dir ? o->state_dir
+							   : dmrepl_state_dir_default());
+		rv.dest_open = true;
+		if (r == 0 && !rv.d.pool)	/* it names what is wrong */
+			r = dmrepl_pool_open(ctx, o->pool, &rv.d.pool);
+		if (r < 0)
+			goto out;
+	} else if (o->pool) {
 		r = dmrepl_dest_open(&rv.d, ctx, o->pool,
 				     o->state_dir ? o->state_dir
 						  : dmrepl_state_dir_default());
@@ -517,6 +654,7 @@ struct each_resumable {
 	void *userdata;
 	unsigned int n;
 	bool drop;
+	bool readonly;		/* clean nothing first (dry runs) */
 };
 
 static int visit(const struct dmrepl_lineage_record *rec, void *data)
@@ -567,8 +705,10 @@ static int each(struct dmrepl_ctx *ctx, const char *pool, const char *state_dir,
 	int r;
 
 	e->d = &d;
-	r = dmrepl_dest_open(&d, ctx, pool,
-			     state_dir ? state_dir : dmrepl_state_dir_default());
+	if (!state_dir)
+		state_dir = dmrepl_state_dir_default();
+	r = e->readonly ? dmrepl_dest_open_readonly(&d, ctx, pool, state_dir)
+			: dmrepl_dest_open(&d, ctx, pool, state_dir);
 	if (r == 0)
 		r = dmrepl_dest_foreach(&d, "staging", visit, e);
 	dmrepl_dest_close(&d);
@@ -586,6 +726,19 @@ int dmrepl_receive_foreach_resumable(struct dmrepl_ctx *ctx, const char *pool,
 	return each(ctx, pool, state_dir, &e);
 }
 
+int dmrepl_receive_foreach_resumable_readonly(struct dmrepl_ctx *ctx,
+					      const char *pool,
+					      const char *state_dir,
+					      dmrepl_resumable_fn fn,
+					      void *userdata)
+{
+	struct each_resumable e = {.fn = fn, .userdata = userdata, .readonly = true};
+
+	if (!ctx || !pool || !fn)
+		return -EINVAL;
+	return each(ctx, pool, state_dir, &e);
+}
+
 int dmrepl_receive_abort(struct dmrepl_ctx *ctx, const char *pool,
 			 const char *state_dir, unsigned int *ret_n)
 {
@@ -597,5 +750,48 @@ int dmrepl_receive_abort(struct dmrepl_ctx *ctx, const char *pool,
 	r = each(ctx, pool, state_dir, &e);
 	if (ret_n)
 		*ret_n = e.n;
+	return r;
+}
+
+struct left {
+	struct dmrepl_dest *d;
+	unsigned int resumable, unfinished;
+};
+
+static int count_left(const struct dmrepl_lineage_record *rec, void *data)
+{
+	struct left *l = data;
+
+	/* a receive killed as it finished: a replica, only its record goes */
+	if (dmrepl_dest_replica_of(l->d, rec->dst.thin_id, NULL))
+		return 0;
+	if (rec->resumable)
+		l->resumable++;
+	else
+		l->unfinished++;
+	return 0;
+}
+
+int dmrepl_receive_count_left(struct dmrepl_ctx *ctx, const char *pool,
+			      const char *state_dir,
+			      unsigned int *ret_resumable,
+			      unsigned int *ret_unfinished)
+{
+	struct dmrepl_dest d;
+	struct left l = {.d = &d};
+	int r;
+
+	if (!ctx || !pool)
+		return -EINVAL;
+	r = dmrepl_dest_open_readonly(&d, ctx, pool,
+				      state_dir ? state_dir
+						: dmrepl_state_dir_default());
+	if (r == 0)
+		r = dmrepl_dest_foreach(&d, "staging", count_left, &l);
+	dmrepl_dest_close(&d);
+	if (ret_resumable)
+		*ret_resumable = l.resumable;
+	if (ret_unfinished)
+		*ret_unfinished = l.unfinished;
 	return r;
 }

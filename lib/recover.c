@@ -68,3 +68,37 @@ DMREPL_EXPORT int dmrepl_pool_recover(struct dmrepl_ctx *ctx,
 	*ret = res;
 	return r;
 }
+
+int dmrepl_pool_recover_dry_run(struct dmrepl_ctx *ctx, const char *pool_dm_name,
+				const char *state_dir,
+				struct dmrepl_recover_result *ret,
+				unsigned int *ret_unfinished)
+{
+	struct dmrepl_recover_result res = {0};
+	struct dmrepl_pool *pool = NULL;
+	unsigned int unfinished = 0;
+	bool released = false;
+	int r;
+
+	if (!ctx || !pool_dm_name || !ret)
+		return -EINVAL;
+	if (!state_dir)
+		state_dir = dmrepl_state_dir_default();
+	r = dmrepl_pool_open(ctx, pool_dm_name, &pool);
+	if (r < 0)
+		return r;
+	r = dmrepl_pool_snap_recover_dry_run(pool, &released,
+					     &res.devices_removed);
+	res.metadata_snapshot_released = released;
+	if (r == 0 && (is_destination(state_dir, pool_dm_name) ||
+		       dmrepl_pool_get_lvm_name(pool))) {
+		res.destination = 1;
+		r = dmrepl_receive_count_left(ctx, pool_dm_name, state_dir,
+					      &res.resumable, &unfinished);
+	}
+	dmrepl_pool_unref(pool);
+	*ret = res;
+	if (ret_unfinished)
+		*ret_unfinished = unfinished;
+	return r;
+}

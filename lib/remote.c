@@ -397,7 +397,7 @@ static int send_all(const struct dmrepl_remote_opts *o, struct dmrepl_ctx *ctx,
 		    struct dmrepl_send_opts *so, int fd)
 {
 	if (o->chain && so->base_id != DMREPL_THIN_ID_ANY)
-		return dmrepl_send_chain(ctx, so, fd);
+		return dmrepl_send_chain(ctx, so, fd, NULL);
 	return dmrepl_send(ctx, so, fd, NULL);
 }
 

@@ -68,6 +68,7 @@ struct sender {
 	uint64_t since_checkpoint;	/* DATA bytes */
 	uint64_t checkpoint_bytes;
 	uint64_t done, total;
+	uint64_t discard_bytes, zero_bytes;
 	int error;
 };
 
@@ -358,9 +359,10 @@ static void emit(struct sender *s, const uint8_t *buf, uint64_t off, uint32_t le
 {
 	int r;
 
-	if (s->o->detect_zeroes && memcmp(buf, s->zero, len) == 0)
+	if (s->o->detect_zeroes && memcmp(buf, s->zero, len) == 0) {
 		r = dmrepl_stream_write_zero(s->w, off, len);
-	else
+		s->zero_bytes += len;
+	} else
 		r = dmrepl_stream_write_data(s->w, off, buf, len);
 	set_error(s, r);
 	s->since_checkpoint += len;
@@ -462,6 +464,7 @@ static void send_extent(struct sender *s, const struct dmrepl_extent *e,
 		deliver_all(s);
 		if (!s->error)
 			set_error(s, dmrepl_stream_write_discard(s->w, off, end - off));
+		s->discard_bytes += end - off;
 		return;
 	}
 	for (; off < end && !s->error && !cancelled(s); off += n) {
@@ -530,9 +533,37 @@ static int prepare(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 	src->h.volume_size = src->s.size_bytes;
 	if (r == 0 && o->resume_token)
 		r = check_token(ctx, o, src);
-	if (r == 0)
+	if (r == 0 && !o->dry_run)
 		r = dmrepl_source_activate(&src->s, ret_path);
 	return r;
+}
+
+/* A dry run: what the spooled extents would put in the stream. */
+static int count_extents(struct dmrepl_ctx *ctx, struct source *src,
+			 struct dmrepl_send_result *ret)
+{
+	uint64_t from = src->h.resume_offset;
+	struct dmrepl_extent e;
+
+	rewind(src->s.spool);
+	for (uint64_t i = 0; i < src->s.nr_extents; i++) {
+		uint64_t off, end;
+
+		if (fread(&e, sizeof(e), 1, src->s.spool) != 1) {
+			err(ctx, "cannot read back the extent list");
+			return -EIO;
+		}
+		off = e.offset_bytes > from ? e.offset_bytes : from;
+		end = e.offset_bytes + e.length_bytes;
+		if (off >= end)
+			continue;
+		ret->extents++;
+		if (e.op == DMREPL_EXTENT_DISCARD)
+			ret->discard_bytes += end - off;
+		else
+			ret->copy_bytes += end - off;
+	}
+	return 0;
 }
 
 /* A larger pipe buffer: fewer switches between sender and receiver. */
@@ -551,8 +582,22 @@ int dmrepl_send(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 	struct sender s = {.ctx = ctx, .o = o, .fd = -1, .buf_fd = -1};
 	int r;
 
-	if (!ctx || !o || (!o->pool == !o->device) || fd < 0)
+	if (!ctx || !o || (!o->pool == !o->device) || (fd < 0 && !o->dry_run))
 		return -EINVAL;
+	if (ret)
+		memset(ret, 0, sizeof(*ret));
+	if (o->dry_run) {
+		r = prepare(ctx, o, &src, &s.path);
+		if (r == 0 && ret) {
+			r = count_extents(ctx, &src, ret);
+			ret->streams = r == 0;
+			ret->volume_size = src.h.volume_size;
+			ret->resume_offset = src.h.resume_offset;
+			ret->incremental = src.h.required_flags & DMREPL_STREAM_FLAG_BASE;
+		}
+		dmrepl_source_close(&src.s);
+		return r;
+	}
 	dmrepl_pipe_grow(fd);
 	r = prepare(ctx, o, &src, &s.path);
 	if (r == 0)
@@ -568,11 +613,16 @@ int dmrepl_send(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 		r = stream_extents(&s, &src);
 	}
 	if (ret) {
-		memset(ret, 0, sizeof(*ret));
 		if (s.w)
 			dmrepl_stream_writer_get_stats(s.w, &ret->stats);
+		ret->streams = r == 0;
+		ret->volume_size = src.h.volume_size;
 		ret->resume_offset = src.h.resume_offset;
 		ret->incremental = src.h.required_flags & DMREPL_STREAM_FLAG_BASE;
+		ret->copy_bytes = s.done;
+		ret->discard_bytes = s.discard_bytes;
+		ret->zero_bytes = s.zero_bytes;
+		ret->extents = src.s.nr_extents;
 	}
 	dmrepl_stream_writer_free(s.w);
 	reader_close(&s);
@@ -600,9 +650,25 @@ static int chain_size(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 	return r;
 }
 
-int dmrepl_send_chain(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
-		      int fd)
+static void add_up(struct dmrepl_send_result *sum,
+		   const struct dmrepl_send_result *one)
 {
+	sum->stats.records += one->stats.records;
+	sum->stats.data_bytes += one->stats.data_bytes;
+	sum->stats.wire_bytes += one->stats.wire_bytes;
+	sum->incremental = one->incremental;
+	sum->streams += one->streams;
+	sum->volume_size = one->volume_size;
+	sum->extents += one->extents;
+	sum->copy_bytes += one->copy_bytes;
+	sum->discard_bytes += one->discard_bytes;
+	sum->zero_bytes += one->zero_bytes;
+}
+
+int dmrepl_send_chain(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
+		      int fd, struct dmrepl_send_result *ret)
+{
+	struct dmrepl_send_result one;
 	struct dmrepl_send_opts link = *o;
 	uint64_t *ids = NULL;
 	size_t n = 0;
@@ -610,6 +676,8 @@ int dmrepl_send_chain(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 
 	if (!ctx || !o || !o->pool || o->base_id == DMREPL_THIN_ID_ANY)
 		return -EINVAL;
+	if (ret)
+		memset(ret, 0, sizeof(*ret));
 	r = dmrepl_chain_list(ctx, o->pool, o->base_id, o->snap_id, &ids, &n);
 	if (r == 0 && !link.size_bytes && n)
 		r = chain_size(ctx, o, &link.size_bytes);
@@ -617,7 +685,9 @@ int dmrepl_send_chain(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 		link.snap_id = i < n ? ids[i] : o->snap_id;
 		link.snap_name = i < n ? NULL : o->snap_name; /* links: asked */
 		link.more = i < n;
-		r = dmrepl_send(ctx, &link, fd, NULL);
+		r = dmrepl_send(ctx, &link, fd, &one);
+		if (ret)
+			add_up(ret, &one);
 		link.base_id = link.snap_id;
 	}
 	free(ids);

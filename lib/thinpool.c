@@ -414,6 +414,53 @@ DMREPL_EXPORT int dmrepl_pool_create_snapshot(struct dmrepl_pool *pool,
 	return 0;
 }
 
+int dmrepl_pool_create_snapshot_dry_run(struct dmrepl_pool *pool,
+					uint64_t origin_id, uint64_t new_id,
+					uint64_t *ret_id, size_t *ret_nr_active)
+{
+	struct dmrepl_ctx *ctx = dmrepl_pool_get_ctx(pool);
+	struct dmrepl_thin_active *a = NULL;
+	struct dmrepl_metadata *md = NULL;
+	struct dmrepl_thin_ident ident;
+	int r;
+
+	if (!pool || origin_id > DMREPL_THIN_ID_MAX ||
+	    (new_id > DMREPL_THIN_ID_MAX && new_id != DMREPL_THIN_ID_ANY))
+		return -EINVAL;
+	if (kind(pool) != &raw_pool)	/* a refusal: changes nothing */
+		return kind(pool)->create_snap(pool, new_id, origin_id);
+	r = dmrepl_metadata_open_pool(ctx, dmrepl_pool_get_name(pool), &md);
+	if (r < 0)
+		return r;
+	r = dmrepl_thin_ident_read(md, origin_id, &ident);
+	if (r == -ENOENT)
+		err(ctx, "%s: no thin %" PRIu64 " to snapshot",
+		    dmrepl_pool_get_name(pool), origin_id);
+	if (r == 0 && new_id == DMREPL_THIN_ID_ANY) {
+		r = dmrepl_metadata_next_free_id(md, &new_id);
+	} else if (r == 0) {
+		r = dmrepl_thin_ident_read(md, new_id, &ident);
+		if (r == 0) {
+			err(ctx, "%s: thin %" PRIu64 " exists already",
+			    dmrepl_pool_get_name(pool), new_id);
+			r = -EEXIST;
+		} else if (r == -ENOENT) {
+			r = 0;
+		}
+	}
+	dmrepl_metadata_unref(md);
+	if (r == 0)
+		r = dmrepl_thin_active_find(pool, origin_id, &a);
+	if (r < 0)
+		return r;
+	if (ret_nr_active)
+		*ret_nr_active = a->nr;
+	dmrepl_thin_active_free(a);
+	if (ret_id)
+		*ret_id = new_id;
+	return 0;
+}
+
 /* ---- activating a thin device under our own name ---- */
 
 struct dmrepl_thin_dev {

@@ -44,6 +44,8 @@ struct dmrepl_send_opts {
 	uint32_t io_size;		/* 0: 1 MiB */
 	uint64_t checkpoint_bytes;	/* 0: 256 MiB of data between CHECKPOINTs */
 	bool more;			/* another stream follows (a chain) */
+	bool dry_run;			/* identify and count, activate nothing,
+					   write no stream (@fd is not used) */
 	dmrepl_transfer_progress_fn progress;
 	void *progress_data;
 	const volatile int *cancel;	/* non-zero: stop (-ECANCELED) */
@@ -53,13 +55,24 @@ struct dmrepl_send_result {
 	struct dmrepl_stream_stats stats;
 	uint64_t resume_offset;
 	bool incremental;
+	unsigned int streams;		/* a chain's: one per link */
+	uint64_t volume_size;
+	/* what the stream carries (with dry_run: would carry), from
+	   resume_offset on; a chain's added up */
+	uint64_t extents;
+	uint64_t copy_bytes;		/* read and sent, as DATA or ZERO */
+	uint64_t discard_bytes;		/* sent as DISCARD */
+	uint64_t zero_bytes;		/* of copy_bytes, as ZERO (detect_zeroes;
+					   0 in a dry run: nothing is read) */
 };
 
 /*
  * Write the stream of @o to @fd (blocking). Reads the source pool's
  * metadata through its metadata snapshot (released before any data is
  * read), activates the snapshot read-only under a temporary name, and
- * always removes it. Return: 0, or -errno (logged).
+ * always removes it. With @o->dry_run, stops after counting the extents
+ * (@ret says what the stream would carry): nothing is activated and
+ * nothing written. Return: 0, or -errno (logged).
  */
 int dmrepl_send(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 		int fd, struct dmrepl_send_result *ret);
@@ -68,10 +81,11 @@ int dmrepl_send(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
  * With @o->base_id set: every snapshot between the base and @o->snap_id
  * (dmrepl_chain_list()), then @o->snap_id, each as its own stream on
  * @fd, all but the last flagged that another follows. Without a size,
- * the links take the target's active size.
+ * the links take the target's active size. @ret (may be NULL): the
+ * streams' counts added up.
  */
 int dmrepl_send_chain(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
-		      int fd);
+		      int fd, struct dmrepl_send_result *ret);
 
 /* Grow @fd's buffer when it is a pipe (1 MiB; best effort). */
 void dmrepl_pipe_grow(int fd);
@@ -95,6 +109,15 @@ struct dmrepl_receive_opts {
 					   (no lineage, no atomicity) */
 	const char *state_dir;		/* NULL: the default */
 	bool allow_empty;		/* no stream at all is not an error */
+	/*
+	 * Read and check every stream whole (header, every record's
+	 * checksum, order and length, END's counts and digest), and with
+	 * @pool whether the pool could take it (its base, a replay, what a
+	 * resumed one continues), with @device whether it is big enough;
+	 * write nothing, record nothing. Neither @pool nor @device: the
+	 * stream alone is checked.
+	 */
+	bool dry_run;
 	enum dmrepl_engine engine;
 	unsigned int queue_depth;
 	dmrepl_transfer_progress_fn progress;
@@ -111,6 +134,9 @@ struct dmrepl_receive_result {
 	bool resumed;
 	unsigned int streams;		/* applied (a chain sends several) */
 	char dst_lv[256];		/* "VG/LV" of an LVM replica, or "" */
+	uint64_t discard_bytes;		/* of DISCARD records */
+	uint64_t zero_bytes;		/* of ZERO records */
+	bool full;			/* the last stream had no base */
 };
 
 /*
@@ -119,7 +145,10 @@ struct dmrepl_receive_result {
  * replica only after its END verified. A stream that ends early keeps
  * its staging device to resume from the last checkpoint; any other
  * failure deletes it. Several streams may follow one another (a chain);
- * each is committed on its own. Return: 0, or -errno (logged).
+ * each is committed on its own. With @o->dry_run, nothing is written
+ * (see there); @ret says what the streams carry, dst_thin_id is
+ * DMREPL_THIN_ID_ANY unless one resumes a staging device.
+ * Return: 0, or -errno (logged).
  */
 int dmrepl_receive(struct dmrepl_ctx *ctx, const struct dmrepl_receive_opts *o,
 		   int fd, struct dmrepl_receive_result *ret);
@@ -131,9 +160,35 @@ typedef int (*dmrepl_resumable_fn)(const char *token,
 int dmrepl_receive_foreach_resumable(struct dmrepl_ctx *ctx, const char *pool,
 				     const char *state_dir,
 				     dmrepl_resumable_fn fn, void *userdata);
+/* The same without cleaning what killed runs left first (dry runs). */
+int dmrepl_receive_foreach_resumable_readonly(struct dmrepl_ctx *ctx,
+					      const char *pool,
+					      const char *state_dir,
+					      dmrepl_resumable_fn fn,
+					      void *userdata);
 /* Delete every resumable staging device of @pool; *@ret_n: how many. */
 int dmrepl_receive_abort(struct dmrepl_ctx *ctx, const char *pool,
 			 const char *state_dir, unsigned int *ret_n);
+/*
+ * Read only (dry runs): the staging devices of @pool, as the records
+ * say: resumable receives (what dmrepl_receive_abort() would drop) and
+ * unfinished replications (what opening the destination would delete).
+ */
+int dmrepl_receive_count_left(struct dmrepl_ctx *ctx, const char *pool,
+			      const char *state_dir,
+			      unsigned int *ret_resumable,
+			      unsigned int *ret_unfinished);
+
+/*
+ * dmrepl_pool_recover()'s dry run: the same checks and refusals, with
+ * what it would do in @ret (devices_removed: would remove, and so on)
+ * and *@ret_unfinished, the unfinished replications it would delete;
+ * nothing is removed, released, deleted or recorded.
+ */
+int dmrepl_pool_recover_dry_run(struct dmrepl_ctx *ctx, const char *pool_dm_name,
+				const char *state_dir,
+				struct dmrepl_recover_result *ret,
+				unsigned int *ret_unfinished);
 
 /* ---- to another host (remote.c) ---- */
 

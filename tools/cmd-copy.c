@@ -35,6 +35,7 @@ struct copy_opts {
 	int ioprio_class, ioprio_level;
 	bool json;
 	bool quiet;
+	bool dry_run;
 	const char *src, *dst;
 };
 
@@ -66,6 +67,9 @@ static void usage(FILE *out)
 		"      --bwlimit RATE      at most RATE bytes per second, e.g. 100M\n"
 		"      --ionice CLASS[:LEVEL]  I/O priority: 1|realtime, 2|best-effort,\n"
 		"                          3|idle; LEVEL 0-7 (default 4)\n"
+		"  -n, --dry-run           read SRC and the extents, and say what would be\n"
+		"                          copied and discarded; write nothing, create no\n"
+		"                          DST\n"
 		"  -j, --json              progress lines and a result object on stdout\n"
 		"  -q, --quiet             no progress display\n"
 		"  -h, --help              show this help\n"
@@ -91,6 +95,7 @@ static int parse_one(int c, struct copy_opts *o)
 	switch (c) {
 	case 'e': o->extents = optarg; break;
 	case 'q': o->quiet = true; break;
+	case 'n': o->dry_run = true; break;
 	case 'E': r = parse_engine(optarg, o); break;
 	case 'Q':
 		r = tool_option_number(subcmd, "--queue-depth", optarg, 1, 1024, &v);
@@ -132,12 +137,13 @@ static int parse_options(int argc, char *argv[], struct copy_opts *o)
 		{ "ionice", required_argument, NULL, 'I' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, r;
 
-	while ((c = tool_getopt(argc, argv, "e:qjh", longopts)) != -1) {
+	while ((c = tool_getopt(argc, argv, "e:qnjh", longopts)) != -1) {
 		r = parse_one(c, o);
 		if (r)
 			return r;
@@ -283,6 +289,119 @@ static int extents_total(struct extents_in *in, struct dmrepl_copy *copy)
 	return 0;
 }
 
+/* ---- -n: what would be done ---- */
+
+struct dry_totals {
+	uint64_t extents, copy_bytes, discard_bytes;
+	bool dst_exists;
+};
+
+static int dry_extent(const struct copy_opts *o, const struct dmrepl_extent *x,
+		      uint64_t src_size, uint64_t dst_size, struct dry_totals *t)
+{
+	uint64_t end = x->offset_bytes + x->length_bytes;
+	const char *path = NULL;
+	uint64_t size = 0;
+
+	if (end < x->offset_bytes || end > dst_size)
+		path = o->dst, size = dst_size;
+	else if (x->op == DMREPL_EXTENT_COPY && end > src_size)
+		path = o->src, size = src_size;
+	if (path) {
+		tool_error(subcmd, "extent %" PRIu64 "+%" PRIu64 " is past the end of "
+			   "%s (%" PRIu64 " bytes)", x->offset_bytes,
+			   x->length_bytes, path, size);
+		reported = true;
+		return -EINVAL;
+	}
+	t->extents++;
+	if (x->op == DMREPL_EXTENT_COPY)
+		t->copy_bytes += x->length_bytes;
+	else
+		t->discard_bytes += x->length_bytes;
+	return 0;
+}
+
+/*
+ * SRC's size, and the extents checked as the copy would check them; DST
+ * is looked at (its size, whether it can be written), never created.
+ */
+static int dry_run(const struct copy_opts *o, struct dry_totals *t)
+{
+	struct extents_in in = { 0 };
+	struct dmrepl_extent x = { DMREPL_EXTENT_COPY, 0, 0 };
+	uint64_t src_size, dst_size = 0;
+	struct stat st;
+	int r;
+
+	r = path_size(o->src, &src_size);
+	if (r < 0) {
+		tool_note_errno(r);
+		tool_error(subcmd, "cannot open %s: %s", o->src, strerror(-r));
+		reported = true;
+		return r;
+	}
+	t->dst_exists = stat(o->dst, &st) == 0;
+	if (t->dst_exists && (access(o->dst, W_OK) < 0 ||
+			      path_size(o->dst, &dst_size) < 0)) {
+		r = -errno;
+		tool_note_errno(r);
+		tool_error(subcmd, "cannot write to %s: %s", o->dst, strerror(-r));
+		reported = true;
+		return r;
+	}
+	/* a file DST is extended to SRC's size */
+	if (!t->dst_exists || (S_ISREG(st.st_mode) && dst_size < src_size))
+		dst_size = src_size;
+	if (!o->extents) {
+		x.length_bytes = src_size;
+		return dry_extent(o, &x, src_size, dst_size, t);
+	}
+	r = extents_open(&in, o->extents);
+	while (r == 0 && (r = extents_next(&in, &x)) == 0)
+		r = dry_extent(o, &x, src_size, dst_size, t);
+	extents_close(&in);
+	return r < 0 ? r : 0;
+}
+
+static int print_dry_run(const struct copy_opts *o, const struct dry_totals *t)
+{
+	struct json j;
+
+	if (o->json) {
+		tool_json_result_begin(&j, stdout, true);
+		json_bool(&j, "dry_run", true);
+		json_u64(&j, "extents", t->extents);
+		json_u64(&j, "total_bytes", t->copy_bytes + t->discard_bytes);
+		json_u64(&j, "copied_bytes", t->copy_bytes);
+		json_u64(&j, "discarded_bytes", t->discard_bytes);
+		json_bool(&j, "dst_exists", t->dst_exists);
+		json_close_object(&j);
+		json_end(&j);
+		tool_json_result_printed();
+	} else {
+		printf("%s to %s: would copy %" PRIu64 " bytes and discard %" PRIu64
+		       " bytes in %" PRIu64 " extent%s%s%s\n", o->src, o->dst,
+		       t->copy_bytes, t->discard_bytes, t->extents,
+		       t->extents == 1 ? "" : "s",
+		       t->dst_exists ? "" : "; would create ",
+		       t->dst_exists ? "" : o->dst);
+	}
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILURE_OP;
+}
+
+static int cmd_copy_dry_run(const struct copy_opts *o)
+{
+	struct dry_totals t = { 0 };
+	int r = dry_run(o, &t);
+
+	if (r < 0 && tool_interrupted)
+		return tool_interrupted_exit(subcmd);
+	if (r < 0)
+		return EXIT_FAILURE_OP;
+	return print_dry_run(o, &t);
+}
+
 /* ---- running ---- */
 
 static void cancel_running_copy(void)
@@ -410,6 +529,8 @@ int cmd_copy(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	r = parse_options(argc, argv, &o);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
+	if (o.dry_run)
+		return cmd_copy_dry_run(&o);
 
 	r = dmrepl_copy_new(ctx, o.src, o.dst, &copy);
 	if (r == 0)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dmrepl.h"
@@ -31,6 +32,7 @@ static void usage(FILE *out)
 		"  %1$s receive --pool DST --resume-token\n"
 		"  %1$s receive --pool DST --abort\n"
 		"  %1$s receive --device PATH < STREAM\n"
+		"  %1$s receive --dry-run [--pool DST | --device PATH] < STREAM\n"
 		"\n"
 		"Apply a stream written by dmrepl send to pool DST. Every record is\n"
 		"checked; the data goes into a new staging device, which becomes a\n"
@@ -38,6 +40,12 @@ static void usage(FILE *out)
 		"holds no intact replica of is refused before anything is written. A\n"
 		"stream that ends early keeps its staging device: --resume-token prints\n"
 		"the token for dmrepl send --resume, --abort drops it.\n"
+		"\n"
+		"--dry-run reads and checks the whole stream (header, every record's\n"
+		"checksum and length, the end's digest), and whether DST could take it\n"
+		"(its base, a replay, the staging device a resumed stream continues) or\n"
+		"PATH is big enough; it writes to no pool or device and records nothing.\n"
+		"Without --pool or --device it checks the stream alone.\n"
 		"\n"
 		"Options:\n"
 		"  -t, --to-pool DST       the destination pool (dm name or VG/POOL);\n"
@@ -50,6 +58,9 @@ static void usage(FILE *out)
 		"                          lineage; not atomic)\n"
 		"      --engine ENGINE     auto, uring, aio or sync (default auto)\n"
 		"      --negotiate         first print the pool's replicas (JSON line)\n"
+		"  -n, --dry-run           check the stream and say what it carries;\n"
+		"                          write nothing (with --abort: say what it\n"
+		"                          would drop)\n"
 		"  -j, --json              progress lines and a result object on stdout\n"
 		"  -q, --quiet             no progress\n"
 		"  -h, --help              show this help\n"
@@ -78,13 +89,14 @@ static int parse_options(int argc, char *argv[], struct receive_args *a)
 		{ "engine", required_argument, NULL, OPT_ENGINE },
 		{ "negotiate", no_argument, NULL, OPT_NEGOTIATE },
 		{ "json", no_argument, NULL, 'j' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	while ((c = tool_getopt(argc, argv, "t:jqh", longopts)) != -1) {
+	while ((c = tool_getopt(argc, argv, "t:njqh", longopts)) != -1) {
 		switch (c) {
 		case 't': a->o.pool = optarg; break;
 		case OPT_STATE_DIR: a->o.state_dir = optarg; break;
@@ -98,14 +110,18 @@ static int parse_options(int argc, char *argv[], struct receive_args *a)
 			break;
 		case 'j': a->json = true; break;
 		case 'q': a->quiet = true; break;
+		case 'n': a->o.dry_run = true; break;
 		case 'h': usage(stdout); return -1;
 		default: return tool_usage_error(subcmd, "unrecognized option");
 		}
 	}
 	if (optind < argc)
 		return tool_usage_error(subcmd, "unexpected argument '%s'", argv[optind]);
-	if (!a->o.pool == !a->o.device)
+	if (a->o.pool && a->o.device)
 		return tool_usage_error(subcmd, "give one of --pool and --device");
+	if (!a->o.pool && !a->o.device && !a->o.dry_run)
+		return tool_usage_error(subcmd, "give one of --pool and --device "
+					"(or --dry-run to check a stream alone)");
 	if ((a->token || a->abort || a->negotiate) && !a->o.pool)
 		return tool_usage_error(subcmd, "--resume-token, --abort and --negotiate go with --pool");
 	if (a->token && a->abort)
@@ -139,8 +155,9 @@ static int print_token(const char *token, const struct dmrepl_lineage_record *re
 static int list_tokens(struct dmrepl_ctx *ctx, const struct receive_args *a,
 		       struct json *j)
 {
-	return dmrepl_receive_foreach_resumable(ctx, a->o.pool, a->o.state_dir,
-						print_token, j);
+	return (a->o.dry_run ? dmrepl_receive_foreach_resumable_readonly
+			     : dmrepl_receive_foreach_resumable)(
+		ctx, a->o.pool, a->o.state_dir, print_token, j);
 }
 
 static int do_tokens(struct dmrepl_ctx *ctx, const struct receive_args *a)
@@ -180,14 +197,17 @@ static int do_tokens(struct dmrepl_ctx *ctx, const struct receive_args *a)
 static int do_abort(struct dmrepl_ctx *ctx, const struct receive_args *a)
 {
 	unsigned int n = 0;
-	int r = dmrepl_receive_abort(ctx, a->o.pool, a->o.state_dir, &n);
+	int r = a->o.dry_run
+		? dmrepl_receive_count_left(ctx, a->o.pool, a->o.state_dir, &n, NULL)
+		: dmrepl_receive_abort(ctx, a->o.pool, a->o.state_dir, &n);
 
 	if (r < 0) {
 		tool_fail_r(subcmd, r, "%s: %s", a->o.pool, strerror(-r));
 		return EXIT_FAILURE_OP;
 	}
 	if (!a->quiet)
-		printf("%u interrupted receive(s) dropped from %s\n", n, a->o.pool);
+		printf("%u interrupted receive(s) %s from %s\n", n,
+		       a->o.dry_run ? "would be dropped" : "dropped", a->o.pool);
 	return EXIT_OK;
 }
 
@@ -213,10 +233,22 @@ static void print_result(const struct receive_args *a,
 	tool_json_result_begin(&j, stdout, status == 0);
 	if (status < 0)
 		tool_json_error(&j, status);
-	json_string(&j, a->o.pool ? "dst_pool" : "device",
-		    a->o.pool ? a->o.pool : a->o.device);
+	if (a->o.dry_run)
+		json_bool(&j, "dry_run", true);
+	if (a->o.pool || a->o.device)
+		json_string(&j, a->o.pool ? "dst_pool" : "device",
+			    a->o.pool ? a->o.pool : a->o.device);
 	json_u64(&j, "streams", res->streams);
-	if (status == 0 && res->streams && a->o.pool) {
+	if (status == 0 && res->streams && a->o.dry_run) {
+		json_string(&j, "src_pool", res->src_pool);
+		json_u64(&j, "snap", res->src_thin_id);
+		json_bool(&j, "full", res->full);
+		if (res->base_dst_thin_id != DMREPL_THIN_ID_ANY)
+			json_u64(&j, "base_replica", res->base_dst_thin_id);
+		if (res->resumed)
+			json_u64(&j, "staging", res->dst_thin_id);
+		json_bool(&j, "resumed", res->resumed);
+	} else if (status == 0 && res->streams && a->o.pool) {
 		json_string(&j, "src_pool", res->src_pool);
 		json_u64(&j, "snap", res->src_thin_id);
 		json_u64(&j, "replica", res->dst_thin_id);
@@ -228,10 +260,47 @@ static void print_result(const struct receive_args *a,
 	}
 	json_u64(&j, "records", res->stats.records);
 	json_u64(&j, "data_bytes", res->stats.data_bytes);
+	json_u64(&j, "discarded_bytes", res->discard_bytes);
+	json_u64(&j, "zeroed_bytes", res->zero_bytes);
 	json_u64(&j, "stream_bytes", res->stats.wire_bytes);
 	json_close_object(&j);
 	json_end(&j);
 	tool_json_result_printed();
+}
+
+static void print_dry_run(const struct receive_args *a,
+			  const struct dmrepl_receive_result *res)
+{
+	if (!res->streams) {
+		printf("no stream; nothing written\n");
+		return;
+	}
+	printf("thin %" PRIu64 " of %s, %s: %" PRIu64 " records, %" PRIu64
+	       " bytes of data, %" PRIu64 " discarded, %" PRIu64 " zeroed",
+	       res->src_thin_id, res->src_pool,
+	       res->full ? "in full" : "incremental", res->stats.records,
+	       res->stats.data_bytes, res->discard_bytes, res->zero_bytes);
+	if (res->streams > 1)
+		printf(" (%u streams, the last named)", res->streams);
+	if (a->o.pool && res->resumed)
+		printf("; would resume thin %" PRIu64 " of %s", res->dst_thin_id,
+		       a->o.pool);
+	else if (a->o.pool && res->base_dst_thin_id != DMREPL_THIN_ID_ANY)
+		printf("; %s holds its base, as thin %" PRIu64, a->o.pool,
+		       res->base_dst_thin_id);
+	else if (a->o.pool)
+		printf("; %s could take it", a->o.pool);
+	else if (a->o.device)
+		printf("; %s could take it", a->o.device);
+	printf("; checked whole, nothing written\n");
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[])
@@ -239,6 +308,8 @@ int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	struct receive_args a = { 0 };
 	struct dmrepl_receive_result res = { 0 };
 	struct progress *p;
+	double start = now_seconds();
+	bool drew;
 	int r;
 
 	r = parse_options(argc, argv, &a);
@@ -261,6 +332,7 @@ int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	a.o.progress_data = p;
 	a.o.cancel = (const volatile int *)&tool_interrupted;
 	r = dmrepl_receive(ctx, &a.o, STDIN_FILENO, &res);
+	drew = progress_draws(p);
 	progress_free(p);
 	if (a.json)
 		print_result(&a, &res, r);
@@ -270,7 +342,9 @@ int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		tool_fail_r(subcmd, r, "the stream was not received: %s", strerror(-r));
 		return EXIT_FAILURE_OP;
 	}
-	if (!a.json && !a.quiet && a.o.pool && res.dst_lv[0])
+	if (!a.json && !a.quiet && a.o.dry_run)
+		print_dry_run(&a, &res);
+	else if (!a.json && !a.quiet && a.o.pool && res.dst_lv[0])
 		printf("thin %" PRIu64 " of %s received as %s (thin %" PRIu64 ")%s\n",
 		       res.src_thin_id, res.src_pool, res.dst_lv, res.dst_thin_id,
 		       res.streams > 1 ? " (the last of a chain)" : "");
@@ -278,5 +352,9 @@ int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		printf("thin %" PRIu64 " of %s received as thin %" PRIu64 " of %s%s\n",
 		       res.src_thin_id, res.src_pool, res.dst_thin_id, a.o.pool,
 		       res.streams > 1 ? " (the last of a chain)" : "");
+	/* one summary a terminal: in send | receive, the end that drew */
+	if (!a.json && !a.quiet && !a.o.dry_run && drew)
+		progress_summary(stderr, res.stats.data_bytes, res.discard_bytes,
+				 res.zero_bytes, now_seconds() - start);
 	return EXIT_OK;
 }

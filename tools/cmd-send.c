@@ -6,15 +6,18 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dmrepl.h"
+#include "json.h"
 #include "progress.h"
 #include "transfer.h"
 
@@ -27,10 +30,16 @@ static void usage(FILE *out)
 		"  %1$s send --pool SRC --snap ID [--base ID [--chain]] [options] > STREAM\n"
 		"  %1$s send --pool SRC --resume TOKEN [options] > STREAM\n"
 		"  %1$s send --device PATH [--extents FILE|-] [options] > STREAM\n"
+		"  %1$s send ... --output FILE [--json]\n"
+		"  %1$s send ... --dry-run [--json]\n"
 		"\n"
 		"Write thin snapshot ID of pool SRC as a stream on standard output:\n"
 		"its mapped blocks, or with --base only what differs from BASE, which\n"
 		"the receiving pool must hold a replica of. dmrepl receive applies it.\n"
+		"\n"
+		"With --json, progress lines and a result object (also on failure) go\n"
+		"to standard output when the stream does not (--output, --dry-run),\n"
+		"else to standard error.\n"
 		"\n"
 		"Options:\n"
 		"  -p, --pool SRC          the source pool (dm name)\n"
@@ -52,6 +61,10 @@ static void usage(FILE *out)
 		"      --queue-depth N     reads in flight (default 32)\n"
 		"      --device PATH       send a file or device instead (no pool)\n"
 		"      --extents FILE      with --device: only these extents\n"
+		"      --output FILE       write the stream to FILE, not standard output\n"
+		"  -n, --dry-run           say what the stream would carry (snapshot,\n"
+		"                          base, extents, bytes); write no stream\n"
+		"  -j, --json              progress lines and a result object (see above)\n"
 		"  -q, --quiet             no progress bar\n"
 		"  -h, --help              show this help\n"
 		"\n"
@@ -61,13 +74,14 @@ static void usage(FILE *out)
 
 struct send_args {
 	struct dmrepl_send_opts o;
-	bool has_snap, chain, quiet;
+	bool has_snap, chain, quiet, json;
 	const char *extents;
+	const char *output;
 };
 
 enum {
 	OPT_CHAIN = 256, OPT_RESUME, OPT_SIZE, OPT_SOURCE_NAME, OPT_DETECT_ZEROES,
-	OPT_CHECKPOINT, OPT_ENGINE, OPT_QD, OPT_DEVICE, OPT_EXTENTS,
+	OPT_CHECKPOINT, OPT_ENGINE, OPT_QD, OPT_DEVICE, OPT_EXTENTS, OPT_OUTPUT,
 };
 
 static int parse_one(int c, const char *arg, struct send_args *a)
@@ -88,6 +102,13 @@ static int parse_one(int c, const char *arg, struct send_args *a)
 		a->o.zstd_level = (int)v;
 		return 0;
 	case 'q': a->quiet = true; return 0;
+	case 'n': a->o.dry_run = true; return 0;
+	case 'j': a->json = true; return 0;
+	case OPT_OUTPUT:
+		if (!*arg)
+			return tool_usage_error(subcmd, "--output: give a file name");
+		a->output = arg;
+		return 0;
 	case OPT_CHAIN: a->chain = true; return 0;
 	case OPT_RESUME: a->o.resume_token = arg; return 0;
 	case OPT_SIZE:
@@ -148,7 +169,7 @@ static int check_args(struct send_args *a)
 		return tool_usage_error(subcmd, "--base and --snap are the same thin id");
 	if (a->chain && (a->o.base_id == DMREPL_THIN_ID_ANY || a->o.resume_token))
 		return tool_usage_error(subcmd, "--chain needs --base, and no --resume");
-	if (isatty(STDOUT_FILENO))
+	if (!a->o.dry_run && !a->output && isatty(STDOUT_FILENO))
 		return tool_usage_error(subcmd, "refusing to write a stream to a "
 				        "terminal: redirect standard output");
 	return 0;
@@ -171,6 +192,9 @@ static int parse_options(int argc, char *argv[], struct send_args *a)
 		{ "queue-depth", required_argument, NULL, OPT_QD },
 		{ "device", required_argument, NULL, OPT_DEVICE },
 		{ "extents", required_argument, NULL, OPT_EXTENTS },
+		{ "output", required_argument, NULL, OPT_OUTPUT },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -178,7 +202,7 @@ static int parse_options(int argc, char *argv[], struct send_args *a)
 	int c, r;
 
 	a->o.base_id = DMREPL_THIN_ID_ANY;
-	while ((c = tool_getopt(argc, argv, "p:s:b:z::qh", longopts)) != -1) {
+	while ((c = tool_getopt(argc, argv, "p:s:b:z::nqjh", longopts)) != -1) {
 		r = parse_one(c, optarg, a);
 		if (r)
 			return r;
@@ -193,14 +217,115 @@ static void show(uint64_t done, uint64_t total, void *data)
 	progress_update(data, "send", done, total);
 }
 
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Where the JSON goes: stdout, unless the stream does. */
+static FILE *json_out(const struct send_args *a)
+{
+	return a->output || a->o.dry_run ? stdout : stderr;
+}
+
+static void print_result(const struct send_args *a,
+			 const struct dmrepl_send_result *res, int status,
+			 double seconds)
+{
+	bool dry = a->o.dry_run;
+	struct json j;
+
+	tool_json_result_begin(&j, json_out(a), status == 0);
+	if (status < 0) {
+		tool_json_error(&j, status);
+		json_u64(&j, "exit_status", EXIT_FAILURE_OP);
+	}
+	if (dry)
+		json_bool(&j, "dry_run", true);
+	json_string(&j, a->o.pool ? "pool" : "device",
+		    a->o.pool ? a->o.pool : a->o.device);
+	if (a->o.pool)
+		json_u64(&j, "snap", a->o.snap_id);
+	if (a->o.pool && a->o.base_id != DMREPL_THIN_ID_ANY)
+		json_u64(&j, "base", a->o.base_id);
+	if (a->output && !dry)
+		json_string(&j, "output", a->output);
+	json_u64(&j, "streams", res->streams);
+	json_u64(&j, "size_bytes", res->volume_size);
+	if (res->resume_offset)
+		json_u64(&j, "resume_offset", res->resume_offset);
+	json_u64(&j, "extents", res->extents);
+	json_u64(&j, "copied_bytes", res->copy_bytes - res->zero_bytes);
+	json_u64(&j, "discarded_bytes", res->discard_bytes);
+	json_u64(&j, "zeroed_bytes", res->zero_bytes);
+	if (!dry) {
+		json_u64(&j, "records", res->stats.records);
+		json_u64(&j, "stream_bytes", res->stats.wire_bytes);
+	}
+	json_u64(&j, "milliseconds", (uint64_t)(seconds * 1000 + 0.5));
+	json_close_object(&j);
+	json_end(&j);
+	tool_json_result_printed();
+}
+
+static void print_dry_run(const struct send_args *a,
+			  const struct dmrepl_send_result *res)
+{
+	if (a->o.pool)
+		printf("thin %" PRIu64 " of %s: ", a->o.snap_id, a->o.pool);
+	else
+		printf("%s: ", a->o.device);
+	printf("the stream would carry %" PRIu64 " bytes of data and %" PRIu64
+	       " bytes of discards in %" PRIu64 " extent%s",
+	       res->copy_bytes, res->discard_bytes, res->extents,
+	       res->extents == 1 ? "" : "s");
+	if (a->o.pool && a->o.base_id == DMREPL_THIN_ID_ANY)
+		printf(", in full");
+	else if (a->o.pool)
+		printf(", from thin %" PRIu64, a->o.base_id);
+	if (res->streams > 1)
+		printf(", as %u streams (the snapshots between too)", res->streams);
+	if (res->resume_offset)
+		printf(", resumed at byte %" PRIu64, res->resume_offset);
+	printf("; nothing sent\n");
+}
+
+/*
+ * --output FILE: the stream's file descriptor; *@created when the file
+ * is new (removed again if the send fails: no half stream is left).
+ */
+static int open_output(const struct send_args *a, bool *created)
+{
+	int fd;
+
+	if (!a->output || a->o.dry_run)
+		return STDOUT_FILENO;
+	fd = open(a->output, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	*created = fd >= 0;
+	if (fd < 0 && errno == EEXIST)
+		fd = open(a->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (fd < 0) {
+		tool_note_errno(-errno);
+		tool_error(subcmd, "cannot create %s: %s", a->output, strerror(errno));
+	}
+	return fd;
+}
+
 int cmd_send(struct dmrepl_ctx *ctx, int argc, char *argv[])
 {
 	struct send_args a = { 0 };
+	struct dmrepl_send_result res = { 0 };
 	struct progress *p = NULL;
 	FILE *extents = NULL;
-	int r, rc = EXIT_FAILURE_OP;
+	double start = now_seconds();
+	bool drew, created = false;
+	int fd, r, rc = EXIT_FAILURE_OP;
 
 	r = parse_options(argc, argv, &a);
+	tool_json_set_stream(json_out(&a));
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	r = tool_resolve_lvm(ctx, subcmd, &a.o.pool, &a.o.size_bytes);
@@ -216,22 +341,39 @@ int cmd_send(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		}
 		a.o.extents = extents;
 	}
+	fd = open_output(&a, &created);
+	if (fd < 0) {
+		if (extents && extents != stdin)
+			fclose(extents);
+		return EXIT_FAILURE_OP;
+	}
 	tool_catch_signals();
 	signal(SIGPIPE, SIG_IGN);	/* a receiver that goes away: EPIPE */
-	/* A bar only: standard output carries the stream. */
-	p = progress_new(a.quiet ? PROGRESS_QUIET : PROGRESS_AUTO, subcmd);
+	/* the stream on stdout: a bar, or JSON lines on stderr */
+	p = progress_new(a.quiet ? PROGRESS_QUIET : a.json ? PROGRESS_JSON
+							  : PROGRESS_AUTO, subcmd);
+	progress_set_json_output(p, json_out(&a));
 	a.o.progress = show;
 	a.o.progress_data = p;
 	a.o.cancel = (const volatile int *)&tool_interrupted;
 	if (a.chain)
-		r = dmrepl_send_chain(ctx, &a.o, STDOUT_FILENO);
+		r = dmrepl_send_chain(ctx, &a.o, fd, &res);
 	else
-		r = dmrepl_send(ctx, &a.o, STDOUT_FILENO, NULL);
+		r = dmrepl_send(ctx, &a.o, fd, &res);
+	if (r == 0 && fd != STDOUT_FILENO && close(fd) < 0) {
+		r = -errno;
+		tool_error(subcmd, "writing %s: %s", a.output, strerror(-r));
+	} else if (fd != STDOUT_FILENO) {
+		close(fd);
+	}
+	if (r < 0 && created)
+		unlink(a.output);
+	drew = progress_draws(p);
 	progress_free(p);
 	if (extents && extents != stdin)
 		fclose(extents);
 	if (r == -ECANCELED && tool_interrupted)
-		return tool_interrupted_exit(subcmd);
+		return tool_interrupted_exit(subcmd);	/* main() prints the JSON */
 	if (r == -EPIPE)	/* said even after the library's write error */
 		tool_error(subcmd, "the receiver closed the stream (it failed, or "
 				   "was stopped): see its messages");
@@ -239,5 +381,13 @@ int cmd_send(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		tool_fail_r(subcmd, r, "the stream was not sent: %s", strerror(-r));
 	else
 		rc = EXIT_OK;
+	if (a.json)
+		print_result(&a, &res, r, now_seconds() - start);
+	else if (rc == EXIT_OK && a.o.dry_run && !a.quiet)
+		print_dry_run(&a, &res);
+	else if (rc == EXIT_OK && !a.quiet && drew)
+		progress_summary(stderr, res.copy_bytes - res.zero_bytes,
+				 res.discard_bytes, res.zero_bytes,
+				 now_seconds() - start);
 	return rc;
 }

@@ -22,7 +22,7 @@ struct snapshot_opts {
 	const char *name;
 	const char *state_dir;
 	uint64_t origin, new_id;
-	bool has_origin, json;
+	bool has_origin, json, dry_run;
 };
 
 static void usage(FILE *out)
@@ -49,6 +49,9 @@ static void usage(FILE *out)
 		"  -N, --name NAME     an LVM snapshot's name (default: LV-DATE-TIME, UTC)\n"
 		"      --state-dir DIR where the snapshot's size is recorded (default:\n"
 		"                      $DMREPL_STATE_DIR, else /var/lib/dmrepl)\n"
+		"  -n, --dry-run       check the origin and say what would be created\n"
+		"                      (the new id; for VG/LV the lvcreate command and\n"
+		"                      the name); create and suspend nothing\n"
 		"  -j, --json          print the result as JSON (see dmrepl(8))\n"
 		"  -h, --help          show this help\n",
 		program_name);
@@ -63,14 +66,16 @@ static int parse_options(int argc, char *argv[], struct snapshot_opts *o)
 		{ "name", required_argument, NULL, 'N' },
 		{ "state-dir", required_argument, NULL, 256 },
 		{ "json", no_argument, NULL, 'j' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, r = 0;
 
 	o->new_id = DMREPL_THIN_ID_ANY;
-	while (r == 0 && (c = tool_getopt(argc, argv, "p:i:N:jh", longopts)) != -1) {
+	while (r == 0 && (c = tool_getopt(argc, argv, "p:i:N:njh", longopts)) != -1) {
 		switch (c) {
+		case 'n': o->dry_run = true; break;
 		case 'p': o->pool = optarg; break;
 		case 257:
 			o->has_origin = true;
@@ -131,6 +136,76 @@ static void record_size(struct dmrepl_ctx *ctx, struct dmrepl_pool *pool,
 					ident.creation_time, size);
 }
 
+static int lvm_snapshot_dry_run(struct dmrepl_ctx *ctx,
+				const struct snapshot_opts *o)
+{
+	char name[300], command[600];
+	struct json j;
+	int r;
+
+	r = dmrepl_lvm_snapshot_dry_run(ctx, o->origin_lv, o->name, name,
+					sizeof(name));
+	if (r < 0) {
+		tool_fail_r(subcmd, r, "%s: no snapshot would be made: %s",
+			    o->origin_lv, strerror(-r));
+		return EXIT_FAILURE_OP;
+	}
+	snprintf(command, sizeof(command), "lvcreate -qq -y -s -n %s -- %s",
+		 strchr(name, '/') + 1, o->origin_lv);
+	if (o->json) {
+		tool_json_result_begin(&j, stdout, true);
+		json_bool(&j, "dry_run", true);
+		json_string(&j, "origin_lv", o->origin_lv);
+		json_string(&j, "lv", name);
+		json_string(&j, "command", command);
+		json_close_object(&j);
+		json_end(&j);
+	} else {
+		printf("would run: %s\nwould create %s; nothing created\n",
+		       command, name);
+	}
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILURE_OP;
+}
+
+static int raw_snapshot_dry_run(struct dmrepl_ctx *ctx,
+				const struct snapshot_opts *o)
+{
+	struct dmrepl_pool *pool = NULL;
+	size_t nr_active = 0;
+	uint64_t id = 0;
+	struct json j;
+	int r, rc = EXIT_FAILURE_OP;
+
+	r = dmrepl_pool_open(ctx, o->pool, &pool);
+	if (r == 0)
+		r = dmrepl_pool_create_snapshot_dry_run(pool, o->origin, o->new_id,
+							&id, &nr_active);
+	if (r < 0) {
+		tool_fail_r(subcmd, r, "%s: cannot snapshot thin %" PRIu64 ": %s",
+			    o->pool, o->origin, strerror(-r));
+		goto out;
+	}
+	if (o->json) {
+		tool_json_result_begin(&j, stdout, true);
+		json_bool(&j, "dry_run", true);
+		json_string(&j, "pool", o->pool);
+		json_u64(&j, "origin", o->origin);
+		json_u64(&j, "id", id);
+		json_u64(&j, "active_devices", nr_active);
+		json_close_object(&j);
+		json_end(&j);
+	} else {
+		printf("would create thin %" PRIu64 " in %s, a snapshot of thin %"
+		       PRIu64 " (%zu active device%s of it suspended meanwhile); "
+		       "nothing created\n", id, o->pool, o->origin, nr_active,
+		       nr_active == 1 ? "" : "s");
+	}
+	rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILURE_OP;
+out:
+	dmrepl_pool_unref(pool);
+	return rc;
+}
+
 static int lvm_snapshot(struct dmrepl_ctx *ctx, const struct snapshot_opts *o)
 {
 	struct dmrepl_lvm_lv lv;
@@ -171,10 +246,12 @@ int cmd_snapshot(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	if (o.origin_lv)
-		return lvm_snapshot(ctx, &o);
+		return o.dry_run ? lvm_snapshot_dry_run(ctx, &o) : lvm_snapshot(ctx, &o);
 	r = tool_resolve_lvm(ctx, subcmd, &o.pool, NULL);
 	if (r)
 		return r;
+	if (o.dry_run)
+		return raw_snapshot_dry_run(ctx, &o);
 	r = dmrepl_pool_open(ctx, o.pool, &pool);
 	if (r == 0)
 		r = dmrepl_pool_create_snapshot(pool, o.origin, o.new_id, &id);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dmrepl.h"
@@ -413,6 +414,14 @@ static void print_text_result(const struct dmrepl_verify *verify,
 		printf("  ... and %" PRIu64 " more\n", res->nr_mismatches - i);
 }
 
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /*
  * Compare @path1 and @path2 over the ranges of @src, print the result as
  * @out says, and return the exit status: EXIT_OK when equal,
@@ -427,6 +436,7 @@ static int verify_compare(struct dmrepl_ctx *ctx, const char *path1, const char 
 	struct dmrepl_verify_result res;
 	const char *label1 = out->label[0] ? out->label[0] : path1;
 	const char *label2 = out->label[1] ? out->label[1] : path2;
+	double start = now_seconds();
 	int r, rc = out->error_rc;
 
 	r = dmrepl_verify_new(ctx, path1, path2, &run.verify);
@@ -461,6 +471,10 @@ static int verify_compare(struct dmrepl_ctx *ctx, const char *path1, const char 
 		print_json_result(run.verify, &res, out);
 	else
 		print_text_result(run.verify, &res, label1, label2);
+	/* after a comparison, on a terminal (not with -q): how much, how fast */
+	if (out->progress == PROGRESS_AUTO)
+		progress_summary_compared(stderr, res.compared_bytes,
+					  res.mismatched_bytes, now_seconds() - start);
 	rc = fflush(stdout) != 0 ? out->error_rc :
 	     res.nr_mismatches == 0 ? EXIT_OK : EXIT_FAILURE_OP;
 out:

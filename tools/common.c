@@ -291,6 +291,12 @@ void tool_fail(const char *subcmd, const char *fmt, ...)
 static char first_error[1024];
 static int first_errno;
 static bool json_result_done;
+static FILE *json_stream;
+
+void tool_json_set_stream(FILE *out)
+{
+	json_stream = out;
+}
 
 void tool_note_errno(int r)
 {
@@ -333,7 +339,7 @@ void tool_json_failure(int exit_status)
 
 	if (json_result_done || exit_status == EXIT_OK)
 		return;
-	tool_json_result_begin(&j, stdout, false);
+	tool_json_result_begin(&j, json_stream ? json_stream : stdout, false);
 	json_string(&j, "error", first_error[0] ? first_error : "failed");
 	if (first_errno && strerrorname_np(first_errno))
 		json_string(&j, "errno", strerrorname_np(first_errno));
@@ -361,13 +367,13 @@ int tool_getopt(int argc, char *argv[], const char *optstring,
 	static const struct option *merged_for;
 	static struct option merged[64];
 	static char merged_short[128];
-	static bool own_quiet;
+	static bool own_quiet, own_dry_run;
 	int c;
 
 	if (merged_for != longopts) {
 		size_t n = 0;
 
-		while (longopts[n].name && n < ARRAY_SIZE(merged) - 3) {
+		while (longopts[n].name && n < ARRAY_SIZE(merged) - 4) {
 			merged[n] = longopts[n];
 			n++;
 		}
@@ -376,13 +382,17 @@ int tool_getopt(int argc, char *argv[], const char *optstring,
 		own_quiet = strchr(optstring, 'q') != NULL;
 		if (!own_quiet)
 			merged[n++] = (struct option){"quiet", no_argument, NULL, 'q'};
+		/* -n: a subcommand that writes nothing anyway takes it as well */
+		own_dry_run = strchr(optstring, 'n') != NULL;
+		if (!own_dry_run)
+			merged[n++] = (struct option){"dry-run", no_argument, NULL, 'n'};
 		merged[n] = (struct option){NULL, 0, NULL, 0};
-		snprintf(merged_short, sizeof(merged_short), "%sv%s", optstring,
-			 own_quiet ? "" : "q");
+		snprintf(merged_short, sizeof(merged_short), "%sv%s%s", optstring,
+			 own_quiet ? "" : "q", own_dry_run ? "" : "n");
 		merged_for = longopts;
 	}
 	while ((c = getopt_long(argc, argv, merged_short, merged, NULL)) == 'v' ||
-	       (c == 'q' && !own_quiet))
+	       (c == 'q' && !own_quiet) || (c == 'n' && !own_dry_run))
 		if (c == 'v' && tool_ctx)
 			tool_more_verbose(tool_ctx);
 	return c;

@@ -94,7 +94,10 @@ static void usage(FILE *out)
 		"Options:\n"
 		"  -v, --verbose    log more (repeat for debug); DMREPL_LOG overrides\n"
 		"  -q, --quiet      no progress display\n"
-		"                   (both also among a subcommand's options)\n"
+		"  -n, --dry-run    say what would be done, change nothing; the\n"
+		"                   commands that only read (ls, delta, replicas,\n"
+		"                   verify, version) take it and change nothing anyway\n"
+		"                   (all three also among a subcommand's options)\n"
 		"  -h, --help       show this help and exit\n"
 		"  -V, --version    print the version and exit\n"
 		"\n"
@@ -111,11 +114,39 @@ static void usage(FILE *out)
 		program_name);
 }
 
+/* help's own help: "help --help" and "help help" */
+static int help_usage(void)
+{
+	printf("Usage: %s help [SUBCOMMAND]\n\n"
+	       "Show the usage and the subcommands, or one subcommand's "
+	       "help\n(the same as %s SUBCOMMAND --help).\n",
+	       program_name, program_name);
+	return EXIT_OK;
+}
+
 int cmd_help(struct dmrepl_ctx *ctx, int argc, char *argv[])
 {
 	const struct subcommand *sc;
 	char *sub_argv[] = { NULL, (char *)"--help", NULL };
+	int n = 1;
 
+	/*
+	 * The options every command takes change nothing here: help writes
+	 * nothing, shows no progress, logs nothing, and prints text.
+	 */
+	static const char *const shared[] = {
+		"-n", "--dry-run", "-q", "--quiet", "-v", "--verbose", "-j", "--json",
+	};
+
+	for (int i = 1; i < argc; i++) {
+		bool skip = false;
+
+		for (size_t k = 0; k < sizeof(shared) / sizeof(shared[0]); k++)
+			skip = skip || strcmp(argv[i], shared[k]) == 0;
+		if (!skip)
+			argv[n++] = argv[i];
+	}
+	argc = n;
 	if (argc < 2) {
 		usage(stdout);
 		return EXIT_OK;
@@ -123,21 +154,14 @@ int cmd_help(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	if (argc > 2)
 		return tool_usage_error("help", "too many arguments");
 	/* help's own help */
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		printf("Usage: %s help [SUBCOMMAND]\n\n"
-		       "Show the usage and the subcommands, or one subcommand's "
-		       "help\n(the same as %s SUBCOMMAND --help).\n",
-		       program_name, program_name);
-		return EXIT_OK;
-	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		return help_usage();
 
 	sc = find_subcommand(argv[1]);
 	if (!sc)
 		return tool_usage_error(NULL, "unknown subcommand '%s'", argv[1]);
-	if (sc->run == cmd_help) {
-		usage(stdout);
-		return EXIT_OK;
-	}
+	if (sc->run == cmd_help)
+		return help_usage();
 	sub_argv[0] = argv[1];
 	optind = 0;
 	return sc->run(ctx, 2, sub_argv);
@@ -154,7 +178,8 @@ int cmd_version(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	while ((c = tool_getopt(argc, argv, "h", longopts)) != -1) {
 		switch (c) {
 		case 'h':
-			printf("Usage: %s version\n\nPrint the versions of dmrepl and libdmrepl.\n",
+			printf("Usage: %s version\n\nPrint the versions of dmrepl and libdmrepl.\n"
+			       "-n/--dry-run is accepted: nothing changes anyway.\n",
 			       program_name);
 			return EXIT_OK;
 		default:
@@ -176,17 +201,18 @@ int main(int argc, char *argv[])
 		{ "version", no_argument, NULL, 'V' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct subcommand *sc;
 	struct dmrepl_ctx *ctx = NULL;
 	char **sub_argv = NULL;
-	bool quiet = false;
-	int verbose = 0;
+	bool quiet = false, dry_run = false;
+	int verbose = 0, extra;
 	int c, r;
 
 	/* '+' stops at the subcommand, so its options are its own. */
-	while ((c = getopt_long(argc, argv, "+hVvq", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+hVvqn", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
@@ -199,6 +225,9 @@ int main(int argc, char *argv[])
 			break;
 		case 'q':
 			quiet = true;
+			break;
+		case 'n':
+			dry_run = true;
 			break;
 		default:
 			return tool_usage_error(NULL, "unrecognized option");
@@ -231,18 +260,24 @@ int main(int argc, char *argv[])
 
 	argc -= optind;
 	argv += optind;
-	/* -q before the subcommand: as if given among its options */
-	if (quiet && sc->run != cmd_help) {
-		sub_argv = calloc((size_t)argc + 2, sizeof(*sub_argv));
+	/* -q and -n before the subcommand: as if given among its options */
+	extra = (quiet ? 1 : 0) + (dry_run ? 1 : 0);
+	if (extra && sc->run != cmd_help) {
+		int n = 1;
+
+		sub_argv = calloc((size_t)argc + (size_t)extra + 1, sizeof(*sub_argv));
 		if (!sub_argv) {
 			dmrepl_unref(ctx);
 			return EXIT_FAILURE_OP;
 		}
 		sub_argv[0] = argv[0];
-		sub_argv[1] = (char *)"--quiet";
-		memcpy(sub_argv + 2, argv + 1, (size_t)(argc - 1) * sizeof(*argv));
+		if (quiet)
+			sub_argv[n++] = (char *)"--quiet";
+		if (dry_run)
+			sub_argv[n++] = (char *)"--dry-run";
+		memcpy(sub_argv + n, argv + 1, (size_t)(argc - 1) * sizeof(*argv));
 		argv = sub_argv;
-		argc++;
+		argc += extra;
 	}
 	optind = 0;	/* glibc: reinitialise getopt for the subcommand */
 	r = sc->run(ctx, argc, argv);

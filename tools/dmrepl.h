@@ -159,6 +159,11 @@ void tool_json_result_printed(void);
 /* Start the result object on @out: {"type":"result","ok":@ok, ... */
 void tool_json_result_begin(struct json *j, FILE *out, bool ok);
 void tool_json_failure(int exit_status);
+/*
+ * Where the failure result goes: stdout, unless a command's stdout
+ * carries something else (send's stream), whose JSON goes to stderr.
+ */
+void tool_json_set_stream(FILE *out);
 
 /*
  * -v/--verbose, before the subcommand or among its options: each one
@@ -169,8 +174,10 @@ void tool_more_verbose(struct dmrepl_ctx *ctx);
 /*
  * getopt_long() over a subcommand's options and the ones every
  * subcommand takes, handled here: -v/--verbose (on the context that
- * tool_setup_log() was given), and -q/--quiet where the subcommand shows
- * no progress to silence. The next option of the subcommand's own, or -1.
+ * tool_setup_log() was given), -q/--quiet where the subcommand shows no
+ * progress to silence, and -n/--dry-run where it writes nothing anyway
+ * (a subcommand with 'n' in @optstring gets it back). The next option of
+ * the subcommand's own, or -1.
  */
 int tool_getopt(int argc, char *argv[], const char *optstring,
 		const struct option *longopts);

@@ -337,22 +337,54 @@ void progress_update(struct progress *p, const char *phase, uint64_t done_bytes,
 		p->pending = true;
 }
 
-void progress_summary(FILE *err, uint64_t copied, uint64_t discarded,
-		      uint64_t zeroed, double seconds)
+/* "@counts in T s (R/s)" on @err's terminal, R of @moved bytes. */
+static void summary_line(FILE *err, const char *counts, uint64_t moved,
+			 double seconds)
 {
-	char c[32], d[32], z[32], r[32];
+	char r[32];
 	FILE *f = test_err ? test_err : err;
 
 	if (!test_err && !isatty(fileno(f)))
 		return;
+	progress_format_bytes(seconds > 0 ? (uint64_t)((double)moved / seconds) : 0,
+			      r, sizeof(r));
+	fprintf(f, "%s in %.1f s (%s/s)\n", counts, seconds, r);
+	fflush(f);
+}
+
+void progress_summary(FILE *err, uint64_t copied, uint64_t discarded,
+		      uint64_t zeroed, double seconds)
+{
+	char c[32], d[32], z[32], counts[160];
+
 	progress_format_bytes(copied, c, sizeof(c));
 	progress_format_bytes(discarded, d, sizeof(d));
 	progress_format_bytes(zeroed, z, sizeof(z));
-	progress_format_bytes(seconds > 0 ? (uint64_t)((double)(copied + zeroed) / seconds)
-					  : 0, r, sizeof(r));
-	fprintf(f, "copied %s, discarded %s, zeroed %s in %.1f s (%s/s)\n", c, d,
-		z, seconds, r);
-	fflush(f);
+	snprintf(counts, sizeof(counts), "copied %s, discarded %s, zeroed %s", c,
+		 d, z);
+	summary_line(err, counts, copied + zeroed, seconds);
+}
+
+void progress_summary_compared(FILE *err, uint64_t compared,
+			       uint64_t mismatched, double seconds)
+{
+	char c[32], m[32], counts[160];
+
+	progress_format_bytes(compared, c, sizeof(c));
+	progress_format_bytes(mismatched, m, sizeof(m));
+	snprintf(counts, sizeof(counts), "compared %s, %s differ", c, m);
+	summary_line(err, counts, compared, seconds);
+}
+
+bool progress_draws(const struct progress *p)
+{
+	return p && p->bar;
+}
+
+void progress_set_json_output(struct progress *p, FILE *out)
+{
+	if (p && out)
+		p->out = out;
 }
 
 void progress_free(struct progress *p)

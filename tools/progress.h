@@ -7,6 +7,7 @@
 #ifndef DMREPL_PROGRESS_H
 #define DMREPL_PROGRESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +46,19 @@ void progress_set_discarded(struct progress *p, uint64_t discarded_bytes);
  */
 void progress_summary(FILE *err, uint64_t copied, uint64_t discarded,
 		      uint64_t zeroed, double seconds);
+/*
+ * verify's line, on a terminal only: "compared 3.00 GiB, 0 B differ in
+ * 12.3 s (250 MiB/s)", the rate being of the bytes compared.
+ */
+void progress_summary_compared(FILE *err, uint64_t compared,
+			       uint64_t mismatched, double seconds);
+/*
+ * @p draws its bar on this terminal: of two dmrepl sharing one (send |
+ * receive), the one whose summary line follows the bar.
+ */
+bool progress_draws(const struct progress *p);
+/* JSON lines to @out, not stdout (send: its stdout carries the stream). */
+void progress_set_json_output(struct progress *p, FILE *out);
 void progress_free(struct progress *p);
 
 /* "512 B", "1.5 KiB", "3.0 MiB", "2.25 GiB"... into @buf. */
