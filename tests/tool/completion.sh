@@ -52,6 +52,11 @@ has "replicate's --dry-run"      --dry-run   dmrepl replicate --dry
 has "send's --checkpoint"        --checkpoint dmrepl send --check
 hasnt "send has no --to-pool"    --to-pool   dmrepl send --to-p
 has "-v in any subcommand"       --verbose   dmrepl ls --verb
+has "-n in any subcommand"       --dry-run   dmrepl ls --dry
+has "-n before the subcommand"   --dry-run   dmrepl --dry
+has "send's --json"              --json      dmrepl send --js
+: >"$tmp/stream.out"
+has "send --output: a file"      "$tmp/stream.out" dmrepl send --output "$tmp/stream."
 has "--snap: a thin LV"          vg0/vol1-mon dmrepl replicate --snap vg0/
 hasnt "--snap: not a pool"       vg0/pool    dmrepl replicate --snap vg0/
 has "--to-pool: an LVM pool"     vg1/pool    dmrepl replicate --snap vg0/vol1 --to-pool vg
