@@ -25,6 +25,7 @@
 
 #include "libdmrepl-private.h"
 #include "stream.h"
+#include "transfer.h"
 #include "unit.h"
 
 #define KiB 1024u
@@ -1404,6 +1405,107 @@ static void test_type_names(void)
 	CU_ASSERT_STRING_EQUAL(dmrepl_stream_type_name(0x8009), "optional");
 }
 
+/*
+ * receive's dry run (lib/receive.c): a chain of two streams is read and
+ * checked whole, its counts reported, nothing written; a device too small
+ * or a damaged stream fails as a receive would.
+ */
+static int dry_chain(uint8_t *data, size_t len)
+{
+	struct dmrepl_stream_header h = sample_header(0);
+	struct dmrepl_stream_writer *w = NULL;
+	int fd = memfd_with(NULL, 0);
+
+	fill(data, len, 3);
+	h.optional_flags = DMREPL_STREAM_OPT_MORE;
+	h.snap.thin_id = 10;
+	CU_ASSERT_EQUAL_FATAL(dmrepl_stream_writer_new(ctx, fd, "out", &h, 0, &w), 0);
+	CU_ASSERT_EQUAL(dmrepl_stream_write_data(w, 0, data, (uint32_t)len), 0);
+	CU_ASSERT_EQUAL(dmrepl_stream_write_discard(w, 64 * KiB, 8 * KiB), 0);
+	CU_ASSERT_EQUAL(dmrepl_stream_write_zero(w, 128 * KiB, 4 * KiB), 0);
+	CU_ASSERT_EQUAL(dmrepl_stream_write_end(w), 0);
+	dmrepl_stream_writer_free(w);
+	/* the second builds on the first */
+	h.required_flags = DMREPL_STREAM_FLAG_BASE;
+	h.optional_flags = 0;
+	h.base = h.snap;
+	h.snap.thin_id = 11;
+	CU_ASSERT_EQUAL_FATAL(dmrepl_stream_writer_new(ctx, fd, "out", &h, 0, &w), 0);
+	CU_ASSERT_EQUAL(dmrepl_stream_write_data(w, 4 * KiB, data, (uint32_t)len), 0);
+	CU_ASSERT_EQUAL(dmrepl_stream_write_end(w), 0);
+	dmrepl_stream_writer_free(w);
+	CU_ASSERT_FATAL(lseek(fd, 0, SEEK_SET) == 0);
+	return fd;
+}
+
+static void test_receive_dry_run(void)
+{
+	struct dmrepl_receive_opts o = {.dry_run = true};
+	struct dmrepl_receive_result res;
+	char path[] = "/tmp/dmrepl-test-dry-XXXXXX";
+	uint8_t data[4096], back[4096];
+	int fd, dev;
+
+	/* the stream alone */
+	fd = dry_chain(data, sizeof(data));
+	CU_ASSERT_EQUAL(dmrepl_receive(ctx, &o, fd, &res), 0);
+	CU_ASSERT_EQUAL(res.streams, 2);
+	CU_ASSERT_EQUAL(res.src_thin_id, 11);
+	CU_ASSERT_STRING_EQUAL(res.src_pool, "vg-pool-tpool");
+	CU_ASSERT(!res.full);
+	CU_ASSERT_EQUAL(res.stats.records, 4);
+	CU_ASSERT_EQUAL(res.stats.data_bytes, 2 * sizeof(data));
+	CU_ASSERT_EQUAL(res.discard_bytes, 8 * KiB);
+	CU_ASSERT_EQUAL(res.zero_bytes, 4 * KiB);
+	CU_ASSERT_EQUAL(res.dst_thin_id, DMREPL_THIN_ID_ANY);
+	CU_ASSERT_EQUAL(res.stats.wire_bytes, (uint64_t)lseek(fd, 0, SEEK_CUR));
+	close(fd);
+
+	/* into a file: checked against its size, and left as it was */
+	dev = mkstemp(path);
+	CU_ASSERT_FATAL(dev >= 0);
+	CU_ASSERT_FATAL(ftruncate(dev, 4 * KiB) == 0);
+	o.device = path;
+	fd = dry_chain(data, sizeof(data));
+	log_reset();
+	CU_ASSERT_EQUAL(dmrepl_receive(ctx, &o, fd, &res), -ENOSPC);
+	CU_ASSERT(strstr(last_err, "than the stream's volume") != NULL);
+	close(fd);
+	CU_ASSERT_FATAL(ftruncate(dev, VOLUME) == 0);
+	fd = dry_chain(data, sizeof(data));
+	CU_ASSERT_EQUAL(dmrepl_receive(ctx, &o, fd, &res), 0);
+	CU_ASSERT_EQUAL(res.streams, 2);
+	close(fd);
+	memset(data, 0, sizeof(data));
+	CU_ASSERT_FATAL(pread(dev, back, sizeof(back), 4 * KiB) == (ssize_t)sizeof(back));
+	CU_ASSERT(memcmp(back, data, sizeof(back)) == 0);	/* still zeroes */
+
+	/* a damaged payload: refused as a receive refuses it */
+	fd = dry_chain(data, sizeof(data));
+	{
+		off_t at = DMREPL_STREAM_HEADER_LEN + DMREPL_STREAM_RECORD_LEN + 100;
+		uint8_t byte;
+
+		/* whatever it was, another value */
+		CU_ASSERT_FATAL(pread(fd, &byte, 1, at) == 1);
+		byte++;
+		CU_ASSERT_FATAL(pwrite(fd, &byte, 1, at) == 1);
+	}
+	log_reset();
+	CU_ASSERT_EQUAL(dmrepl_receive(ctx, &o, fd, &res), -EBADMSG);
+	CU_ASSERT(strstr(last_err, "checksum mismatch") != NULL);
+	close(fd);
+	unlink(path);
+	close(dev);
+
+	/* without a target, only a dry run is allowed */
+	o.device = NULL;
+	o.dry_run = false;
+	fd = dry_chain(data, sizeof(data));
+	CU_ASSERT_EQUAL(dmrepl_receive(ctx, &o, fd, &res), -EINVAL);
+	close(fd);
+}
+
 static CU_TestInfo stream_tests[] = {
     {"writer bytes match the specification", test_wire_bytes},
     {"known answer (the specification's example)", test_known_answer},
@@ -1425,6 +1527,7 @@ static CU_TestInfo stream_tests[] = {
     {"cancel stops a blocked read", test_cancel_blocked_read},
     {"identity hash", test_identity_hash},
     {"type names", test_type_names},
+    {"receive's dry run", test_receive_dry_run},
     CU_TEST_INFO_NULL,
 };
 
