@@ -53,7 +53,9 @@ static void usage(FILE *out)
 		"                      (the new id; for VG/LV the lvcreate command and\n"
 		"                      the name); create and suspend nothing\n"
 		"  -j, --json          print the result as JSON (see dmrepl(8))\n"
-		"  -h, --help          show this help\n",
+		"  -h, --help          show this help\n"
+		"\n"
+		"Exit status: 0 made; 1 no snapshot was made; 2 usage.\n",
 		program_name);
 }
 

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,6 +76,7 @@ int tool_usage_error(const char *subcmd, const char *fmt, ...)
 {
 	va_list ap;
 
+	tool_note_errno(-EINVAL);	/* the JSON result's "errno" */
 	va_start(ap, fmt);
 	vreport(subcmd, fmt, ap);
 	va_end(ap);

@@ -261,7 +261,8 @@ static void format_bar(char *buf, size_t width, double fraction)
  */
 static void draw_bar(struct progress *p)
 {
-	char done[32], total[32], rate[32], eta[32], head[160], tail[96];
+	char done[32], total[32], rate[32], eta[32], head[200], tail[96];
+	char label[96];
 	char disc[48] = "";
 	char bar[LINE_MAX_WIDTH], line[LINE_MAX_WIDTH * 2];
 	unsigned int width = terminal_width(p->err) - 1;
@@ -277,13 +278,17 @@ static void draw_bar(struct progress *p)
 		progress_format_bytes(p->discarded, d, sizeof(d));
 		snprintf(disc, sizeof(disc), " (%s discarded)", d);
 	}
+	/* "verify compare", but "copy", not "copy copy" */
+	if (strcmp(p->what, p->phase) == 0 || !p->phase[0])
+		snprintf(label, sizeof(label), "%s", p->what);
+	else
+		snprintf(label, sizeof(label), "%s %s", p->what, p->phase);
 	if (p->total)
-		snprintf(head, sizeof(head), "%s %s  %s / %s%s %4.0f%% ", p->what,
-			 p->phase, done, total, disc,
+		snprintf(head, sizeof(head), "%s  %s / %s%s %4.0f%% ", label, done,
+			 total, disc,
 			 p->done >= p->total ? 100.0 : 100.0 * (double)p->done / (double)p->total);
 	else
-		snprintf(head, sizeof(head), "%s %s  %s%s ", p->what, p->phase, done,
-			 disc);
+		snprintf(head, sizeof(head), "%s  %s%s ", label, done, disc);
 	snprintf(tail, sizeof(tail), " %s/s  ETA %s", p->have_rate ? rate : "--", eta);
 
 	used = strlen(head) + strlen(tail);

@@ -45,6 +45,7 @@ json_fails "replicas: no state"          1 replicas --to-pool dmrepl-test-no-suc
 json_fails "recover: no pool"            1 recover --pool dmrepl-test-no-such-pool --json
 json_fails "replicate: a bad option"     2 replicate --json --queue-depth 0 --pool p --snap 1 --to-pool q
 json_fails "snapshot: a bad id"          2 snapshot -j --pool p --origin x
+expect "usage: errno EINVAL"       2 '"errno":"EINVAL","exit_status":2}$' -- replicate --json --queue-depth 0 --pool p --snap 1 --to-pool q
 expect "ls: errno"                1 '"errno":"EBADMSG","exit_status":1}$' -- ls --json "$tmp/bad.bin"
 expect "verify: errno"            1 '"errno":"ENOENT","exit_status":1}$' -- verify -j "$tmp/none" "$tmp/bad.bin"
 expect "copy: its own result, with errno" 1 '"ok":false,"error":"cannot open [^"]*none: No such file or directory","errno":"ENOENT"' -- copy --json "$tmp/none" "$tmp/dst"

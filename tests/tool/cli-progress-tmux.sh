@@ -54,6 +54,7 @@ check "the bar fits in 100 columns" sh -c "! grep '$bar_re' '$tmp/during' | awk 
 check "one bar row on each screen" awk '/^--screen--$/ { if (n > 1) bad = 1; n = 0 }
 	/^copy .*%/ { n++ } END { if (n > 1) bad = 1; exit bad }' "$tmp/during"
 check "the last bar says 100%" grep -q '^copy .*100%' "$tmp/screen"
+check "the bar names the operation once" grep -q '^copy  [0-9.]* [KMG]iB / 8.00 MiB ' "$tmp/screen"
 check "the summary line follows" grep -q '^copied 8.00 MiB, discarded 0 B, zeroed 0 B in [0-9.]* s ([0-9.]* [KMG]*i*B/s)$' "$tmp/screen"
 sed 's/^/  | /' "$tmp/screen" | grep -v '^  | $'
 
