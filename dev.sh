@@ -23,7 +23,7 @@ export DMREPL_CACHE_DIR=${DMREPL_CACHE_DIR:-$build/cache}
 packages=(
 	autoconf automake libtool pkg-config make gcc libc6-dev
 	libdevmapper-dev liburing-dev libaio-dev libcunit1-dev libjson-c-dev libxxhash-dev xxhash
-	libzstd-dev dropbear-bin
+	libzstd-dev libinih-dev dropbear-bin
 	dmsetup thin-provisioning-tools lvm2
 	qemu-system-x86 busybox-static cpio kmod util-linux xz-utils
 	clang libclang-rt-14-dev

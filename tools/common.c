@@ -26,51 +26,6 @@ volatile sig_atomic_t tool_interrupted;
 /* Errors the library has logged: each already says what failed and where. */
 static unsigned int library_errors;
 
-int tool_parse_u64(const char *s, uint64_t max, uint64_t *ret)
-{
-	unsigned long long v;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (*end != '\0')
-		return -EINVAL;
-	if (errno == ERANGE || v > max)
-		return -ERANGE;
-	*ret = v;
-	return 0;
-}
-
-int tool_parse_size(const char *s, uint64_t *ret)
-{
-	static const char units[] = "KMGT";
-	unsigned long long v;
-	const char *u;
-	char *end;
-	int shift;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -ERANGE;
-	if (*end == '\0') {
-		*ret = v;
-		return 0;
-	}
-	u = strchr(units, toupper((unsigned char)*end));
-	if (!u || (end[1] && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0))
-		return -EINVAL;
-	shift = 10 * (int)(u - units + 1);
-	if (v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*ret = (uint64_t)v << shift;
-	return 0;
-}
-
 void tool_size_str(uint64_t v, char *buf, size_t size)
 {
 	static const char units[] = "KMGT";
@@ -129,30 +84,6 @@ int tool_option_size(const char *subcmd, const char *opt, const char *arg,
 		return tool_usage_error(subcmd, "%s: %s is not a multiple of %s",
 					opt, arg, al);
 	*ret = v;
-	return 0;
-}
-
-int tool_parse_ionice(const char *s, int *ret_class, int *ret_level)
-{
-	static const char *const names[] = {"realtime", "best-effort", "idle"};
-	const char *colon = strchr(s, ':');
-	size_t n = colon ? (size_t)(colon - s) : strlen(s);
-	int cls = 0, level = 4;
-
-	for (int i = 0; i < 3; i++)
-		if (strlen(names[i]) == n && strncmp(s, names[i], n) == 0)
-			cls = i + 1;
-	if (!cls && n == 1 && s[0] >= '1' && s[0] <= '3')
-		cls = s[0] - '0';
-	if (!cls)
-		return -EINVAL;
-	if (colon) {
-		if (colon[1] < '0' || colon[1] > '7' || colon[2])
-			return -EINVAL;
-		level = colon[1] - '0';
-	}
-	*ret_class = cls;
-	*ret_level = level;
 	return 0;
 }
 
