@@ -28,6 +28,7 @@ packages=(
 	qemu-system-x86 busybox-static cpio kmod util-linux xz-utils
 	clang libclang-rt-14-dev
 	groff-base tmux
+	python3 python3-jsonschema
 )
 
 log() { printf '\n=== %s\n' "$*"; }
@@ -172,6 +173,12 @@ vm_tests() {
 	return $rc
 }
 
+# The --json outputs the VM tests logged ("dmt-json" lines), against the
+# JSON Schemas of doc/schema.
+vm_json() {
+	"$top/tests/vm/check-json.sh" "$build/test-results/vm"
+}
+
 harness_selftest() {
 	"$top/tests/vm/selftest.sh"
 }
@@ -185,6 +192,7 @@ do_test() {
 	stage "fuzz targets" fuzz_tests
 	stage "VM harness self-test" harness_selftest
 	stage "VM integration tests (real kernel)" vm_tests
+	stage "JSON Schemas of VM outputs" vm_json
 
 	local line p=0 f=0 s=0
 	log "summary"

@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dmrepl.h"
@@ -135,10 +136,10 @@ static void xml_begin(const struct delta_opts *o, const struct dmrepl_pool_info 
 	printf("  <diff left=\"%" PRIu64 "\" right=\"%" PRIu64 "\">\n", o->snap1, o->snap2);
 }
 
-static void json_begin(struct json *j, const struct delta_opts *o,
+static void json_begin(struct json *j, FILE *out, const struct delta_opts *o,
 		       const struct dmrepl_pool_info *pi)
 {
-	tool_json_result_begin(j, stdout, true);
+	tool_json_result_begin(j, out, true);
 	json_u64(j, "left", o->snap1);
 	json_u64(j, "right", o->snap2);
 	json_u64(j, "transaction_id", pi->transaction_id);
@@ -152,12 +153,23 @@ static int print_runs(struct dmrepl_delta *delta, const struct delta_opts *o,
 {
 	struct dmrepl_run run;
 	struct json j;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = NULL;
 	int r;
 
-	if (o->format == FORMAT_XML)
+	if (o->format == FORMAT_XML) {
 		xml_begin(o, pi);
-	else
-		json_begin(&j, o, pi);
+	} else {
+		/*
+		 * Built apart, printed whole: damaged metadata found halfway
+		 * prints no half object before the failed result.
+		 */
+		mem = open_memstream(&buf, &len);
+		if (!mem)
+			return -ENOMEM;
+		json_begin(&j, mem, o, pi);
+	}
 
 	while (!tool_interrupted && (r = dmrepl_delta_next_run(delta, &run)) == 0) {
 		if (o->format == FORMAT_XML) {
@@ -172,8 +184,13 @@ static int print_runs(struct dmrepl_delta *delta, const struct delta_opts *o,
 		json_u64(&j, "length_blocks", run.length_blocks);
 		json_close_object(&j);
 	}
-	if (tool_interrupted || r < 0)
+	if (tool_interrupted || r < 0) {
+		if (mem) {
+			fclose(mem);
+			free(buf);
+		}
 		return tool_interrupted ? -EINTR : r;
+	}
 
 	if (o->format == FORMAT_XML) {
 		printf("  </diff>\n</superblock>\n");
@@ -181,6 +198,11 @@ static int print_runs(struct dmrepl_delta *delta, const struct delta_opts *o,
 		json_close_array(&j);
 		json_close_object(&j);
 		json_end(&j);
+		r = fclose(mem) == 0 ? 0 : -ENOMEM;
+		if (r == 0)
+			fwrite(buf, 1, len, stdout);	/* checked by fflush() */
+		free(buf);
+		return r;
 	}
 	return 0;
 }
@@ -208,6 +230,17 @@ static int report_delta_error(const struct delta_opts *o, int r)
 	return EXIT_FAILURE_OP;
 }
 
+/*
+ * main() prints the failed result of a run given --json or -j; --format
+ * json is the same and must end the same way.
+ */
+static int json_failure(const struct delta_opts *o, int rc)
+{
+	if (o->format == FORMAT_JSON)
+		tool_json_failure(rc);
+	return rc;
+}
+
 int cmd_delta(struct dmrepl_ctx *ctx, int argc, char *argv[])
 {
 	struct delta_opts o = { .format = FORMAT_XML };
@@ -218,10 +251,10 @@ int cmd_delta(struct dmrepl_ctx *ctx, int argc, char *argv[])
 
 	r = parse_options(argc, argv, &o);
 	if (r)
-		return r < 0 ? EXIT_OK : r;
+		return r < 0 ? EXIT_OK : json_failure(&o, r);
 	r = tool_resolve_lvm(ctx, subcmd, &o.src.pool, NULL);
 	if (r)
-		return r;
+		return json_failure(&o, r);
 
 	tool_catch_signals();
 	if (tool_open_metadata(ctx, subcmd, &o.src, &md) < 0)
@@ -241,5 +274,5 @@ int cmd_delta(struct dmrepl_ctx *ctx, int argc, char *argv[])
 out:
 	dmrepl_delta_unref(delta);
 	dmrepl_metadata_unref(md);	/* releases a pool's metadata snapshot */
-	return rc;
+	return json_failure(&o, rc);
 }
