@@ -8,11 +8,13 @@
 #   fuzz-lock      the per-pool lock record (metadata snapshot ownership)
 #   fuzz-lvm       lvs' JSON answer (LVM names)
 #   fuzz-stream    the replication stream reader (send/receive)
+#   fuzz-conf      the sync jobs' configuration files (libinih)
 #
 #   tests/fuzz/run.sh [SECONDS] [LIBFUZZER-OPTION...]
 #
 # SECONDS (default 30) is split: half for the metadata reader, the rest
-# shared by the extents, lineage, lock, lvs and stream parsers, at least one second
+# shared by the extents, lineage, lock, lvs, stream and configuration
+# parsers, at least one second
 # each. New inputs go to $FUZZ_OUT/corpus, $FUZZ_OUT/corpus-extents and
 # so on (default build-fuzz/ at the top of the tree), never into the seed
 # corpora; a crash leaves its input in $FUZZ_OUT and makes the exit
@@ -31,7 +33,7 @@ if ! command -v "$CC" >/dev/null 2>&1; then
 	exit 77
 fi
 mkdir -p "$out/corpus" "$out/corpus-extents" "$out/corpus-lineage" \
-	"$out/corpus-lock" "$out/corpus-lvm" "$out/corpus-stream"
+	"$out/corpus-lock" "$out/corpus-lvm" "$out/corpus-stream" "$out/corpus-conf"
 printf '#define PACKAGE_VERSION "fuzz"\n' >"$out/config.h"
 
 build() {	# TARGET SOURCES...
@@ -52,18 +54,22 @@ build fuzz-lineage "$top/lib/context.c" "$top/lib/lineage.c" "$top/lib/lock.c" \
 build fuzz-lock "$top/lib/context.c" "$top/lib/lock.c"
 build fuzz-lvm "$top/lib/context.c" "$top/lib/lvm.c" "$top/lib/dm.c" -ljson-c -ldevmapper
 build fuzz-stream "$top/lib/context.c" "$top/lib/stream.c" -lzstd -lxxhash
+build fuzz-conf "$top/tools/conf.c" "$top/tools/parse.c" "$top/lib/context.c" \
+	"$top/lib/lvm.c" "$top/lib/dm.c" -I"$top/tools" -linih -ljson-c -ldevmapper
 
 md_seconds=$((seconds / 2))
 [ "$md_seconds" -ge 1 ] || md_seconds=1
-ext_seconds=$(((seconds - md_seconds) / 5))
+ext_seconds=$(((seconds - md_seconds) / 6))
 [ "$ext_seconds" -ge 1 ] || ext_seconds=1
-lin_seconds=$(((seconds - md_seconds) / 5))
+lin_seconds=$(((seconds - md_seconds) / 6))
 [ "$lin_seconds" -ge 1 ] || lin_seconds=1
-lock_seconds=$(((seconds - md_seconds) / 5))
+lock_seconds=$(((seconds - md_seconds) / 6))
 [ "$lock_seconds" -ge 1 ] || lock_seconds=1
-lvm_seconds=$(((seconds - md_seconds) / 5))
+lvm_seconds=$(((seconds - md_seconds) / 6))
 [ "$lvm_seconds" -ge 1 ] || lvm_seconds=1
-stream_seconds=$((seconds - md_seconds - ext_seconds - lin_seconds - lock_seconds - lvm_seconds))
+conf_seconds=$(((seconds - md_seconds) / 6))
+[ "$conf_seconds" -ge 1 ] || conf_seconds=1
+stream_seconds=$((seconds - md_seconds - ext_seconds - lin_seconds - lock_seconds - lvm_seconds - conf_seconds))
 [ "$stream_seconds" -ge 1 ] || stream_seconds=1
 
 # Seed images are at most 34 blocks of 4 KiB: allow up to 40.
@@ -86,6 +92,10 @@ stream_seconds=$((seconds - md_seconds - ext_seconds - lin_seconds - lock_second
 "$out/fuzz-lvm" -max_total_time="$lvm_seconds" -max_len=4096 \
 	-timeout=10 -rss_limit_mb=1024 -artifact_prefix="$out/lvm-" "$@" \
 	"$out/corpus-lvm" "$here/corpus-lvm"
+
+"$out/fuzz-conf" -max_total_time="$conf_seconds" -max_len=4096 \
+	-timeout=10 -rss_limit_mb=1024 -artifact_prefix="$out/conf-" "$@" \
+	"$out/corpus-conf" "$here/corpus-conf"
 
 # Seed streams are under 10 KiB; 64 KiB leaves room for a few records.
 exec "$out/fuzz-stream" -max_total_time="$stream_seconds" -max_len=65536 \
