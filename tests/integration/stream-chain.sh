@@ -6,7 +6,8 @@
 # (sha256 against its source snapshot) and for thinness. Then what
 # receive refuses before writing anything: a replay of a stream it
 # already holds, a stream whose base it holds no replica of, and one
-# whose base replica was written to on the destination.
+# whose base replica was written to on the destination. And -n on live
+# pools: snapshot, send, receive and recover change nothing.
 #
 # It runs twice: into a destination pool with the source's block size
 # (64 KiB), plain; and into one with 1 MiB blocks, with --compress and
@@ -78,6 +79,7 @@ received() {
 	}
 	cat "$DMT_TMP/err" >&2
 	dmt_assert_eq 0 "$(cat "$DMT_TMP/send.rc")" "dmrepl send $* exits 0"
+	dmt_json_capture receive "$DMT_TMP/out" 0
 	_res=$(tail -n 1 "$DMT_TMP/out")
 	echo "# $_res" >&2
 	dmt_assert_match '*"type":"result","ok":true*' "$_res" "receive reports ok"
@@ -115,6 +117,82 @@ no_leftovers() {
 check() {
 	dmt_assert_eq "$3" "$(replica_of "$1" "$2")" "dmrepl replicas names $3 as the replica of $2"
 	dmt_check_replica "$1" "$2" "$3" "$4" "$VOL_SECTORS" cache
+}
+
+# dry_runs DST R2: -n changes nothing on live pools (snapshot, send,
+# receive, recover), and says what it would do; R2 is the replica of S2.
+dry_runs() {
+	_dst=$1 _r2=$2
+	_src_thins=$(thins src) _thins=$(thins "$_dst") _reps=$(replicas "$_dst")
+
+	_out=$(dmrepl snapshot -n --pool "$SRC" --origin 1)
+	dmt_assert_eq "would create thin $((S6 + 1)) in $SRC, a snapshot of thin 1 (1 active device of it suspended meanwhile); nothing created" \
+		"$_out" "snapshot -n names the id it would take"
+	_out=$(dmrepl -n snapshot --pool "$SRC" --origin 1 --id 77 --json)
+	dmt_assert_match '{"type":"result","ok":true,"dry_run":true,"pool":"'"$SRC"'","origin":1,"id":77,"active_devices":1}' \
+		"$_out" "-n snapshot --json"
+	_rc=0
+	dmrepl snapshot -n --pool "$SRC" --origin 99 2> "$DMT_TMP/err" || _rc=$?
+	dmt_assert_eq 1 "$_rc" "snapshot -n of a missing origin exits 1"
+	dmt_assert_match "*no thin 99 to snapshot*" "$(cat "$DMT_TMP/err")" "snapshot -n: the missing origin named"
+	_rc=0
+	dmrepl snapshot -n --pool "$SRC" --origin 1 --id "$S2" 2> "$DMT_TMP/err" || _rc=$?
+	dmt_assert_eq 1 "$_rc" "snapshot -n onto a taken id exits 1"
+	dmt_assert_match "*thin $S2 exists already*" "$(cat "$DMT_TMP/err")" "snapshot -n: the taken id named"
+	dmt_assert_text_eq "$_src_thins" "$(thins src)" "snapshot -n created nothing in the source"
+
+	_out=$(dmrepl send -n --pool "$SRC" --snap "$S2" --base "$S1" --size "$VOL_BYTES")
+	dmt_assert_match "thin $S2 of $SRC: the stream would carry * bytes of data and * bytes of discards in * extents, from thin $S1; nothing sent" \
+		"$_out" "send -n says what the stream would carry"
+	_out=$(dmrepl -n send --pool "$SRC" --snap "$S1" --size "$VOL_BYTES" --json)
+	dmt_assert_match '{"type":"result","ok":true,"dry_run":true,"pool":"'"$SRC"'","snap":'"$S1"',"streams":1,"size_bytes":'"$VOL_BYTES"',*' \
+		"$_out" "send -n --json: the result on stdout"
+	no_leftovers "$_dst"
+
+	# receive -n: a stream the pool can take, and one it cannot
+	dmrepl send -q --pool "$SRC" --snap "$S3" --base "$S2" --size "$VOL_BYTES" \
+		> "$DMT_TMP/s3.stream"
+	_out=$(dmrepl receive -n --pool "$(dmt_name "$_dst")" --state-dir "$STATE" \
+		< "$DMT_TMP/s3.stream")
+	dmt_assert_match "thin $S3 of *src, incremental: * records, * bytes of data, * discarded, * zeroed; $(dmt_name "$_dst") holds its base, as thin $_r2; checked whole, nothing written" \
+		"$_out" "receive -n into the pool: what it carries, and its base"
+	_out=$(dmrepl receive -n --json --pool "$(dmt_name "$_dst")" --state-dir "$STATE" \
+		< "$DMT_TMP/s3.stream" | tail -n 1)
+	dmt_assert_match '{"type":"result","ok":true,"dry_run":true,"dst_pool":"*","streams":1,*"snap":'"$S3"',"full":false,"base_replica":'"$_r2"',"resumed":false,*' \
+		"$_out" "receive -n --json into the pool"
+	dmrepl send -q --pool "$SRC" --snap "$S4" --base "$S3" --size "$VOL_BYTES" \
+		> "$DMT_TMP/s4.stream"
+	_rc=0
+	dmrepl receive -n --pool "$(dmt_name "$_dst")" --state-dir "$STATE" \
+		< "$DMT_TMP/s4.stream" 2> "$DMT_TMP/err" || _rc=$?
+	dmt_assert_eq 1 "$_rc" "receive -n of a stream whose base is not held exits 1"
+	dmt_assert_match "*holds no replica of the stream's base (thin $S3,*" \
+		"$(cat "$DMT_TMP/err")" "receive -n: the missing base named"
+	dmt_assert_text_eq "$_thins" "$(thins "$_dst")" "receive -n created no thin in $_dst"
+	dmt_assert_text_eq "$_reps" "$(replicas "$_dst")" "receive -n recorded no replica in $_dst"
+	dmt_assert_eq "" "$(dmrepl receive --pool "$(dmt_name "$_dst")" --state-dir "$STATE" \
+		--resume-token)" "receive -n left nothing to resume"
+	no_leftovers "$_dst"
+
+	# recover -n: a device a killed dmrepl left (pid 4194304 cannot exist)
+	dmt_dmsetup create dmrepl-4194304-src-1 --table \
+		"0 $VOL_SECTORS thin $(dmt_dev src) 1"
+	_out=$(dmrepl recover -n --pool "$SRC")
+	dmt_assert_eq "pool $SRC: no metadata snapshot left held; 1 device would be removed; nothing changed" \
+		"$_out" "recover -n says what it would remove"
+	dmt_assert_eq dmrepl-4194304-src-1 "$(dmsetup ls | sed -n 's/^\(dmrepl-[^[:space:]]*\).*/\1/p')" \
+		"recover -n removed nothing"
+	_out=$(dmrepl -n recover --pool "$SRC" --json)
+	dmt_assert_match '{"type":"result","ok":true,"dry_run":true,"pool":"'"$SRC"'","devices_removed":1,*' \
+		"$_out" "-n recover --json"
+	_out=$(dmrepl recover --pool "$SRC")
+	dmt_assert_match "pool $SRC: no metadata snapshot left held; 1 device removed*" \
+		"$_out" "recover then removes it"
+	_out=$(dmrepl recover -n --pool "$(dmt_name "$_dst")" --state-dir "$STATE")
+	dmt_assert_eq "pool $(dmt_name "$_dst"): no metadata snapshot left held; 0 devices would be removed; 0 unfinished replications would be deleted; nothing changed" \
+		"$_out" "recover -n on the destination"
+	dmt_assert_text_eq "$_src_thins" "$(thins src)" "no dry run changed the source"
+	no_leftovers "$_dst"
 }
 
 # The source's history.
@@ -163,6 +241,10 @@ for dst_block in 128 2048; do
 	dmt_assert_match '*"base_replica":'"$r1"',*' "$(tail -n 1 "$DMT_TMP/out")" \
 		"the incremental $S2 is based on replica $r1"
 	no_leftovers "$dst"
+
+	if [ "$dst_block" = 128 ]; then
+		dry_runs "$dst" "$r2"
+	fi
 
 	# Replays: the full and the incremental again.
 	refused "replay of $S1" "$dst" "*already holds thin $S1 of *as thin $r1*" \
