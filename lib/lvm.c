@@ -236,6 +236,11 @@ int dmrepl_lvm_run(struct dmrepl_ctx *ctx, const char *const *args,
 					 O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
 	posix_spawn_file_actions_adddup2(&fa, errp[1], STDERR_FILENO);
+	/*
+	 * Nothing else: lvm warns of every descriptor it inherits, and that
+	 * warning would be the first line of error read as the cause.
+	 */
+	posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
 	r = -posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(out[1]);
@@ -811,20 +816,34 @@ int dmrepl_lvm_snapshot_dry_run(struct dmrepl_ctx *ctx, const char *vg_lv,
 }
 
 int dmrepl_lvm_snapshot(struct dmrepl_ctx *ctx, const char *vg_lv,
-			const char *name, struct dmrepl_lvm_lv *ret)
+			const char *name, const char *tag,
+			struct dmrepl_lvm_lv *ret)
 {
 	char new_name[128], why[512] = "", full[300];
 	const char *slash = strchr(vg_lv, '/');
+	const char *args[12];
+	size_t n = 0;
 	int r;
 
 	r = snapshot_name(ctx, vg_lv, name, new_name, sizeof(new_name));
 	if (r < 0)
 		return r;
 	name = new_name;
-	r = dmrepl_lvm_run(ctx,
-			   (const char *const[]){"lvcreate", "-qq", "-y", "-s",
-						 "-n", name, "--", vg_lv, NULL},
-			   NULL, why, sizeof(why));
+	args[n++] = "lvcreate";
+	args[n++] = "-qq";
+	args[n++] = "-y";
+	args[n++] = "-s";
+	args[n++] = "-n";
+	args[n++] = name;
+	if (tag) {
+		/* made and tagged in one command: never an untagged snapshot */
+		args[n++] = "--addtag";
+		args[n++] = tag;
+	}
+	args[n++] = "--";
+	args[n++] = vg_lv;
+	args[n] = NULL;
+	r = dmrepl_lvm_run(ctx, args, NULL, why, sizeof(why));
 	if (r == -EIO) {
 		err(ctx, "%s: lvcreate -s failed: %s", vg_lv, why);
 		return r;

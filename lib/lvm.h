@@ -49,11 +49,12 @@ int dmrepl_lvm_name_of_thin(struct dmrepl_ctx *ctx, const char *vg_pool,
 			    uint64_t thin_id, char *buf, size_t size);
 /*
  * An LVM thin snapshot of thin LV "VG/LV" named @name (NULL: LV-DATE-TIME,
- * UTC), by lvcreate -s: LVM suspends the origin and picks the id. *@ret
- * describes it.
+ * UTC), tagged @tag (NULL: none), by lvcreate -s: LVM suspends the origin
+ * and picks the id. *@ret describes it.
  */
 int dmrepl_lvm_snapshot(struct dmrepl_ctx *ctx, const char *vg_lv,
-			const char *name, struct dmrepl_lvm_lv *ret);
+			const char *name, const char *tag,
+			struct dmrepl_lvm_lv *ret);
 /*
  * Its dry run: the origin checked, the name chosen and free; *@ret_vg_lv
  * is the snapshot's "VG/NAME" to be. Nothing is created.

@@ -215,7 +215,7 @@ static int lvm_snapshot(struct dmrepl_ctx *ctx, const struct snapshot_opts *o)
 	struct json j;
 	int r;
 
-	r = dmrepl_lvm_snapshot(ctx, o->origin_lv, o->name, &lv);
+	r = dmrepl_lvm_snapshot(ctx, o->origin_lv, o->name, NULL, &lv);
 	if (r < 0) {
 		tool_fail_r(subcmd, r, "%s: no snapshot made: %s", o->origin_lv,
 			  strerror(-r));

@@ -30,6 +30,8 @@ static const struct subcommand subcommands[] = {
 	{ "send", "write a snapshot, or its delta from a base, as a stream", cmd_send },
 	{ "receive", "apply a stream to a pool, all or nothing", cmd_receive },
 	{ "recover", "resolve what a killed dmrepl left on a pool", cmd_recover },
+	{ "sync", "snapshot a volume, replicate it, keep the newest N", cmd_sync },
+	{ "prune", "apply a sync job's retention", cmd_prune },
 	{ "help", "show help for dmrepl or one subcommand", cmd_help },
 	{ "version", "print the version", cmd_version },
 };

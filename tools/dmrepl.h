@@ -194,5 +194,7 @@ int cmd_verify(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_send(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_recover(struct dmrepl_ctx *ctx, int argc, char *argv[]);
+int cmd_sync(struct dmrepl_ctx *ctx, int argc, char *argv[]);
+int cmd_prune(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 
 #endif
