@@ -16,6 +16,7 @@
 #include <syslog.h>
 
 #include "dmrepl.h"
+#include "json.h"
 
 const char *program_name = "dmrepl";
 
@@ -101,7 +102,8 @@ static void usage(FILE *out)
 		"  -n, --dry-run    say what would be done, change nothing; the\n"
 		"                   commands that only read (ls, delta, replicas,\n"
 		"                   verify, version) take it and change nothing anyway\n"
-		"                   (all three also among a subcommand's options)\n"
+		"  -j, --json       JSON Lines on standard output (see dmrepl(8))\n"
+		"                   (all four also among a subcommand's options)\n"
 		"  -h, --help       show this help and exit\n"
 		"  -V, --version    print the version and exit\n"
 		"\n"
@@ -174,15 +176,25 @@ int cmd_help(struct dmrepl_ctx *ctx, int argc, char *argv[])
 int cmd_version(struct dmrepl_ctx *ctx, int argc, char *argv[])
 {
 	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	bool json = false;
 	int c;
 
-	while ((c = tool_getopt(argc, argv, "h", longopts)) != -1) {
+	while ((c = tool_getopt(argc, argv, "jh", longopts)) != -1) {
 		switch (c) {
+		case 'j':
+			json = true;
+			break;
 		case 'h':
-			printf("Usage: %s version\n\nPrint the versions of dmrepl and libdmrepl.\n"
+			printf("Usage: %s version [--json]\n\n"
+			       "Print the versions of dmrepl and libdmrepl.\n\n"
+			       "Options:\n"
+			       "  -j, --json    {\"type\":\"result\",\"ok\":true,\"version\":...,\n"
+			       "                \"libdmrepl\":...}\n"
+			       "  -h, --help    show this help\n\n"
 			       "-n/--dry-run is accepted: nothing changes anyway.\n",
 			       program_name);
 			return EXIT_OK;
@@ -193,8 +205,19 @@ int cmd_version(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	if (optind < argc)
 		return tool_usage_error("version", "unexpected argument '%s'", argv[optind]);
 
-	printf("%s %s (libdmrepl %s)\n", program_name, PACKAGE_VERSION,
-	       dmrepl_version());
+	if (json) {
+		struct json j;
+
+		tool_json_result_begin(&j, stdout, true);
+		json_string(&j, "version", PACKAGE_VERSION);
+		json_string(&j, "libdmrepl", dmrepl_version());
+		json_close_object(&j);
+		json_end(&j);
+		tool_json_result_printed();
+	} else {
+		printf("%s %s (libdmrepl %s)\n", program_name, PACKAGE_VERSION,
+		       dmrepl_version());
+	}
 	return EXIT_OK;
 }
 
@@ -206,17 +229,18 @@ int main(int argc, char *argv[])
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct subcommand *sc;
 	struct dmrepl_ctx *ctx = NULL;
 	char **sub_argv = NULL;
-	bool quiet = false, dry_run = false;
+	bool quiet = false, dry_run = false, json = false;
 	int verbose = 0, extra;
 	int c, r;
 
 	/* '+' stops at the subcommand, so its options are its own. */
-	while ((c = getopt_long(argc, argv, "+hVvqn", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+hVvqnj", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
@@ -232,6 +256,9 @@ int main(int argc, char *argv[])
 			break;
 		case 'n':
 			dry_run = true;
+			break;
+		case 'j':
+			json = true;
 			break;
 		default:
 			return tool_usage_error(NULL, "unrecognized option");
@@ -264,8 +291,8 @@ int main(int argc, char *argv[])
 
 	argc -= optind;
 	argv += optind;
-	/* -q and -n before the subcommand: as if given among its options */
-	extra = (quiet ? 1 : 0) + (dry_run ? 1 : 0);
+	/* -q, -n and -j before the subcommand: as if given among its options */
+	extra = (quiet ? 1 : 0) + (dry_run ? 1 : 0) + (json ? 1 : 0);
 	if (extra && sc->run != cmd_help) {
 		int n = 1;
 
@@ -279,6 +306,8 @@ int main(int argc, char *argv[])
 			sub_argv[n++] = (char *)"--quiet";
 		if (dry_run)
 			sub_argv[n++] = (char *)"--dry-run";
+		if (json)
+			sub_argv[n++] = (char *)"--json";
 		memcpy(sub_argv + n, argv + 1, (size_t)(argc - 1) * sizeof(*argv));
 		argv = sub_argv;
 		argc += extra;

@@ -54,6 +54,8 @@ for s in $subcmds; do
 	done
 done
 echo "ok   -v and -q before and after every subcommand"
+expect "-j before the subcommand"   0 '^{"type":"result","ok":true,"version":"' -- -j version
+expect "-j before: failure result"  1 '^{"type":"result","ok":false,"error":"cannot open [^"]*: No such file or directory","errno":"ENOENT","exit_status":1}$' -- --json ls /nonexistent-dmrepl
 for s in $(echo "$subcmds" | grep -vx 'help\|version'); do
 	grep -q "^$s -j --json\$" "$tmp/pairs" ||
 		{ echo "FAIL $s has no -j/--json"; failures=$((failures + 1)); }
