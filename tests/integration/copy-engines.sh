@@ -121,6 +121,7 @@ while read -r off len op; do
 done < "$DMT_TMP/ext"
 dmt_run dmrepl copy --json --extents "$DMT_TMP/ext" "$SRC" "$(dmt_dev b1)" > "$DMT_TMP/json"
 cat "$DMT_TMP/json" >&2
+dmt_json_capture copy "$DMT_TMP/json" 0
 dmt_assert_eq "$(sha "$DMT_TMP/want")" "$(sha "$(dmt_dev b1)")" \
 	"1 MiB pool: sha256 after unaligned discards"
 # Of the discards only [1M, 2.5M) holds a whole 1 MiB block: block 1.

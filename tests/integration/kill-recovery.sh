@@ -347,6 +347,7 @@ for p in "$SRC" "$DST"; do
 	out=$(dmrepl recover --pool "$p" --state-dir "$STATE" --json) ||
 		dmt_fail "dmrepl recover --pool $p"
 	echo "# $out" >&2
+	printf '%s\n' "$out" | dmt_json_capture recover - 0
 	dmt_assert_match '*"devices_removed":0*"metadata_snapshot_released":false*"metadata_snapshot_ok":true*' \
 		"$out" "recover --pool $p: nothing left"
 done

@@ -114,6 +114,18 @@ dmt_assert_match() {
 	esac
 }
 
+# ---------------------------------------------------------------- JSON output
+
+# dmt_json_capture CMDNAME FILE [RC]: copy FILE ("-": standard input), the
+# --json output of a run of `dmrepl CMDNAME` that exited RC, into the test's
+# log: a line "dmt-json CMDNAME LINE" for each of its lines, then
+# "dmt-json-end CMDNAME [RC]". The guest has no python: on the host,
+# tests/vm/check-json.sh validates them against the schemas of doc/schema.
+dmt_json_capture() {
+	awk -v c="$1" '{ print "dmt-json " c " " $0 }' "$2" >&2
+	echo "dmt-json-end $1${3:+ $3}" >&2
+}
+
 # ---------------------------------------------------------------- scratch space
 
 dmt__pick_tmp() {
@@ -223,7 +235,7 @@ dmt_snap() {
 
 # dmt_thin_mapped POOL ID: the mapped blocks of thin ID of POOL (dmrepl ls).
 dmt_thin_mapped() {
-	dmrepl ls --pool "$(dmt_name "$1")" --no-headers |
+	dmrepl ls --pool "$(dmt_name "$1")" --no-headers -o id,blocks |
 		awk -v id="$2" '$1 == id { print $2 }'
 }
 

@@ -76,6 +76,7 @@ dmt_assert_match '*<different begin="100" length="32"/>*' "$got" "the 32 rewritt
 
 out=$(dmrepl recover --pool "$POOL" --json)
 echo "# $out" >&2
+printf '%s\n' "$out" | dmt_json_capture recover - 0
 dmt_assert_eq '{"type":"result","ok":true,"pool":"'"$POOL"'","devices_removed":0,"metadata_snapshot_released":false,"metadata_snapshot_ok":true,"resumable":[]}' \
 	"$out" "dmrepl recover: nothing to do on the LVM pool"
 after "dmrepl recover"
@@ -125,8 +126,10 @@ after "lvremove of the replica"
 dmt_run dmrepl replicate --pool "$POOL" --snap "$ID2" --size 67108864 \
 	--to-pool "$RAW" --state-dir "$STATE" -q
 after "a replication out of the LVM pool"
-R=$(dmrepl replicas --to-pool "$RAW" --state-dir "$STATE" --json |
-	sed -n 's/.*"id":\([0-9]*\),.*/\1/p' | head -n 1)
+dmrepl replicas --to-pool "$RAW" --state-dir "$STATE" --json > "$DMT_TMP/replicas" ||
+	dmt_fail "dmrepl replicas --json"
+dmt_json_capture replicas "$DMT_TMP/replicas" 0
+R=$(sed -n 's/.*"id":\([0-9]*\),.*/\1/p' "$DMT_TMP/replicas" | head -n 1)
 dmt_lvm lvchange -qq -ay -K "$VG/snap2"
 want_sha=$(sha256sum < "/dev/mapper/$(dmt_lv_dm vg snap2)" | cut -d' ' -f1)
 dmt_lvm lvchange -qq -an "$VG/snap2"
@@ -144,6 +147,8 @@ dmt_assert_text_eq "$lvs_names" \
 	"dmrepl ls -o id,lv names each thin LV as lvs does"
 dmt_assert_match "*ID*LV*MAPPED*" "$(dmrepl ls --pool "$VG/pool" | head -n 1)" \
 	"an LVM pool's listing shows the LV column by default"
+dmt_run dmrepl ls --pool "$VG/pool" --json > "$DMT_TMP/ls"
+dmt_json_capture ls "$DMT_TMP/ls" 0
 got=$(dmrepl delta --snap1 "$VG/snap1" --snap2 "$VG/snap2" --format=xml)
 # (the replications into the pool since moved its time and transaction)
 strip_tx() { sed 's/ time="[0-9]*" transaction="[0-9]*"//'; }
@@ -172,6 +177,7 @@ dmrepl send --snap "$VG/snap1" -q | dmrepl receive --pool "$RAW3" --state-dir "$
 dmrepl send --snap "$VG/snap2" --base "$VG/snap1" -q |
 	dmrepl receive --pool "$RAW3" --state-dir "$STATE" --json > "$DMT_TMP/recv" ||
 	dmt_fail "send --snap VG/snap2 --base VG/snap1 | receive"
+dmt_json_capture receive "$DMT_TMP/recv" 0
 R3=$(sed -n 's/.*"replica":\([0-9]*\).*/\1/p' "$DMT_TMP/recv")
 dmt_assert_eq "$want_sha" "$(dmt_thin_sha raw3 "$R3" 131072)" "send --snap VG/LV --base VG/LV | receive is exact"
 after "send | receive by names"
@@ -189,6 +195,9 @@ refused "dmrepl snapshot --origin VG/LV --id" "LVM picks the id" \
 REFUSED_RC=1
 refused "dmrepl snapshot --origin of a missing LV" "no such" \
 	dmrepl snapshot --origin "$VG/nope"
+refused "dmrepl snapshot --origin of a missing LV, --json" "no such" \
+	dmrepl snapshot --origin "$VG/nope" --json
+dmt_json_capture snapshot "$DMT_TMP/out" 1
 refused "dmrepl snapshot --origin VG/LV --name of a taken name" "lvcreate -s failed*already exists" \
 	dmrepl snapshot --origin "$VG/vol" --name snap2
 

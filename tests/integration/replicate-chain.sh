@@ -40,6 +40,7 @@ replicate() {
 	dmrepl replicate --pool "$(dmt_name src)" --snap "$_snap" "$@" \
 		--to-pool "$(dmt_name "$_dst")" --state-dir "$STATE" --json > "$DMT_TMP/out" ||
 		{ cat "$DMT_TMP/out" >&2; dmt_fail "replicate $_snap $* into $_dst failed"; }
+	dmt_json_capture replicate "$DMT_TMP/out" 0
 	tail -n 1 "$DMT_TMP/out" | sed -n 's/.*"replica":\([0-9]*\).*/\1/p'
 }
 

@@ -79,6 +79,7 @@ received() {
 	}
 	cat "$DMT_TMP/err" >&2
 	dmt_assert_eq 0 "$(cat "$DMT_TMP/send.rc")" "dmrepl send $* exits 0"
+	dmt_json_capture receive "$DMT_TMP/out" 0
 	_res=$(tail -n 1 "$DMT_TMP/out")
 	echo "# $_res" >&2
 	dmt_assert_match '*"type":"result","ok":true*' "$_res" "receive reports ok"
@@ -95,6 +96,7 @@ refused() {
 	_rc=0
 	xfer "$_dst" "$@" || _rc=$?
 	cat "$DMT_TMP/err" >&2
+	dmt_json_capture receive "$DMT_TMP/out" "$_rc"
 	dmt_assert_eq 1 "$_rc" "$_what: receive exits 1"
 	dmt_assert_match "$_pat" "$(cat "$DMT_TMP/err")" "$_what: the message"
 	dmt_assert_match '*"ok":false*' "$(tail -n 1 "$DMT_TMP/out")" "$_what: result ok false"

@@ -46,6 +46,7 @@ to() {
 		--json "$@" > "$DMT_TMP/out" 2> "$DMT_TMP/err" ||
 		{ cat "$DMT_TMP/out" "$DMT_TMP/err" >&2; dmt_fail "replicate $_snap --to $_url $* failed"; }
 	cat "$DMT_TMP/err" >&2
+	dmt_json_capture replicate "$DMT_TMP/out" 0
 }
 
 field() { sed -n "s/.*\"$1\":\\([0-9a-z]*\\).*/\\1/p" "$DMT_TMP/out" | tail -n 1; }

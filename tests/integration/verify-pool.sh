@@ -42,6 +42,7 @@ MAPPED_BYTES=$((130 * BLOCK_BYTES))
 S1=$(dmrepl snapshot --pool "$SRC" --origin 1)
 dmrepl replicate --pool "$SRC" --snap "$S1" --to-pool "$DST" --size "$VOL_BYTES" \
 	--state-dir "$STATE" --json > "$DMT_TMP/rep"
+dmt_json_capture replicate "$DMT_TMP/rep" 0
 R1=$(tail -n 1 "$DMT_TMP/rep" | sed -n 's/.*"replica":\([0-9]*\).*/\1/p')
 [ -n "$R1" ] || dmt_fail "no replica id in: $(cat "$DMT_TMP/rep")"
 
@@ -58,7 +59,12 @@ run_verify() {
 	shift
 	echo "+ dmrepl verify --pool $SRC --to-pool $DST $*" >&2
 	_rc=0
-	out=$(dmrepl verify --pool "$SRC" --to-pool "$DST" --state-dir "$STATE" "$@" 2>&1) || _rc=$?
+	dmrepl verify --pool "$SRC" --to-pool "$DST" --state-dir "$STATE" "$@" \
+		> "$DMT_TMP/verify.out" 2> "$DMT_TMP/verify.err" || _rc=$?
+	out=$(cat "$DMT_TMP/verify.out" "$DMT_TMP/verify.err")
+	case " $* " in
+	*" --json "*) dmt_json_capture verify "$DMT_TMP/verify.out" "$_rc" ;;
+	esac
 	printf '%s\n' "$out" | sed 's/^/  | /' >&2
 	dmt_assert_eq "$_want" "$_rc" "exit status of dmrepl verify $*"
 	nothing_left "verify $*"
@@ -104,6 +110,8 @@ echo "## 3. no replica; the source id reused"
 S2=$(dmrepl snapshot --pool "$SRC" --origin 1)
 run_verify 3 --snap "$S2"
 contains "$DST holds no replica of thin $S2 of $SRC" "no replica"
+run_verify 3 --snap "$S2" --json -q
+contains '{"type":"result","ok":false,' "JSON: a failed result"
 dmt_message src "delete $S1"
 dmt_write_blocks "$(dmt_dev origin)" $BLOCK_BYTES b 5
 dmrepl snapshot --pool "$SRC" --origin 1 --id "$S1" >/dev/null
