@@ -1,10 +1,16 @@
 #!/bin/bash
 # Fetch the Debian cloud kernel used to boot the integration-test VM.
 #
-# Usage: tests/vm/fetch-kernel.sh [CACHE_DIR]
+# Usage: tests/vm/fetch-kernel.sh [--kernel 6.1|6.12] [CACHE_DIR]
 #
-# Downloads the package that linux-image-cloud-amd64 currently depends on
-# (resolved with apt-cache at run time), extracts it under
+#   --kernel 6.1   (default) the package that linux-image-cloud-amd64
+#                  currently depends on: Debian 12's own 6.1 cloud kernel
+#   --kernel 6.12  the newest linux-image-6.12.*+deb12-cloud-amd64-unsigned
+#                  that apt-cache knows: the 6.12 cloud kernel Debian 12
+#                  also ships (in bookworm's own archive)
+#
+# Downloads the chosen package (resolved with apt-cache at run time),
+# extracts it under
 # CACHE_DIR/kernel/PACKAGE_VERSION/ and runs depmod there.  The result is
 # cached by exact package name and version: once extracted, a second run
 # does no network access.  Prints the kernel directory on stdout; it holds
@@ -14,8 +20,10 @@
 #
 # Environment:
 #   DMREPL_CACHE_DIR   default cache dir (else <srcdir>/build/cache)
-#   DMREPL_KERNEL_META meta package to resolve (default linux-image-cloud-amd64)
-#   DMREPL_KERNEL_PKG  exact kernel package, skips resolving the meta package
+#   DMREPL_KERNEL      6.1 or 6.12, as --kernel (the option wins)
+#   DMREPL_KERNEL_META meta package to resolve for 6.1 (default
+#                      linux-image-cloud-amd64)
+#   DMREPL_KERNEL_PKG  exact kernel package, skips resolving (both kernels)
 set -euo pipefail
 
 prog=${0##*/}
@@ -24,15 +32,33 @@ srcdir=$(cd "$(dirname "$0")/../.." && pwd)
 die() { echo "$prog: error: $*" >&2; exit 1; }
 note() { echo "$prog: $*" >&2; }
 
+kernel=${DMREPL_KERNEL:-6.1}
+
 # resolve_package: print the exact kernel package name, or nothing.
 resolve_package() {
 	if [ -n "${DMREPL_KERNEL_PKG:-}" ]; then
 		echo "$DMREPL_KERNEL_PKG"
 		return
 	fi
-	local meta=${DMREPL_KERNEL_META:-linux-image-cloud-amd64}
-	apt-cache depends "$meta" 2>/dev/null |
-		awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
+	case $kernel in
+	6.1)
+		local meta=${DMREPL_KERNEL_META:-linux-image-cloud-amd64}
+		apt-cache depends "$meta" 2>/dev/null |
+			awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
+		;;
+	6.12)
+		# No meta package points at it in bookworm: take the newest
+		# ABI that has a candidate version.
+		local p
+		for p in $(apt-cache pkgnames linux-image-6.12. 2>/dev/null |
+			grep -E '^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$' | sort -rV); do
+			if [ -n "$(package_version "$p")" ]; then
+				echo "$p"
+				return
+			fi
+		done
+		;;
+	esac
 }
 
 # package_version PKG: print the candidate version of PKG, or nothing.
@@ -41,10 +67,11 @@ package_version() {
 		awk '$1 == "Version:" { print $2; exit }'
 }
 
-# newest_cached CACHE: print the most recently completed cached kernel dir.
+# newest_cached CACHE: print the most recently completed cached kernel dir
+# of the chosen series.
 newest_cached() {
 	local d best="" best_t=0 t
-	for d in "$1"/kernel/*/; do
+	for d in "$1"/kernel/linux-image-"$kernel".[0-9]*/; do
 		[ -f "$d/.complete" ] || continue
 		t=$(stat -c %Y "$d/.complete")
 		if [ "$t" -ge "$best_t" ]; then best=${d%/}; best_t=$t; fi
@@ -88,6 +115,15 @@ extract() {
 }
 
 main() {
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--kernel) kernel=${2:?--kernel needs 6.1 or 6.12}; shift 2 ;;
+		--kernel=*) kernel=${1#*=}; shift ;;
+		-*) die "unknown option '$1'" ;;
+		*) break ;;
+		esac
+	done
+	case $kernel in 6.1|6.12) ;; *) die "--kernel must be 6.1 or 6.12, not '$kernel'" ;; esac
 	local cache=${1:-${DMREPL_CACHE_DIR:-$srcdir/build/cache}}
 	local pkg ver dir deb
 
@@ -113,7 +149,7 @@ main() {
 		note "apt-cache knows no kernel package; running apt-get update once"
 		apt-get -q update >&2 || die "apt-get update failed"
 		pkg=$(resolve_package)
-		[ -n "$pkg" ] || die "cannot resolve ${DMREPL_KERNEL_META:-linux-image-cloud-amd64}"
+		[ -n "$pkg" ] || die "cannot resolve the $kernel cloud kernel package"
 	fi
 	ver=$(package_version "$pkg")
 	[ -n "$ver" ] || die "apt-cache has no version for $pkg"

@@ -3,7 +3,10 @@
 #
 # Usage: tests/vm/mkinitramfs.sh --kernel-dir DIR --out FILE
 #            [--test SCRIPT]... [--bin PATH]... [--lib PATH]... [--extra FILE]...
+#        tests/vm/mkinitramfs.sh --print-modules
 #
+#   --print-modules   print the modules the guest loads, one "NAME [PARAMS]"
+#                     a line (the rootfs guest modprobes the same list)
 #   --kernel-dir DIR  output of fetch-kernel.sh (vmlinuz, kver, root/)
 #   --out FILE        cpio archive to write
 #   --test SCRIPT     test script; copied to /tests/ and listed, in order, in
@@ -62,6 +65,7 @@ parse_args() {
 		--bin) bins+=("${2:?}"); shift 2 ;;
 		--lib) libs+=("${2:?}"); shift 2 ;;
 		--extra) extras+=("${2:?}"); shift 2 ;;
+		--print-modules) printf '%s\n' "${MODULES[@]}"; exit 0 ;;
 		-h|--help) usage; exit 0 ;;
 		*) die "unknown argument '$1' (see --help)" ;;
 		esac
