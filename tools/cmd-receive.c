@@ -205,9 +205,21 @@ static int do_abort(struct dmrepl_ctx *ctx, const struct receive_args *a)
 		tool_fail_r(subcmd, r, "%s: %s", a->o.pool, strerror(-r));
 		return EXIT_FAILURE_OP;
 	}
-	if (!a->quiet)
+	if (a->json) {
+		struct json j;
+
+		tool_json_result_begin(&j, stdout, true);
+		if (a->o.dry_run)
+			json_bool(&j, "dry_run", true);
+		json_string(&j, "dst_pool", a->o.pool);
+		json_u64(&j, "dropped", n);
+		json_close_object(&j);
+		json_end(&j);
+		tool_json_result_printed();
+	} else if (!a->quiet) {
 		printf("%u interrupted receive(s) %s from %s\n", n,
 		       a->o.dry_run ? "would be dropped" : "dropped", a->o.pool);
+	}
 	return EXIT_OK;
 }
 
@@ -231,8 +243,11 @@ static void print_result(const struct receive_args *a,
 	struct json j;
 
 	tool_json_result_begin(&j, stdout, status == 0);
-	if (status < 0)
+	if (status < 0) {
 		tool_json_error(&j, status);
+		json_u64(&j, "exit_status", tool_interrupted ? 128 + (uint64_t)tool_interrupted
+							     : EXIT_FAILURE_OP);
+	}
 	if (a->o.dry_run)
 		json_bool(&j, "dry_run", true);
 	if (a->o.pool || a->o.device)

@@ -291,8 +291,11 @@ static void print_result(const struct replicate_opts *o,
 	struct json j;
 
 	tool_json_result_begin(&j, stdout, status == 0);
-	if (status < 0)
+	if (status < 0) {
 		tool_json_error(&j, status);
+		json_u64(&j, "exit_status", status == -ECANCELED && tool_interrupted
+					    ? 128 + (uint64_t)tool_interrupted : EXIT_FAILURE_OP);
+	}
 	json_string(&j, "src_pool", o->src_pool);
 	json_u64(&j, "snap", o->snap_id);
 	json_string(&j, o->remote.url ? "to" : "dst_pool", dst_of(o));

@@ -22,6 +22,7 @@
 #include "libdmrepl-private.h"
 
 volatile sig_atomic_t tool_interrupted;
+bool tool_json_requested;
 
 /* Errors the library has logged: each already says what failed and where. */
 static unsigned int library_errors;
@@ -322,10 +323,17 @@ int tool_getopt(int argc, char *argv[], const char *optstring,
 			 own_quiet ? "" : "q", own_dry_run ? "" : "n");
 		merged_for = longopts;
 	}
-	while ((c = getopt_long(argc, argv, merged_short, merged, NULL)) == 'v' ||
-	       (c == 'q' && !own_quiet) || (c == 'n' && !own_dry_run))
+	c = getopt_long(argc, argv, merged_short, merged, NULL);
+	if (c == 'j' && strchr(optstring, 'j'))
+		tool_json_requested = true;	/* also from "-mj" */
+	while (c == 'v' ||
+	       (c == 'q' && !own_quiet) || (c == 'n' && !own_dry_run)) {
 		if (c == 'v' && tool_ctx)
 			tool_more_verbose(tool_ctx);
+		c = getopt_long(argc, argv, merged_short, merged, NULL);
+		if (c == 'j' && strchr(optstring, 'j'))
+			tool_json_requested = true;
+	}
 	return c;
 }
 

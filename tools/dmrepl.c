@@ -314,7 +314,7 @@ int main(int argc, char *argv[])
 	}
 	optind = 0;	/* glibc: reinitialise getopt for the subcommand */
 	r = sc->run(ctx, argc, argv);
-	if (wants_json(argc, argv))
+	if (tool_json_requested || wants_json(argc, argv))
 		tool_json_failure(r);
 
 	free(sub_argv);

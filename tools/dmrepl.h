@@ -181,6 +181,8 @@ void tool_more_verbose(struct dmrepl_ctx *ctx);
  */
 int tool_getopt(int argc, char *argv[], const char *optstring,
 		const struct option *longopts);
+/* A subcommand's -j/--json was seen by tool_getopt() ("-mj" too). */
+extern bool tool_json_requested;
 
 int cmd_help(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_version(struct dmrepl_ctx *ctx, int argc, char *argv[]);

@@ -143,7 +143,7 @@ check "receive -n of a damaged stream wrote nothing" cmp -s "$tmp/old" "$tmp/dst
 size=$(wc -c <"$tmp/s")
 head -c $((size - 20)) "$tmp/s" >"$tmp/cut"
 expect "receive -n: a truncated stream" 1 'stream ended early' -- receive -n <"$tmp/cut"
-expect "receive -n --json: a truncated stream" 1 '^{"type":"result","ok":false,"error":"the stream: stream ended early[^"]*","errno":"ENODATA","dry_run":true,' \
+expect "receive -n --json: a truncated stream" 1 '^{"type":"result","ok":false,"error":"the stream: stream ended early[^"]*","errno":"ENODATA","exit_status":1,"dry_run":true,' \
 	-- receive -n --json <"$tmp/cut"
 expect "receive: a target, without -n" 2 'give one of --pool and --device (or --dry-run to check a stream alone)' -- receive <"$tmp/s"
 

@@ -75,7 +75,8 @@ for s in "$schemas"/*.schema.json; do
 s = json.load(open(sys.argv[1]))
 sys.exit(not s["$id"].endswith("/" + os.path.basename(sys.argv[1])))' "$s"
 done
-for c in ls delta copy verify snapshot replicate receive replicas recover send; do
+for c in ls delta copy verify snapshot replicate receive replicas recover send \
+	version sync prune; do
 	check "$c has a schema" test -f "$schemas/$c.schema.json"
 done
 
@@ -216,6 +217,22 @@ json_run "send: no pool here"       send 1 send --json --dry-run --pool dmrepl-t
 json_run "send --output: no pool here" send 1 send --json --pool dmrepl-test-no-such-pool --snap 1 \
 	--output "$tmp/stream3"
 json_run "send: a bad option"       send 2 send --json --output "$tmp/stream3" --bogus
+
+# ---- version, sync and prune (the parts a host without LVM can run)
+json_run "version"                  version 0 version --json
+json_run "-j version"               version 0 -j version
+mkdir -p "$tmp/conf/jobs.d"
+printf '[defaults]\nkeep = 3\n' >"$tmp/conf/dmrepl.conf"
+printf '[job]\norigin = vg0/db\nto_pool = vg1/pool\n' >"$tmp/conf/jobs.d/db.conf"
+json_run "sync --check-config"      sync 0 sync --check-config -c "$tmp/conf" --json
+json_run "sync: no such job"        sync 1 sync nope -c "$tmp/conf" --json
+json_run "sync: no LVM here"        sync 1 sync db -c "$tmp/conf" --json --state-dir "$tmp/st"
+json_run "sync --from: no LVM here" sync 1 sync --from vg0/db --to ssh://h/vg1/pool --json --state-dir "$tmp/st"
+json_run "sync: a bad option"       sync 2 sync --json --keep 0 --from a/b --to-pool c/d
+json_run "prune -n: no LVM here"    prune 1 prune db -n -c "$tmp/conf" --json --state-dir "$tmp/st"
+printf '[job]\norigin = vg0\n' >"$tmp/conf/jobs.d/bad.conf"
+json_run "sync: a broken job"       sync 2 sync --check-config -c "$tmp/conf" --json
+json_run "receive --abort: no pool" receive 1 receive --abort --pool dmrepl-test-no-such-pool --json
 
 # ---- the validator bites: wrong outputs are refused, with file and line
 "$DMREPL" ls --json "$fixtures/small.bin" >"$tmp/ls.json" 2>/dev/null
