@@ -66,4 +66,14 @@ has "--engine values"            uring       dmrepl copy --engine u
 has "--format values"            extents     dmrepl delta --format e
 has "help SUBCOMMAND"            receive     dmrepl help rec
 
+mkdir -p "$tmp/conf/jobs.d"
+: >"$tmp/conf/jobs.d/nightly.conf"
+: >"$tmp/conf/jobs.d/hourly.conf"
+: >"$tmp/conf/jobs.d/notes.txt"
+has "sync JOB: a configured job"  nightly     dmrepl sync -c "$tmp/conf" n
+hasnt "sync JOB: not another file" notes      dmrepl sync -c "$tmp/conf" no
+has "prune JOB"                  hourly      dmrepl prune --config "$tmp/conf" h
+has "sync --from: a thin LV"     vg0/vol1    dmrepl sync --from vg0/v
+has "sync's --keep-destination"  --keep-destination dmrepl sync --keep-d
+
 expect_done
