@@ -43,6 +43,7 @@
 
 #include "base.h"
 #include "io.h"
+#include "ratelimit.h"
 
 #define DEFAULT_QUEUE_DEPTH 32u
 #define MAX_QUEUE_DEPTH 1024u
@@ -94,7 +95,6 @@ struct dmrepl_copy {
 	enum dmrepl_engine engine;
 	unsigned int depth;
 	uint32_t io_size;
-	uint64_t bwlimit;
 	int ioprio;
 	unsigned int flags;
 	void (*progress_fn)(const struct dmrepl_copy_stats *stats, void *userdata);
@@ -116,8 +116,7 @@ struct dmrepl_copy {
 	int cancelled;			/* atomic */
 	struct dmrepl_copy_stats stats;	/* atomic fields */
 
-	double tokens;			/* bwlimit bucket, in bytes */
-	uint64_t tokens_ns;
+	struct dmrepl_ratelimit limit;	/* bwlimit */
 	uint64_t progress_ns;
 };
 
@@ -259,7 +258,7 @@ DMREPL_EXPORT int dmrepl_copy_set_bwlimit(struct dmrepl_copy *copy,
 
 	if (r < 0)
 		return r;
-	copy->bwlimit = bytes_per_sec;
+	dmrepl_ratelimit_init(&copy->limit, bytes_per_sec);
 	return 0;
 }
 
@@ -851,34 +850,18 @@ static struct slot *get_slot(struct dmrepl_copy *copy)
 
 /* ---- bandwidth limit: a token bucket over bytes written ---- */
 
-static void refill(struct dmrepl_copy *copy)
-{
-	double burst = copy->bwlimit / 20.0;	/* 50 ms worth */
-	uint64_t now = now_ns();
-
-	if (burst < 4096)
-		burst = 4096;
-	copy->tokens += (double)(now - copy->tokens_ns) * copy->bwlimit / NSEC_PER_SEC;
-	copy->tokens_ns = now;
-	if (copy->tokens > burst)
-		copy->tokens = burst;
-}
-
 static void throttle(struct dmrepl_copy *copy, uint64_t bytes)
 {
-	if (!copy->bwlimit)
-		return;
-	if (!copy->tokens_ns)
-		copy->tokens_ns = now_ns();
-	for (refill(copy); copy->tokens < 0 && !stopping(copy); refill(copy)) {
-		double wait = -copy->tokens / copy->bwlimit * NSEC_PER_SEC;
-		struct timespec ts = { 0, wait > 1e7 ? 10000000 : (long)wait + 1 };
+	uint64_t wait;
+
+	while ((wait = dmrepl_ratelimit_delay(&copy->limit, now_ns())) && !stopping(copy)) {
+		struct timespec ts = { 0, wait > 10000000 ? 10000000 : (long)wait };
 
 		reap(copy, 0);
 		nanosleep(&ts, NULL);
 		progress(copy, false);
 	}
-	copy->tokens -= (double)bytes;
+	dmrepl_ratelimit_spend(&copy->limit, bytes);
 }
 
 /* ---- pieces ---- */

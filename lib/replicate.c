@@ -563,6 +563,8 @@ static int run_remote(struct dmrepl_replicate *rep)
 		.source_name = rep->source_name,
 		.size_bytes = rep->size_bytes,
 		.zstd_level = rep->zstd_level,
+		.bwlimit = rep->bwlimit,
+		.ioprio = rep->ioprio_class ? rep->ioprio_class << 13 | rep->ioprio_level : 0,
 		.detect_zeroes = rep->copy_flags & DMREPL_COPY_DETECT_ZEROES,
 		.engine = rep->engine,
 		.queue_depth = rep->queue_depth,
@@ -576,9 +578,6 @@ static int run_remote(struct dmrepl_replicate *rep)
 	struct dmrepl_remote_result res;
 	int r;
 
-	if (rep->bwlimit || rep->ioprio_class)
-		warn(rep->ctx, "the bandwidth limit and the I/O priority are "
-			       "not applied to a stream to another host yet");
 	set_phase(rep, DMREPL_PHASE_PREPARE);
 	r = dmrepl_remote_replicate(rep->ctx, &o, &res);
 	/* Cancelling stops the transport: what failed then is the cancel. */

@@ -259,6 +259,7 @@ static int reader_open(struct sender *s)
 	s->io.bufs = s->iov;
 	s->io.nr_bufs = s->depth;
 	s->io.saved_ioprio = -1;
+	s->io.ioprio = o->ioprio;
 	r = dmrepl_io_open(&s->io, o->engine);
 	if (r < 0)
 		return r;
@@ -607,6 +608,7 @@ int dmrepl_send(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 					     o->zstd_level, &s.w);
 	if (r == 0) {
 		dmrepl_stream_writer_set_cancel(s.w, o->cancel);
+		dmrepl_stream_writer_set_bwlimit(s.w, o->bwlimit);
 		s.checkpoint_bytes = o->checkpoint_bytes ? o->checkpoint_bytes
 							 : DEFAULT_CHECKPOINT;
 		s.total = src.s.total_bytes;

@@ -31,6 +31,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "ratelimit.h"
 #include "stream.h"
 
 #define SECTOR_BYTES 512u
@@ -332,6 +333,7 @@ struct dmrepl_stream_writer {
 	bool ended;
 	int failed;			/* a write error: every call returns it */
 	const volatile int *cancel;	/* set: a blocked write gives up */
+	struct dmrepl_ratelimit limit;	/* bytes of the stream, --bwlimit */
 };
 
 static int full_write(int fd, const uint8_t *p, size_t n,
@@ -354,10 +356,37 @@ static int full_write(int fd, const uint8_t *p, size_t n,
 	return 0;
 }
 
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Wait until the bandwidth limit lets @n more bytes go. */
+static int writer_throttle(struct dmrepl_stream_writer *w, size_t n)
+{
+	uint64_t wait;
+
+	while ((wait = dmrepl_ratelimit_delay(&w->limit, monotonic_ns()))) {
+		struct timespec ts = { 0, wait > 10000000 ? 10000000 : (long)wait };
+
+		if (w->cancel && *w->cancel)
+			return -ECANCELED;
+		nanosleep(&ts, NULL);
+	}
+	dmrepl_ratelimit_spend(&w->limit, n);
+	return 0;
+}
+
 static int writer_write(struct dmrepl_stream_writer *w, const uint8_t *p,
 			size_t n)
 {
-	int r = full_write(w->fd, p, n, w->cancel);
+	int r = writer_throttle(w, n);
+
+	if (r == 0)
+		r = full_write(w->fd, p, n, w->cancel);
 
 	if (r == -ECANCELED) {
 		w->failed = r;
@@ -1214,6 +1243,12 @@ void dmrepl_stream_writer_set_cancel(struct dmrepl_stream_writer *w,
 				     const volatile int *cancel)
 {
 	w->cancel = cancel;
+}
+
+void dmrepl_stream_writer_set_bwlimit(struct dmrepl_stream_writer *w,
+				      uint64_t bytes_per_sec)
+{
+	dmrepl_ratelimit_init(&w->limit, bytes_per_sec);
 }
 
 void dmrepl_stream_reader_set_cancel(struct dmrepl_stream_reader *r,

@@ -227,6 +227,9 @@ void dmrepl_stream_reader_free(struct dmrepl_stream_reader *r);
  */
 void dmrepl_stream_writer_set_cancel(struct dmrepl_stream_writer *w,
 				     const volatile int *cancel);
+/* At most @bytes_per_sec bytes of the stream a second (0: no limit). */
+void dmrepl_stream_writer_set_bwlimit(struct dmrepl_stream_writer *w,
+				      uint64_t bytes_per_sec);
 void dmrepl_stream_reader_set_cancel(struct dmrepl_stream_reader *r,
 				     const volatile int *cancel);
 

@@ -43,6 +43,10 @@ struct dmrepl_send_opts {
 	unsigned int queue_depth;	/* 0: 32 */
 	uint32_t io_size;		/* 0: 1 MiB */
 	uint64_t checkpoint_bytes;	/* 0: 256 MiB of data between CHECKPOINTs */
+	uint64_t bwlimit;		/* bytes of stream a second; 0: no limit */
+	int ioprio;			/* the reads' I/O priority, as
+					   IOPRIO_PRIO_VALUE(class, level); 0: the
+					   process's */
 	bool more;			/* another stream follows (a chain) */
 	bool dry_run;			/* identify and count, activate nothing,
 					   write no stream (@fd is not used) */

@@ -59,6 +59,10 @@ static void usage(FILE *out)
 		"      --checkpoint SIZE   data between resumable checkpoints (default 256M)\n"
 		"      --engine ENGINE     auto, uring, aio or sync (default auto)\n"
 		"      --queue-depth N     reads in flight (default 32)\n"
+		"      --bwlimit RATE      at most RATE bytes of stream a second\n"
+		"                          (K, M, G, T: powers of 1024)\n"
+		"      --ionice CLASS[:LEVEL]  the reads' I/O priority: realtime,\n"
+		"                          best-effort or idle, level 0-7\n"
 		"      --device PATH       send a file or device instead (no pool)\n"
 		"      --extents FILE      with --device: only these extents\n"
 		"      --output FILE       write the stream to FILE, not standard output\n"
@@ -82,6 +86,7 @@ struct send_args {
 enum {
 	OPT_CHAIN = 256, OPT_RESUME, OPT_SIZE, OPT_SOURCE_NAME, OPT_DETECT_ZEROES,
 	OPT_CHECKPOINT, OPT_ENGINE, OPT_QD, OPT_DEVICE, OPT_EXTENTS, OPT_OUTPUT,
+	OPT_BWLIMIT, OPT_IONICE,
 };
 
 static int parse_one(int c, const char *arg, struct send_args *a)
@@ -132,6 +137,17 @@ static int parse_one(int c, const char *arg, struct send_args *a)
 			return EXIT_USAGE;
 		a->o.queue_depth = (unsigned int)v;
 		return 0;
+	case OPT_BWLIMIT:
+		return tool_option_size(subcmd, "--bwlimit", arg, 1, UINT64_MAX, 1,
+					&a->o.bwlimit);
+	case OPT_IONICE: {
+		int cls, level;
+
+		if (tool_parse_ionice(arg, &cls, &level) < 0)
+			return tool_usage_error(subcmd, "--ionice: '%s' is not CLASS[:LEVEL]", arg);
+		a->o.ioprio = cls << 13 | level;	/* IOPRIO_PRIO_VALUE */
+		return 0;
+	}
 	case OPT_DEVICE: a->o.device = arg; return 0;
 	case OPT_EXTENTS: a->extents = arg; return 0;
 	case 'h': usage(stdout); return -1;
@@ -190,6 +206,8 @@ static int parse_options(int argc, char *argv[], struct send_args *a)
 		{ "checkpoint", required_argument, NULL, OPT_CHECKPOINT },
 		{ "engine", required_argument, NULL, OPT_ENGINE },
 		{ "queue-depth", required_argument, NULL, OPT_QD },
+		{ "bwlimit", required_argument, NULL, OPT_BWLIMIT },
+		{ "ionice", required_argument, NULL, OPT_IONICE },
 		{ "device", required_argument, NULL, OPT_DEVICE },
 		{ "extents", required_argument, NULL, OPT_EXTENTS },
 		{ "output", required_argument, NULL, OPT_OUTPUT },

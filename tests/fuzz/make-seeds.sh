@@ -20,7 +20,7 @@ stream_seeds() {
 	gen=$(mktemp -d)
 	printf '#define PACKAGE_VERSION "seeds"\n' >"$gen/config.h"
 	${CC:-cc} -O1 -D_GNU_SOURCE -include "$gen/config.h" -I"$gen" -I"$top/lib" \
-		"$here/make-stream-seeds.c" "$top/lib/stream.c" \
+		"$here/make-stream-seeds.c" "$top/lib/stream.c" "$top/lib/ratelimit.c" \
 		"$top/lib/context.c" -lzstd -lxxhash -o "$gen/make-stream-seeds"
 	mkdir -p "$here/corpus-stream"
 	"$gen/make-stream-seeds" "$here/corpus-stream"

@@ -53,7 +53,8 @@ build fuzz-lineage "$top/lib/context.c" "$top/lib/lineage.c" "$top/lib/lock.c" \
 	"$top/lib/sizes.c" "$top/lib/lvm.c" "$top/lib/dm.c" -ljson-c -ldevmapper
 build fuzz-lock "$top/lib/context.c" "$top/lib/lock.c"
 build fuzz-lvm "$top/lib/context.c" "$top/lib/lvm.c" "$top/lib/dm.c" -ljson-c -ldevmapper
-build fuzz-stream "$top/lib/context.c" "$top/lib/stream.c" -lzstd -lxxhash
+build fuzz-stream "$top/lib/context.c" "$top/lib/stream.c" "$top/lib/ratelimit.c" \
+	-lzstd -lxxhash
 build fuzz-conf "$top/tools/conf.c" "$top/tools/parse.c" "$top/lib/context.c" \
 	"$top/lib/lvm.c" "$top/lib/dm.c" -I"$top/tools" -linih -ljson-c -ldevmapper
 
