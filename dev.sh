@@ -27,7 +27,7 @@ packages=(
 	dmsetup thin-provisioning-tools lvm2
 	qemu-system-x86 busybox-static cpio kmod util-linux xz-utils
 	clang libclang-rt-14-dev
-	groff-base tmux
+	groff-base tmux systemd udev
 	python3 python3-jsonschema
 )
 

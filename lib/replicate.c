@@ -388,6 +388,14 @@ static int copy_extents(struct job *job)
 		r = feed(job, copy);
 	if (r == 0)
 		r = dmrepl_copy_finish(copy);
+	if (r == -ENOSPC) {
+		/* the copy names its device; the operator wants the pool */
+		const char *lvm = dmrepl_dest_lvm_name(&job->dst);
+
+		err(job->ctx, "%s: the destination pool is full: no space for the "
+		    "replica's data (nothing was committed; grow the pool, or free "
+		    "space, and replicate again)", lvm ? lvm : rep->dst_name);
+	}
 	dmrepl_copy_get_stats(copy, &st);
 	rep->result.copied_bytes = st.copied_bytes;
 	rep->result.discarded_bytes = st.discarded_bytes;

@@ -41,7 +41,9 @@ struct sync_opts {
 	const char *subcmd;
 	const char *config_dir;
 	const char *job_name;		/* JOB, or --job for the command-line form */
-	bool all, check_config, no_wait, dry_run, json, quiet;
+	bool all, check_config, no_wait, dry_run, json, quiet, udev_jobs;
+	const char *generate_dir;	/* --generate-units DIR */
+	const char *unit_dir;		/* --unit-dir: where the timer template is */
 	struct config_job cli;		/* the command-line form's job */
 	char cli_name[200];
 };
@@ -104,7 +106,13 @@ static void usage_sync(FILE *out)
 		"                          pruned; change nothing\n"
 		"  -j, --json              JSON Lines: progress, then one result\n"
 		"  -q, --quiet             no progress bar, no summary\n"
+		"      --generate-units DIR  (the systemd generator) a timer for each\n"
+		"                          job with a schedule, enabled, in DIR\n"
+		"      --udev-jobs         (the udev rule) the jobs this event triggers\n"
 		"  -h, --help              show this help\n"
+		"\n"
+		"A job with trigger = snapshot replicates the newest snapshot of the\n"
+		"origin that it did not make, and takes none itself.\n"
 		"\n"
 		"Exit status: 0 synced; 1 failed (the message says where; the next run\n"
 		"recovers); 2 usage, or the configuration is wrong; 75 the job is\n"
@@ -147,7 +155,7 @@ static void usage_prune(FILE *out)
 }
 
 enum { OPT_TO = 256, OPT_KEEP_DST, OPT_BWLIMIT, OPT_JOB, OPT_STATE_DIR,
-       OPT_CHECK, OPT_NO_WAIT };
+       OPT_CHECK, OPT_NO_WAIT, OPT_GENERATE, OPT_UNIT_DIR, OPT_UDEV_JOBS };
 
 static int parse_options(int argc, char *argv[], struct sync_opts *o, bool prune)
 {
@@ -165,6 +173,9 @@ static int parse_options(int argc, char *argv[], struct sync_opts *o, bool prune
 		{ "all", no_argument, NULL, 'a' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
+		{ "generate-units", required_argument, NULL, OPT_GENERATE },
+		{ "unit-dir", required_argument, NULL, OPT_UNIT_DIR },
+		{ "udev-jobs", no_argument, NULL, OPT_UDEV_JOBS },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -202,6 +213,9 @@ static int parse_options(int argc, char *argv[], struct sync_opts *o, bool prune
 		case 'a': o->all = true; break;
 		case OPT_CHECK: o->check_config = true; break;
 		case OPT_NO_WAIT: o->no_wait = true; break;
+		case OPT_GENERATE: o->generate_dir = optarg; break;
+		case OPT_UNIT_DIR: o->unit_dir = optarg; break;
+		case OPT_UDEV_JOBS: o->udev_jobs = true; break;
 		case 'n': o->dry_run = true; break;
 		case 'j': o->json = true; break;
 		case 'q': o->quiet = true; break;
@@ -213,8 +227,14 @@ static int parse_options(int argc, char *argv[], struct sync_opts *o, bool prune
 		o->job_name = argv[optind++];
 	if (optind < argc)
 		return tool_usage_error(o->subcmd, "unexpected argument '%s'", argv[optind]);
-	if (o->check_config && prune)
-		return tool_usage_error(o->subcmd, "--check-config is dmrepl sync's");
+	if ((o->check_config || o->generate_dir || o->udev_jobs) && prune)
+		return tool_usage_error(o->subcmd, "--check-config, --generate-units and "
+					"--udev-jobs are dmrepl sync's");
+	if (o->generate_dir || o->udev_jobs)
+		return j->origin || o->all || o->job_name || o->check_config ||
+		       (o->generate_dir && o->udev_jobs) ?
+			tool_usage_error(o->subcmd, "--generate-units and --udev-jobs take "
+					 "nothing else") : 0;
 	if (o->check_config)
 		return j->origin || o->all || o->job_name ?
 			tool_usage_error(o->subcmd, "--check-config takes no job") : 0;
@@ -593,6 +613,32 @@ out:
 	return r;
 }
 
+/*
+ * The newest thin snapshot of @origin in @vg that the job did not make
+ * (the highest thin id: LVM gives a new thin volume the next one).
+ */
+static int newest_taken(struct dmrepl_ctx *ctx, const char *vg, const char *origin,
+			const char *tag, struct dmrepl_lvm_lv *ret)
+{
+	struct dmrepl_lvm_lv *lvs = NULL;
+	size_t n = 0, best = SIZE_MAX;
+	int r = dmrepl_lvm_list(ctx, vg, &lvs, &n);
+
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (strcmp(lvs[i].segtype, "thin") != 0 || strcmp(lvs[i].origin, origin) != 0 ||
+		    dmrepl_lvm_has_tag(&lvs[i], tag) || lvs[i].thin_id == DMREPL_THIN_ID_ANY)
+			continue;
+		if (best == SIZE_MAX || lvs[i].thin_id > lvs[best].thin_id)
+			best = i;
+	}
+	if (r == 0 && best == SIZE_MAX)
+		r = -ENOENT;
+	if (r == 0)
+		*ret = lvs[best];
+	free(lvs);
+	return r;
+}
+
 /* Mark the replica as the job's, so that its retention finds it. */
 static int tag_replica(struct dmrepl_ctx *ctx, const char *subcmd, const char *vg_lv,
 		       const char *tag)
@@ -644,7 +690,34 @@ static int sync_job(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 		return r;
 	snprintf(tag, sizeof(tag), SYNC_TAG_PREFIX "%s", j->name);
 	split_vg_lv(j->origin, vg, sizeof(vg), &origin);
-	if (!prune_only) {
+	if (!prune_only && j->trigger == TRIGGER_SNAPSHOT) {
+		/*
+		 * Started because a snapshot of the origin was taken: that
+		 * one is replicated, and none is made (making one would
+		 * trigger the job again).
+		 */
+		r = newest_taken(ctx, vg, origin, tag, &snap);
+		if (r == -ENOENT) {
+			r = 0;
+			if (!o->quiet && !o->json)
+				printf("job %s: no snapshot of %s to replicate\n", j->name,
+				       j->origin);
+		} else if (r < 0) {
+			tool_fail_r(o->subcmd, r, "%s: cannot list its snapshots: %s",
+				    j->origin, strerror(-r));
+			goto out;
+		} else {
+			snprintf(res->snapshot, sizeof(res->snapshot), "%s/%s", snap.vg, snap.lv);
+			if (!o->dry_run) {
+				r = replicate(ctx, o, j, &snap, res);
+				if (r < 0)
+					goto out;
+				r = tag_replica(ctx, o->subcmd, res->replica, tag);
+				if (r < 0)
+					goto out;
+			}
+		}
+	} else if (!prune_only) {
 		snapshot_name(origin, name, sizeof(name));
 		snprintf(full, sizeof(full), "%s/%s", vg, name);
 		if (o->dry_run) {
@@ -676,6 +749,10 @@ static int sync_job(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 		tool_fail_r(o->subcmd, r, "job %s: pruning failed: %s", j->name, strerror(-r));
 out:
 	res->seconds = now_seconds() - start;
+	/* a waiting run must not name a pid that is gone */
+	if (ftruncate(lock, 0) < 0) {
+		/* best effort: the pid only ever shows in a message */
+	}
 	close(lock);
 	return r < 0 ? EXIT_FAILURE_OP : 0;
 }
@@ -750,6 +827,83 @@ static void report_config(const char *msg, void *data)
 	tool_error(data, "%s", msg);
 }
 
+/*
+ * The systemd generator (udev/dmrepl-generator): for each job with a
+ * schedule, its timer enabled (a timers.target.wants link to the
+ * template) and set to that schedule (a drop-in).
+ */
+static int generate_units(const struct config *cfg, const char *dir, const char *unit_dir)
+{
+	char path[4096], target[4096];
+	int rc = EXIT_OK;
+
+	for (size_t i = 0; i < cfg->nr_jobs; i++) {
+		const struct config_job *j = &cfg->jobs[i];
+		FILE *f;
+
+		if (!j->s.schedule)
+			continue;
+		snprintf(path, sizeof(path), "%s/dmrepl-sync@%s.timer.d", dir, j->name);
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			goto fail;
+		snprintf(path, sizeof(path), "%s/dmrepl-sync@%s.timer.d/50-dmrepl-schedule.conf",
+			 dir, j->name);
+		f = fopen(path, "we");
+		if (!f)
+			goto fail;
+		fprintf(f, "# Generated by dmrepl from %s\n[Timer]\nOnCalendar=\nOnCalendar=%s\n",
+			j->file, j->s.schedule);
+		if (fclose(f) != 0)
+			goto fail;
+		snprintf(path, sizeof(path), "%s/timers.target.wants", dir);
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			goto fail;
+		snprintf(path, sizeof(path), "%s/timers.target.wants/dmrepl-sync@%s.timer", dir,
+			 j->name);
+		snprintf(target, sizeof(target), "%s/dmrepl-sync@.timer", unit_dir);
+		if (symlink(target, path) < 0 && errno != EEXIST)
+			goto fail;
+		continue;
+fail:
+		tool_error("sync", "job %s: %s: %s", j->name, path, strerror(errno));
+		rc = EXIT_FAILURE_OP;
+	}
+	return rc;
+}
+
+/*
+ * The udev rule's IMPORT{program} (udev/70-dmrepl.rules): the jobs that
+ * this device-mapper event triggers, from the event's properties in the
+ * environment, as DMREPL_SYNC_UNITS=dmrepl-sync@JOB.service ... Reads the
+ * configuration only: an event never waits on lvm or a device.
+ */
+static int udev_jobs(const struct config *cfg)
+{
+	const char *dm_name = getenv("DM_NAME"), *vg = getenv("DM_VG_NAME");
+	const char *lv = getenv("DM_LV_NAME"), *layer = getenv("DM_LV_LAYER");
+	bool any = false;
+
+	for (size_t i = 0; i < cfg->nr_jobs; i++) {
+		const struct config_job *j = &cfg->jobs[i];
+		const char *slash = strchr(j->origin, '/');
+		bool hit = false;
+
+		if (j->trigger == TRIGGER_SNAPSHOT)
+			hit = vg && lv && (!layer || !layer[0]) &&
+			      strlen(vg) == (size_t)(slash - j->origin) &&
+			      !strncmp(j->origin, vg, strlen(vg)) && !strcmp(slash + 1, lv);
+		else if (j->trigger == TRIGGER_DEVICE)
+			hit = dm_name && !strcmp(dm_name, j->trigger_device);
+		if (!hit)
+			continue;
+		printf("%sdmrepl-sync@%s.service", any ? " " : "DMREPL_SYNC_UNITS=", j->name);
+		any = true;
+	}
+	if (any)
+		putchar('\n');
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILURE_OP;
+}
+
 /* The command-line job's default name, from origin and destination. */
 static void cli_job_name(const struct config_job *j, char *buf, size_t size)
 {
@@ -810,6 +964,15 @@ static int run(struct dmrepl_ctx *ctx, int argc, char *argv[], bool prune_only)
 		if (r < 0) {
 			tool_fail_r(o.subcmd, r, "%s: %s", o.config_dir, strerror(-r));
 			rc = EXIT_FAILURE_OP;
+			goto out;
+		}
+		if (o.generate_dir) {
+			rc = generate_units(&cfg, o.generate_dir,
+					    o.unit_dir ? o.unit_dir : "/lib/systemd/system");
+			goto out;
+		}
+		if (o.udev_jobs) {
+			rc = udev_jobs(&cfg);
 			goto out;
 		}
 		if (o.check_config) {

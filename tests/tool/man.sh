@@ -8,7 +8,7 @@ build=$(cd "$(dirname "${DMREPL:-tools/dmrepl}")/.." && pwd)
 command -v groff >/dev/null 2>&1 || { echo "SKIP: groff not found (install groff-base)"; exit 77; }
 
 failures=0
-for page in "$build/doc/dmrepl.8" "$build/doc/libdmrepl.3"; do
+for page in "$build/doc/dmrepl.8" "$build/doc/dmrepl.conf.5" "$build/doc/libdmrepl.3"; do
 	if [ ! -s "$page" ]; then
 		echo "FAIL $page: not built"
 		failures=$((failures + 1))
