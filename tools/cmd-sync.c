@@ -712,7 +712,8 @@ static int sync_job(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 				r = replicate(ctx, o, j, &snap, res);
 				if (r < 0)
 					goto out;
-				r = tag_replica(ctx, o->subcmd, res->replica, tag);
+				if (!res->already)
+					r = tag_replica(ctx, o->subcmd, res->replica, tag);
 				if (r < 0)
 					goto out;
 			}
@@ -739,7 +740,8 @@ static int sync_job(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 			r = replicate(ctx, o, j, &snap, res);
 			if (r < 0)
 				goto out;	/* the snapshot stays: a base for the next run */
-			r = tag_replica(ctx, o->subcmd, res->replica, tag);
+			if (!res->already)
+				r = tag_replica(ctx, o->subcmd, res->replica, tag);
 			if (r < 0)
 				goto out;
 		}
