@@ -26,6 +26,7 @@ packages=(
 	libzstd-dev libinih-dev dropbear-bin
 	dmsetup thin-provisioning-tools lvm2
 	qemu-system-x86 busybox-static cpio kmod util-linux xz-utils
+	debootstrap e2fsprogs
 	clang libclang-rt-14-dev
 	groff-base tmux systemd udev
 	python3 python3-jsonschema
@@ -179,6 +180,33 @@ vm_json() {
 	"$top/tests/vm/check-json.sh" "$build/test-results/vm"
 }
 
+# vm_summary DIR: stage counts from tests/vm/run's DIR/summary.
+vm_summary() {
+	local passed failed skipped
+	if [ -f "$1/summary" ]; then
+		# shellcheck disable=SC1091
+		. "$1/summary"
+		stage_counts="${passed:-0} ${failed:-0} ${skipped:-0}"
+	fi
+}
+
+# The Debian 12 guest with systemd, udev, lvm2 and sshd (tests/vm/mkrootfs.sh;
+# the image is built once and cached in build/cache/rootfs): its smoke test.
+vm_rootfs_tests() {
+	local out=$build/test-results/rootfs rc=0
+	make -C "$build" -s check-vm-rootfs VM_ROOTFS_OUT="$out" || rc=$?
+	vm_summary "$out"
+	return $rc
+}
+
+# The tests of device-mapper behaviour again, on Debian 12's 6.12 kernel.
+vm_612_tests() {
+	local out=$build/test-results/vm-6.12 rc=0
+	make -C "$build" -s check-vm-6.12 VM_612_OUT="$out" || rc=$?
+	vm_summary "$out"
+	return $rc
+}
+
 harness_selftest() {
 	"$top/tests/vm/selftest.sh"
 }
@@ -193,6 +221,8 @@ do_test() {
 	stage "VM harness self-test" harness_selftest
 	stage "VM integration tests (real kernel)" vm_tests
 	stage "JSON Schemas of VM outputs" vm_json
+	stage "VM dm tests on kernel 6.12" vm_612_tests
+	stage "VM rootfs guest (systemd, udev)" vm_rootfs_tests
 
 	local line p=0 f=0 s=0
 	log "summary"

@@ -8,6 +8,8 @@
 #   symlinks, with no `dmsetup mknodes` and no DM_DISABLE_UDEV;
 # - root logs in to localhost over ssh with the image's key (sshd, not
 #   the tests' dropbear), and python3 runs;
+# - the files of --install trees are in place; with tests/vm/rootfs-hook-check
+#   among them, systemd runs its unit and udev applies its rule;
 # - the thin-pool target loads, and on LVM thin pools
 #   `dmrepl replicate --snap VG/LV --to-pool VG2/POOL` makes an exact
 #   replica, after which the kernel's thin ids in both pools are the
@@ -74,5 +76,30 @@ dmt_assert_eq "$(dmt_lv_sha src snap1)" "$(dmt_lv_sha dst snap1)" "the replica e
 dmt_lvm_invariant src pool "after replicate (source)"
 dmt_lvm_invariant dst pool "after replicate (destination)"
 dmt_no_dmrepl_devices "after replicate"
+
+echo "+ the --install hook" >&2
+if [ -d /opt/dmrepl/install ]; then
+	( cd /opt/dmrepl/install && find . ! -type d ) > "$DMT_TMP/installed"
+	while read -r _f; do
+		_f=${_f#.}
+		if [ -L "/opt/dmrepl/install$_f" ]; then
+			[ -L "$_f" ] || dmt_fail "$_f from --install is not in place"
+		else
+			cmp -s "/opt/dmrepl/install$_f" "$_f" || dmt_fail "$_f from --install is not in place"
+		fi
+	done < "$DMT_TMP/installed"
+	echo "+ $(wc -l < "$DMT_TMP/installed") file(s) from --install are in place" >&2
+fi
+if [ -f /etc/udev/rules.d/99-dmrepl-hook-check.rules ]; then
+	systemctl start dmrepl-hook-check.service ||
+		dmt_fail "systemd does not know the installed unit (no daemon-reload?)"
+	dmt_assert_eq installed "$(cat /run/dmrepl-hook-check)" "the installed unit ran"
+	dmt_create hookcheck "0 2048 zero"
+	[ -L "/dev/dmrepl-hook-check/$(dmt_name hookcheck)" ] ||
+		dmt_fail "the installed udev rule did not act (no udevadm control --reload?)"
+	dmt_remove hookcheck
+else
+	echo "+ (tests/vm/rootfs-hook-check not installed: the hook's reloads are not checked)" >&2
+fi
 
 echo "+ the rootfs guest behaves like a host" >&2

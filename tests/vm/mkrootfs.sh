@@ -11,8 +11,9 @@
 # ext4 image with mkfs.ext4 -d (no loop mount needed).  It is cached as
 # DIR/rootfs/debian12-KEY.img, KEY a digest of the package list, this
 # script and the mirror: a change to any of them builds a new image (older
-# ones are removed).  The .debs are kept in DIR/rootfs/debs for the next
-# build.  Prints the image's path.  Needs root (debootstrap, chroot).
+# ones are removed), with the names of its shared libraries in IMAGE.libs.
+# The .debs are kept in DIR/rootfs/debs for the next build.  Prints the
+# image's path.  Needs root (debootstrap, chroot).
 #
 # The boot parts of a kernel (KDIR from fetch-kernel.sh): one image serves
 # every kernel, so the kernel's modules come on a disk of their own,
@@ -45,6 +46,7 @@ PACKAGES=(
 	python3
 	util-linux kmod e2fsprogs procps iproute2 busybox less
 	libdevmapper1.02.1 liburing2 libaio1 libjson-c5 libxxhash0 libzstd1 libudev1
+	libinih1
 )
 
 die() { echo "$prog: error: $*" >&2; exit 1; }
@@ -186,15 +188,21 @@ configure_root() {
 build_image() {
 	local img=$1 tmp
 	stage=$(mktemp -d "$cache/rootfs/stage.XXXXXX")
-	trap 'rm -rf "$stage"' EXIT
+	# On a tmpfs of its own if it can: dpkg's many fsyncs cost nothing there.
+	mount -t tmpfs -o size=4g,mode=755 dmrepl-rootfs "$stage" 2>/dev/null || :
+	trap 'umount "$stage" 2>/dev/null; rm -rf --one-file-system "$stage"' EXIT
 	bootstrap
 	configure_root
 	tmp="$img.tmp.$$"
 	rm -f "$tmp"
 	mkfs.ext4 -q -F -L dmrepl-root -d "$stage" "$tmp" "$IMAGE_SIZE" >&2 ||
 		die "mkfs.ext4 -d failed"
+	# The shared libraries it has, for tests/vm/run's check of --bin programs.
+	find "$stage/usr/lib" "$stage/usr/lib64" -maxdepth 2 -name '*.so*' -printf '%f\n' 2>/dev/null |
+		sort -u > "$img.libs"
 	mv "$tmp" "$img"
-	rm -rf "$stage"
+	umount "$stage" 2>/dev/null || :
+	rm -rf --one-file-system "$stage"
 	trap - EXIT
 }
 
@@ -211,7 +219,7 @@ make_image() {
 	t0=$SECONDS
 	build_image "$img"
 	for old in "$cache"/rootfs/debian12-*.img; do
-		[ "$old" = "$img" ] || rm -f "$old"
+		[ "$old" = "$img" ] || rm -f "$old" "$old.libs"
 	done
 	note "built $img in $((SECONDS - t0)) s"
 	echo "$img"

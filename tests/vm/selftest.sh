@@ -74,6 +74,17 @@ check_usage_errors() {
 	else
 		fail "a run without tests should exit 99"
 	fi
+	local args
+	for args in "--kernel 5.10" "--mode host --kernel 6.12" "--mode vm --install $st" \
+		"--mode rootfs --install $st/st-pass.sh"; do
+		# shellcheck disable=SC2086 # separate words
+		"$run" $args "$st/st-pass.sh" > "$base/usage.out" 2>&1
+		if [ $? = 99 ]; then
+			ok "usage error exits 99: $args"
+		else
+			fail "run $args should exit 99"
+		fi
+	done
 }
 
 check_host_mode() {
