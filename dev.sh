@@ -191,17 +191,25 @@ vm_summary() {
 }
 
 # The Debian 12 guest with systemd, udev, lvm2 and sshd (tests/vm/mkrootfs.sh;
-# the image is built once and cached in build/cache/rootfs): its smoke test.
+# the image is built once and cached in build/cache/rootfs): its smoke test,
+# on the 6.12 kernel.
 vm_rootfs_tests() {
-	local out=$build/test-results/rootfs rc=0
+	local out=$build/test-results/rootfs-6.12 rc=0
+	if [ -n "${rootfs_build:-}" ]; then
+		wait "$rootfs_build" || { echo "building the rootfs image failed:"; tail -n 30 "$build/mkrootfs.log"; }
+	fi
 	make -C "$build" -s check-vm-rootfs VM_ROOTFS_OUT="$out" || rc=$?
 	vm_summary "$out"
 	return $rc
 }
 
 # The tests of device-mapper behaviour again, on Debian 12's 6.12 kernel.
+# Meanwhile the rootfs image builds (if it is not cached): debootstrap
+# mostly keeps one core busy, and the VM's shell tests mostly leave one idle.
 vm_612_tests() {
 	local out=$build/test-results/vm-6.12 rc=0
+	nice -n 10 "$top/tests/vm/mkrootfs.sh" > "$build/mkrootfs.log" 2>&1 &
+	rootfs_build=$!
 	make -C "$build" -s check-vm-6.12 VM_612_OUT="$out" || rc=$?
 	vm_summary "$out"
 	return $rc
