@@ -518,6 +518,13 @@ static int receive_one(struct receiver *rv)
 {
 	int r;
 
+	if (!dmrepl_source_allowed(rv->o->only_sources, rv->h.src_pool)) {
+		err(rv->ctx, "%s: refused a stream from %s: this key may send only "
+			     "the sources its configuration names (%s%s)",
+		    rv->o->pool ? rv->o->pool : "the stream", rv->h.src_pool,
+		    rv->o->only_sources[0], rv->o->only_sources[1] ? ", ..." : "");
+		return -EPERM;
+	}
 	rv->hash = dmrepl_stream_identity_hash(&rv->h);
 	rv->done = 0;
 	rv->dst_failed = false;

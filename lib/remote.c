@@ -22,6 +22,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json.h>
@@ -186,12 +187,31 @@ static int stop_peer(struct peer *p)
 
 /* ---- the far side: what it holds ---- */
 
+bool dmrepl_source_allowed(const char *const *patterns, const char *source)
+{
+	if (!patterns)
+		return true;
+	for (; *patterns; patterns++)
+		if (fnmatch(*patterns, source, 0) == 0)
+			return true;
+	return false;
+}
+
+/* What the hello lists: into @arr, of the sources @only (NULL: all) allows. */
+struct hello_list {
+	json_object *arr;
+	const char *const *only;
+};
+
 static int hello_replica(const struct dmrepl_replica_info *rep, void *data)
 {
-	json_object *arr = data, *o;
+	struct hello_list *l = data;
+	json_object *arr = l->arr, *o;
 
 	if (rep->state != DMREPL_REPLICA_OK)
 		return 0;
+	if (!dmrepl_source_allowed(l->only, rep->src_pool))
+		return 0;	/* another source's: not this peer's business */
 	o = json_object_new_object();
 	if (!o)
 		return -ENOMEM;
@@ -211,8 +231,12 @@ static int hello_replica(const struct dmrepl_replica_info *rep, void *data)
 static int hello_token(const char *token, const struct dmrepl_lineage_record *rec,
 		       void *data)
 {
-	json_object *arr = data, *o = json_object_new_object();
+	struct hello_list *l = data;
+	json_object *arr = l->arr, *o;
 
+	if (!dmrepl_source_allowed(l->only, rec->src_pool))
+		return 0;
+	o = json_object_new_object();
 	if (!o)
 		return -ENOMEM;
 	json_object_object_add(o, "token", json_object_new_string(token));
@@ -224,7 +248,8 @@ static int hello_token(const char *token, const struct dmrepl_lineage_record *re
 }
 
 int dmrepl_remote_hello(struct dmrepl_ctx *ctx, const char *pool,
-			const char *state_dir, FILE *out)
+			const char *state_dir, const char *const *only_sources,
+			FILE *out)
 {
 	json_object *o = json_object_new_object();
 	json_object *replicas = json_object_new_array();
@@ -241,10 +266,11 @@ int dmrepl_remote_hello(struct dmrepl_ctx *ctx, const char *pool,
 	json_object_object_add(o, "pool", json_object_new_string(pool));
 	json_object_object_add(o, "replicas", replicas);
 	json_object_object_add(o, "resumable", resumable);
-	r = dmrepl_replicas_foreach(ctx, state_dir, pool, hello_replica, replicas);
+	r = dmrepl_replicas_foreach(ctx, state_dir, pool, hello_replica,
+				    &(struct hello_list){replicas, only_sources});
 	if (r == 0)
-		r = dmrepl_receive_foreach_resumable(ctx, pool, state_dir,
-						     hello_token, resumable);
+		r = dmrepl_receive_foreach_resumable(ctx, pool, state_dir, hello_token,
+						     &(struct hello_list){resumable, only_sources});
 	if (r < 0)
 		json_object_object_add(o, "error",
 				       json_object_new_string(strerror(-r)));

@@ -122,6 +122,13 @@ struct dmrepl_receive_opts {
 	 * stream alone is checked.
 	 */
 	bool dry_run;
+	/*
+	 * Only streams whose source (HOST:POOL, or --source-name) matches
+	 * one of these fnmatch(3) patterns (NULL-terminated) are taken; any
+	 * other is refused (-EPERM) before anything is written. NULL: any.
+	 * (dmrepl serve's keys.)
+	 */
+	const char *const *only_sources;
 	enum dmrepl_engine engine;
 	unsigned int queue_depth;
 	dmrepl_transfer_progress_fn progress;
@@ -226,7 +233,10 @@ struct dmrepl_remote_result {
  * goes into the line too. Return: 0 or -errno.
  */
 int dmrepl_remote_hello(struct dmrepl_ctx *ctx, const char *pool,
-			const char *state_dir, FILE *out);
+			const char *state_dir, const char *const *only_sources,
+			FILE *out);
+/* @source matches one of @patterns (NULL: every source does). */
+bool dmrepl_source_allowed(const char *const *patterns, const char *source);
 /* URL -> HOST and POOL. Return: 0 or -EINVAL. */
 int dmrepl_remote_parse_url(const char *url, char *host, size_t hsize,
 			    const char **ret_pool);

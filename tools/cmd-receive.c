@@ -58,6 +58,8 @@ static void usage(FILE *out)
 		"                          lineage; not atomic)\n"
 		"      --engine ENGINE     auto, uring, aio or sync (default auto)\n"
 		"      --negotiate         first print the pool's replicas (JSON line)\n"
+		"      --only-source PATTERN  take only streams whose source matches\n"
+		"                          PATTERN (fnmatch; repeatable): dmrepl serve's\n"
 		"  -n, --dry-run           check the stream and say what it carries;\n"
 		"                          write nothing (with --abort: say what it\n"
 		"                          would drop)\n"
@@ -70,12 +72,17 @@ static void usage(FILE *out)
 		program_name);
 }
 
+#define MAX_ONLY_SOURCES 16
+
 struct receive_args {
 	struct dmrepl_receive_opts o;
+	const char *only[MAX_ONLY_SOURCES + 1];	/* --only-source, NULL-ended */
+	unsigned int nr_only;
 	bool token, abort, negotiate, json, quiet;
 };
 
-enum { OPT_STATE_DIR = 256, OPT_TOKEN, OPT_ABORT, OPT_DEVICE, OPT_ENGINE, OPT_NEGOTIATE };
+enum { OPT_STATE_DIR = 256, OPT_TOKEN, OPT_ABORT, OPT_DEVICE, OPT_ENGINE, OPT_NEGOTIATE,
+       OPT_ONLY_SOURCE };
 
 static int parse_options(int argc, char *argv[], struct receive_args *a)
 {
@@ -88,6 +95,7 @@ static int parse_options(int argc, char *argv[], struct receive_args *a)
 		{ "device", required_argument, NULL, OPT_DEVICE },
 		{ "engine", required_argument, NULL, OPT_ENGINE },
 		{ "negotiate", no_argument, NULL, OPT_NEGOTIATE },
+		{ "only-source", required_argument, NULL, OPT_ONLY_SOURCE },
 		{ "json", no_argument, NULL, 'j' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -104,6 +112,13 @@ static int parse_options(int argc, char *argv[], struct receive_args *a)
 		case OPT_ABORT: a->abort = true; break;
 		case OPT_DEVICE: a->o.device = optarg; break;
 		case OPT_NEGOTIATE: a->negotiate = a->json = a->o.allow_empty = true; break;
+		case OPT_ONLY_SOURCE:
+			if (a->nr_only == MAX_ONLY_SOURCES)
+				return tool_usage_error(subcmd, "--only-source: at most %d",
+							MAX_ONLY_SOURCES);
+			a->only[a->nr_only++] = optarg;
+			a->o.only_sources = a->only;
+			break;
 		case OPT_ENGINE:
 			if (dmrepl_engine_from_name(optarg, &a->o.engine) < 0)
 				return tool_usage_error(subcmd, "--engine: '%s' is not one of auto, uring, aio, sync", optarg);
@@ -227,7 +242,7 @@ static int do_abort(struct dmrepl_ctx *ctx, const struct receive_args *a)
 
 static int hello(struct dmrepl_ctx *ctx, const struct receive_args *a)
 {
-	return dmrepl_remote_hello(ctx, a->o.pool, a->o.state_dir, stdout);
+	return dmrepl_remote_hello(ctx, a->o.pool, a->o.state_dir, a->o.only_sources, stdout);
 }
 
 /* ---- receive ---- */

@@ -32,6 +32,7 @@ struct parser {
 	const char *file;
 	const char *job_name;		/* NULL: dmrepl.conf */
 	struct config_job *job;
+	struct config_serve *serve;	/* serve.d/NAME.conf */
 	const char *pos;		/* the reader's place in the text */
 	unsigned int line;
 	bool line_too_long;
@@ -251,6 +252,72 @@ static int job_key(struct parser *p, struct config_job *j, const char *key,
 	return setting(p, &j->s, key, value);
 }
 
+/* @value's words (separated by blanks) appended to *@list. */
+static int add_words(struct parser *p, const char *key, const char *value,
+		     bool (*valid)(const char *), const char *what, char ***list,
+		     size_t *n)
+{
+	char *copy = strdup(value), *save = NULL;
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+		char **l;
+
+		if (!valid(w)) {
+			error_at(p, key, "'%s' is not %s", w, what);
+			continue;
+		}
+		l = realloc(*list, (*n + 1) * sizeof(**list));
+		if (!l) {
+			free(copy);
+			return -ENOMEM;
+		}
+		*list = l;
+		if (!(l[*n] = strdup(w))) {
+			free(copy);
+			return -ENOMEM;
+		}
+		(*n)++;
+	}
+	free(copy);
+	return 1;
+}
+
+static bool source_pattern_valid(const char *s)
+{
+	return s[0] && strlen(s) < 256;
+}
+
+/* A pool a key may write: VG/POOL, or the dm name of a pool LVM does not manage. */
+static bool pool_valid(const char *s)
+{
+	if (strchr(s, '/'))
+		return vg_lv_valid(s);
+	return s[0] && strlen(s) < 128 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+_.-") ==
+		       strlen(s);
+}
+
+static int serve_key(struct parser *p, struct config_serve *sv, const char *key,
+		     const char *value)
+{
+	if (!strcmp(key, "pools"))
+		return add_words(p, key, value, pool_valid, "VG/POOL or a dm name",
+				 &sv->pools, &sv->nr_pools);
+	if (!strcmp(key, "sources"))
+		return add_words(p, key, value, source_pattern_valid,
+				 "a pattern of HOST:POOL", &sv->sources, &sv->nr_sources);
+	if (!strcmp(key, "state_dir")) {
+		if (value[0] != '/')
+			error_at(p, key, "'%s' is not an absolute path", value);
+		else if (!set_str(&sv->state_dir, value))
+			return -ENOMEM;
+		return 1;
+	}
+	return 0;
+}
+
 static int handler(void *user, const char *section, const char *key,
 		   const char *value)
 {
@@ -260,6 +327,16 @@ static int handler(void *user, const char *section, const char *key,
 	if (p->line_too_long) {
 		p->line_too_long = false;
 		return 1;	/* said already */
+	}
+	if (p->serve) {
+		if (strcmp(section, "serve") != 0) {
+			error_at(p, NULL, "section [%s] is not [serve]", section);
+			return 1;
+		}
+		r = serve_key(p, p->serve, key, value);
+		if (r == 0)
+			error_at(p, key, "unknown key");
+		return r >= 0;
 	}
 	if (p->job_name && !strcmp(section, "job"))
 		r = job_key(p, p->job, key, value);
@@ -331,6 +408,45 @@ int config_parse_text(struct config *cfg, const char *file, const char *text,
 	return cfg->nr_errors == before ? 0 : -EINVAL;
 }
 
+int config_parse_serve_text(struct config *cfg, const char *file, const char *text,
+			    const char *name,
+			    void (*report)(const char *msg, void *data), void *data)
+{
+	struct parser p = {
+		.cfg = cfg, .file = file, .pos = text, .report = report, .data = data,
+	};
+	unsigned int before = cfg->nr_errors;
+	struct config_serve *serves;
+	int r;
+
+	if (!config_job_name_valid(name)) {
+		add_errorf(cfg, report, data, "%s: '%s' is not a key name (letters, "
+			   "digits, '_', '-', '.')", file, name);
+		return -EINVAL;
+	}
+	serves = realloc(cfg->serves, (cfg->nr_serves + 1) * sizeof(*serves));
+	if (!serves)
+		return -ENOMEM;
+	cfg->serves = serves;
+	p.serve = &serves[cfg->nr_serves];
+	memset(p.serve, 0, sizeof(*p.serve));
+	if (!(p.serve->name = strdup(name)) || !(p.serve->file = strdup(file))) {
+		free(p.serve->name);
+		return -ENOMEM;
+	}
+	cfg->nr_serves++;
+	r = ini_parse_stream(read_line, &p, handler, &p);
+	if (r > 0 && cfg->nr_errors == before) {
+		p.line = (unsigned int)r;
+		error_at(&p, NULL, "not KEY = VALUE, a [section] or a comment");
+	} else if (r < 0) {
+		return -ENOMEM;
+	}
+	if (cfg->nr_errors == before && (!p.serve->nr_pools || !p.serve->nr_sources))
+		add_errorf(cfg, report, data, "%s: key %s needs pools and sources", file, name);
+	return cfg->nr_errors == before ? 0 : -EINVAL;
+}
+
 /* @path's text, NUL-terminated, in *@ret (free() it). */
 static int read_text(const char *path, char **ret)
 {
@@ -364,7 +480,7 @@ static int read_text(const char *path, char **ret)
 }
 
 static int parse_file(struct config *cfg, const char *path, const char *job_name,
-		      void (*report)(const char *msg, void *data), void *data)
+		      bool serve, void (*report)(const char *msg, void *data), void *data)
 {
 	char *text = NULL;
 	int r = read_text(path, &text);
@@ -376,7 +492,8 @@ static int parse_file(struct config *cfg, const char *path, const char *job_name
 			 r == -EBADMSG ? "it holds a NUL byte" : strerror(-r));
 		return r == -ENOMEM ? r : -EINVAL;
 	}
-	r = config_parse_text(cfg, path, text, job_name, report, data);
+	r = serve ? config_parse_serve_text(cfg, path, text, job_name, report, data)
+		  : config_parse_text(cfg, path, text, job_name, report, data);
 	free(text);
 	return r;
 }
@@ -386,44 +503,54 @@ static int by_name(const struct dirent **a, const struct dirent **b)
 	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
-int config_load(struct config *cfg, const char *dir,
-		void (*report)(const char *msg, void *data), void *data)
+/* Every NAME.conf of @dir/@sub, in name order. */
+static int parse_dir(struct config *cfg, const char *dir, const char *sub, bool serve,
+		     void (*report)(const char *msg, void *data), void *data)
 {
 	struct dirent **names = NULL;
 	char path[4096];
 	int n, r = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	n = scandir(path, &names, NULL, by_name);
+	if (n < 0 && errno != ENOENT)
+		add_errorf(cfg, report, data, "%s: cannot read: %s", path, strerror(errno));
+	for (int i = 0; i < n; i++) {
+		const char *name = names[i]->d_name;
+		size_t len = strlen(name);
+
+		/* NAME.conf; editors' backups and the like are not read */
+		if (len > 5 && !strcmp(name + len - 5, ".conf") && name[0] != '.') {
+			char base[256];
+
+			snprintf(base, sizeof(base), "%.*s", (int)(len - 5), name);
+			snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+			if (parse_file(cfg, path, base, serve, report, data) == -ENOMEM)
+				r = -ENOMEM;
+		}
+		free(names[i]);
+	}
+	free(names);
+	return r;
+}
+
+int config_load(struct config *cfg, const char *dir,
+		void (*report)(const char *msg, void *data), void *data)
+{
+	char path[4096];
+	int r;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->defaults.compress = -1;
 	if (!(cfg->dir = strdup(dir)))
 		return -ENOMEM;
 	snprintf(path, sizeof(path), "%s/dmrepl.conf", dir);
-	r = parse_file(cfg, path, NULL, report, data);
+	r = parse_file(cfg, path, NULL, false, report, data);
 	if (r == -ENOMEM)
 		return r;
-	snprintf(path, sizeof(path), "%s/jobs.d", dir);
-	n = scandir(path, &names, NULL, by_name);
-	if (n < 0 && errno != ENOENT) {
-		add_errorf(cfg, report, data, "%s: cannot read: %s", path, strerror(errno));
-	}
-	for (int i = 0; i < n; i++) {
-		const char *name = names[i]->d_name;
-		size_t len = strlen(name);
-
-		/* NAME.conf; editors' backups and the like are not jobs */
-		if (len > 5 && !strcmp(name + len - 5, ".conf") && name[0] != '.') {
-			char job[256];
-
-			snprintf(job, sizeof(job), "%.*s", (int)(len - 5), name);
-			snprintf(path, sizeof(path), "%s/jobs.d/%s", dir, name);
-			if (parse_file(cfg, path, job, report, data) == -ENOMEM)
-				r = -ENOMEM;
-		}
-		free(names[i]);
-	}
-	free(names);
-	if (r == -ENOMEM)
-		return r;
+	if (parse_dir(cfg, dir, "jobs.d", false, report, data) == -ENOMEM ||
+	    parse_dir(cfg, dir, "serve.d", true, report, data) == -ENOMEM)
+		return -ENOMEM;
 	return config_finish(cfg, report, data);
 }
 
@@ -462,6 +589,14 @@ int config_finish(struct config *cfg,
 	return cfg->nr_errors ? -EINVAL : 0;
 }
 
+const struct config_serve *config_find_serve(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nr_serves; i++)
+		if (!strcmp(cfg->serves[i].name, name))
+			return &cfg->serves[i];
+	return NULL;
+}
+
 const struct config_job *config_find_job(const struct config *cfg, const char *name)
 {
 	for (size_t i = 0; i < cfg->nr_jobs; i++)
@@ -495,6 +630,20 @@ void config_free(struct config *cfg)
 		free_settings(&j->s);
 	}
 	free(cfg->jobs);
+	for (size_t i = 0; i < cfg->nr_serves; i++) {
+		struct config_serve *sv = &cfg->serves[i];
+
+		for (size_t k = 0; k < sv->nr_pools; k++)
+			free(sv->pools[k]);
+		for (size_t k = 0; k < sv->nr_sources; k++)
+			free(sv->sources[k]);
+		free(sv->pools);
+		free(sv->sources);
+		free(sv->name);
+		free(sv->file);
+		free(sv->state_dir);
+	}
+	free(cfg->serves);
 	free_settings(&cfg->defaults);
 	free(cfg->dir);
 	memset(cfg, 0, sizeof(*cfg));

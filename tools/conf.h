@@ -44,17 +44,34 @@ struct config_job {
 	struct config_settings s;	/* merged with the defaults */
 };
 
+/*
+ * A key that may send to this host (serve.d/NAME.conf, used by dmrepl
+ * serve as an ssh forced command): into which pools, from which sources.
+ */
+struct config_serve {
+	char *name;
+	char *file;
+	char **pools;			/* VG/POOL, or a dm name */
+	size_t nr_pools;
+	char **sources;			/* fnmatch(3) patterns of HOST:POOL */
+	size_t nr_sources;
+	char *state_dir;
+};
+
 struct config {
 	char *dir;
 	struct config_settings defaults;
 	struct config_job *jobs;
 	size_t nr_jobs;
+	struct config_serve *serves;
+	size_t nr_serves;
 	char error[1024];		/* the first error: FILE:LINE: ... */
 	unsigned int nr_errors;
 };
 
 /*
- * Read @dir's dmrepl.conf (optional) and jobs.d/ *.conf into @cfg: 0, or
+ * Read @dir's dmrepl.conf (optional), jobs.d/ *.conf and serve.d/ *.conf
+ * into @cfg: 0, or
  * -EINVAL with every error reported through @report (may be NULL) and the
  * first in @cfg->error. A job's unset settings are the defaults'.
  */
@@ -73,8 +90,15 @@ int config_parse_text(struct config *cfg, const char *file, const char *text,
 int config_finish(struct config *cfg,
 		  void (*report)(const char *msg, void *data), void *data);
 
+/* Parse serve.d/@name.conf's text (for config_load() and the fuzz target). */
+int config_parse_serve_text(struct config *cfg, const char *file, const char *text,
+			    const char *name,
+			    void (*report)(const char *msg, void *data), void *data);
+
 const struct config_job *config_find_job(const struct config *cfg,
 					 const char *name);
+const struct config_serve *config_find_serve(const struct config *cfg,
+					     const char *name);
 /* A job name: letters, digits, '_', '-', '.'; not starting with '.'. */
 bool config_job_name_valid(const char *name);
 void config_free(struct config *cfg);

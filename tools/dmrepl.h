@@ -64,6 +64,14 @@ int tool_option_number(const char *subcmd, const char *opt, const char *arg,
 int tool_option_size(const char *subcmd, const char *opt, const char *arg,
 		     uint64_t min, uint64_t max, uint64_t align, uint64_t *ret);
 
+/*
+ * Split @line (an ssh forced command's SSH_ORIGINAL_COMMAND) into words
+ * as a shell would, for plain and 'single-quoted' words only; anything
+ * else a shell gives meaning to is -EINVAL. The words live in @buf;
+ * @argv gets at most @max of them and a NULL. Their number, or -E2BIG.
+ */
+int tool_split_words(const char *line, char **argv, int max, char *buf, size_t size);
+
 /* @v bytes in the largest unit that holds it exactly ("4K", "64M", "1000"). */
 void tool_size_str(uint64_t v, char *buf, size_t size);
 
@@ -198,5 +206,6 @@ int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_recover(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_sync(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_prune(struct dmrepl_ctx *ctx, int argc, char *argv[]);
+int cmd_serve(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 
 #endif

@@ -82,3 +82,59 @@ int tool_parse_ionice(const char *s, int *ret_class, int *ret_level)
 	*ret_level = level;
 	return 0;
 }
+
+/*
+ * What a POSIX shell would make of @line, for the few forms a dmrepl
+ * command line takes: words of letters, digits and _-./:=@%+, separated
+ * by blanks, and 'single-quoted' text (with \' for a quote, as
+ * lib/remote.c writes it). Anything else a shell would give meaning to
+ * ($, `, ;, |, &, <, >, ", *, ?, a backslash elsewhere, a newline) is
+ * refused: -EINVAL. The words go into @buf, pointed to from @argv (at
+ * most @max of them, then NULL): their number, or -E2BIG.
+ */
+int tool_split_words(const char *line, char **argv, int max, char *buf, size_t size)
+{
+	static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "0123456789_-./:=@%+,";
+	size_t n = 0;
+	int argc = 0;
+	const char *c = line;
+
+	for (;;) {
+		while (*c == ' ' || *c == '\t')
+			c++;
+		if (!*c)
+			break;
+		if (argc == max)
+			return -E2BIG;
+		argv[argc++] = buf + n;
+		while (*c && *c != ' ' && *c != '\t') {
+			if (*c == '\'') {
+				for (c++; *c && *c != '\''; c++) {
+					if (n + 1 >= size)
+						return -E2BIG;
+					buf[n++] = *c;
+				}
+				if (*c != '\'')
+					return -EINVAL;	/* unterminated */
+				c++;
+			} else if (c[0] == '\\' && c[1] == '\'') {
+				if (n + 1 >= size)
+					return -E2BIG;
+				buf[n++] = '\'';
+				c += 2;
+			} else if (strchr(plain, *c)) {
+				if (n + 1 >= size)
+					return -E2BIG;
+				buf[n++] = *c++;
+			} else {
+				return -EINVAL;
+			}
+		}
+		if (n + 1 >= size)
+			return -E2BIG;
+		buf[n++] = '\0';
+	}
+	argv[argc] = NULL;
+	return argc;
+}

@@ -9,6 +9,7 @@
 #   fuzz-lvm       lvs' JSON answer (LVM names)
 #   fuzz-stream    the replication stream reader (send/receive)
 #   fuzz-conf      the sync jobs' configuration files (libinih)
+#   fuzz-words     dmrepl serve's reading of SSH_ORIGINAL_COMMAND
 #
 #   tests/fuzz/run.sh [SECONDS] [LIBFUZZER-OPTION...]
 #
@@ -33,7 +34,7 @@ if ! command -v "$CC" >/dev/null 2>&1; then
 	exit 77
 fi
 mkdir -p "$out/corpus" "$out/corpus-extents" "$out/corpus-lineage" \
-	"$out/corpus-lock" "$out/corpus-lvm" "$out/corpus-stream" "$out/corpus-conf"
+	"$out/corpus-lock" "$out/corpus-lvm" "$out/corpus-stream" "$out/corpus-conf" "$out/corpus-words"
 printf '#define PACKAGE_VERSION "fuzz"\n' >"$out/config.h"
 
 build() {	# TARGET SOURCES...
@@ -55,22 +56,25 @@ build fuzz-lock "$top/lib/context.c" "$top/lib/lock.c"
 build fuzz-lvm "$top/lib/context.c" "$top/lib/lvm.c" "$top/lib/dm.c" -ljson-c -ldevmapper
 build fuzz-stream "$top/lib/context.c" "$top/lib/stream.c" "$top/lib/ratelimit.c" \
 	-lzstd -lxxhash
+build fuzz-words "$top/tools/parse.c"
 build fuzz-conf "$top/tools/conf.c" "$top/tools/parse.c" "$top/lib/context.c" \
 	"$top/lib/lvm.c" "$top/lib/dm.c" -I"$top/tools" -linih -ljson-c -ldevmapper
 
 md_seconds=$((seconds / 2))
 [ "$md_seconds" -ge 1 ] || md_seconds=1
-ext_seconds=$(((seconds - md_seconds) / 6))
+ext_seconds=$(((seconds - md_seconds) / 7))
 [ "$ext_seconds" -ge 1 ] || ext_seconds=1
-lin_seconds=$(((seconds - md_seconds) / 6))
+lin_seconds=$(((seconds - md_seconds) / 7))
 [ "$lin_seconds" -ge 1 ] || lin_seconds=1
-lock_seconds=$(((seconds - md_seconds) / 6))
+lock_seconds=$(((seconds - md_seconds) / 7))
 [ "$lock_seconds" -ge 1 ] || lock_seconds=1
-lvm_seconds=$(((seconds - md_seconds) / 6))
+lvm_seconds=$(((seconds - md_seconds) / 7))
 [ "$lvm_seconds" -ge 1 ] || lvm_seconds=1
-conf_seconds=$(((seconds - md_seconds) / 6))
+conf_seconds=$(((seconds - md_seconds) / 7))
 [ "$conf_seconds" -ge 1 ] || conf_seconds=1
-stream_seconds=$((seconds - md_seconds - ext_seconds - lin_seconds - lock_seconds - lvm_seconds - conf_seconds))
+words_seconds=$(((seconds - md_seconds) / 7))
+[ "$words_seconds" -ge 1 ] || words_seconds=1
+stream_seconds=$((seconds - md_seconds - ext_seconds - lin_seconds - lock_seconds - lvm_seconds - conf_seconds - words_seconds))
 [ "$stream_seconds" -ge 1 ] || stream_seconds=1
 
 # Seed images are at most 34 blocks of 4 KiB: allow up to 40.
@@ -97,6 +101,10 @@ stream_seconds=$((seconds - md_seconds - ext_seconds - lin_seconds - lock_second
 "$out/fuzz-conf" -max_total_time="$conf_seconds" -max_len=4096 \
 	-timeout=10 -rss_limit_mb=1024 -artifact_prefix="$out/conf-" "$@" \
 	"$out/corpus-conf" "$here/corpus-conf"
+
+"$out/fuzz-words" -max_total_time="$words_seconds" -max_len=1024 \
+	-timeout=10 -rss_limit_mb=1024 -artifact_prefix="$out/words-" "$@" \
+	"$out/corpus-words" "$here/corpus-words"
 
 # Seed streams are under 10 KiB; 64 KiB leaves room for a few records.
 exec "$out/fuzz-stream" -max_total_time="$stream_seconds" -max_len=65536 \

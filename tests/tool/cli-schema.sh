@@ -76,7 +76,7 @@ s = json.load(open(sys.argv[1]))
 sys.exit(not s["$id"].endswith("/" + os.path.basename(sys.argv[1])))' "$s"
 done
 for c in ls delta copy verify snapshot replicate receive replicas recover send \
-	version sync prune; do
+	version sync prune serve; do
 	check "$c has a schema" test -f "$schemas/$c.schema.json"
 done
 
@@ -233,6 +233,12 @@ json_run "prune -n: no LVM here"    prune 1 prune db -n -c "$tmp/conf" --json --
 printf '[job]\norigin = vg0\n' >"$tmp/conf/jobs.d/bad.conf"
 json_run "sync: a broken job"       sync 2 sync --check-config -c "$tmp/conf" --json
 json_run "receive --abort: no pool" receive 1 receive --abort --pool dmrepl-test-no-such-pool --json
+mkdir -p "$tmp/conf/serve.d"
+printf '[serve]\npools = vg1/pool\nsources = db1:*\n' >"$tmp/conf/serve.d/k.conf"
+rm -f "$tmp/conf/jobs.d/bad.conf"
+SSH_ORIGINAL_COMMAND="dmrepl receive --pool vg2/pool --json" \
+	json_run "serve: a refused pool" serve 2 serve k -c "$tmp/conf"
+SSH_ORIGINAL_COMMAND="sh" json_run "serve -j: a shell"  serve 2 serve -j k -c "$tmp/conf"
 
 # ---- the validator bites: wrong outputs are refused, with file and line
 "$DMREPL" ls --json "$fixtures/small.bin" >"$tmp/ls.json" 2>/dev/null

@@ -222,6 +222,48 @@ static void test_every_error_reported(void)
 	config_free(&cfg);
 }
 
+static void test_serve(void)
+{
+	struct config cfg;
+	const struct config_serve *sv;
+	char path[300];
+
+	clean();
+	snprintf(path, sizeof(path), "mkdir -p '%s/serve.d'", dir);
+	CU_ASSERT_EQUAL(system(path), 0);
+	put("serve.d/db1.conf", "[serve]\npools = vg1/pool  tank-tpool\n"
+				"sources = db1:* db1b:vg0/pool\nstate_dir = /srv/dmrepl\n");
+	CU_ASSERT_EQUAL_FATAL(config_load(&cfg, dir, collect, NULL), 0);
+	sv = config_find_serve(&cfg, "db1");
+	CU_ASSERT_FATAL(sv != NULL);
+	CU_ASSERT_EQUAL(sv->nr_pools, 2);
+	CU_ASSERT_STRING_EQUAL(sv->pools[1], "tank-tpool");
+	CU_ASSERT_EQUAL(sv->nr_sources, 2);
+	CU_ASSERT_STRING_EQUAL(sv->sources[0], "db1:*");
+	CU_ASSERT_STRING_EQUAL(sv->state_dir, "/srv/dmrepl");
+	CU_ASSERT_PTR_NULL(config_find_serve(&cfg, "db2"));
+	config_free(&cfg);
+
+	put("serve.d/db1.conf", "[serve]\npools = vg1/pool/x\nsources = *\n");
+	CU_ASSERT_EQUAL(config_load(&cfg, dir, collect, NULL), -EINVAL);
+	snprintf(path, sizeof(path), "%s/serve.d/db1.conf:2: pools: 'vg1/pool/x' is not VG/POOL "
+		 "or a dm name", dir);
+	CU_ASSERT_STRING_EQUAL(cfg.error, path);
+	config_free(&cfg);
+	put("serve.d/db1.conf", "[serve]\npools = vg1/pool\n");
+	CU_ASSERT_EQUAL(config_load(&cfg, dir, collect, NULL), -EINVAL);
+	snprintf(path, sizeof(path), "%s/serve.d/db1.conf: key db1 needs pools and sources", dir);
+	CU_ASSERT_STRING_EQUAL(cfg.error, path);
+	config_free(&cfg);
+	put("serve.d/db1.conf", "[job]\npools = vg1/pool\n");
+	CU_ASSERT_EQUAL(config_load(&cfg, dir, collect, NULL), -EINVAL);
+	snprintf(path, sizeof(path), "%s/serve.d/db1.conf:2: section [job] is not [serve]", dir);
+	CU_ASSERT_STRING_EQUAL(cfg.error, path);
+	config_free(&cfg);
+	snprintf(path, sizeof(path), "rm -rf '%s/serve.d'", dir);
+	CU_ASSERT_EQUAL(system(path), 0);
+}
+
 static void test_job_names(void)
 {
 	CU_ASSERT_TRUE(config_job_name_valid("db-1.hourly_x"));
@@ -240,6 +282,7 @@ int main(void)
 		{ "a long line, a NUL byte", test_long_line_and_nul },
 		{ "every error is reported", test_every_error_reported },
 		{ "job names", test_job_names },
+		{ "serve.d: a receive-only key", test_serve },
 		CU_TEST_INFO_NULL,
 	};
 	static CU_SuiteInfo suites[] = {
