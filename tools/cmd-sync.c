@@ -62,6 +62,7 @@ struct sync_result {
 	char replica[300];		/* VG/LV of its replica */
 	uint64_t base;			/* source thin id of the base; ANY: full */
 	bool full, already;
+	bool unchanged;			/* the origin is as its last snapshot */
 	uint64_t copied, discarded, zeroed;
 	char **pruned_src, **pruned_dst;	/* VG/LV removed (or, -n, would be) */
 	size_t nr_pruned_src, nr_pruned_dst;
@@ -639,6 +640,79 @@ static int newest_taken(struct dmrepl_ctx *ctx, const char *vg, const char *orig
 	return r;
 }
 
+/*
+ * Nothing to do: the job's newest snapshot of the origin has its replica
+ * at the destination (a local one: another host's replicas are not
+ * listed here), and the origin maps exactly what that snapshot maps, at
+ * the same size (the pool's metadata says so, through a held metadata
+ * snapshot). Then no snapshot is taken and nothing is sent: *@ret is
+ * that snapshot, *@replica its replica. 1 when unchanged, 0 when not (or
+ * when it cannot tell), -errno.
+ */
+static int unchanged(struct dmrepl_ctx *ctx, const char *subcmd,
+		     const struct config_job *j, const char *tag,
+		     struct dmrepl_lvm_lv *ret, char *replica, size_t size)
+{
+	char src_vg[128], dst_vg[128], pool[256];
+	const char *origin_lv, *dst_pool;
+	struct lv_list src = { 0 }, dst = { 0 };
+	const struct dmrepl_lvm_lv *snap = NULL, *origin = NULL, *rep = NULL;
+	struct dmrepl_metadata *md = NULL;
+	struct dmrepl_delta *delta = NULL;
+	struct dmrepl_run run;
+	int r;
+
+	if (!j->to_pool)
+		return 0;
+	split_vg_lv(j->origin, src_vg, sizeof(src_vg), &origin_lv);
+	split_vg_lv(j->to_pool, dst_vg, sizeof(dst_vg), &dst_pool);
+	r = list_job_lvs(ctx, src_vg, tag, origin_lv, &src);
+	if (r == 0)
+		r = list_job_lvs(ctx, dst_vg, tag, NULL, &dst);
+	if (r < 0 || !src.nr_sel)
+		goto out;
+	snap = lv_at(&src, src.nr_sel - 1);
+	for (size_t i = 0; i < src.n; i++)
+		if (!strcmp(src.lvs[i].lv, origin_lv))
+			origin = &src.lvs[i];
+	for (size_t i = dst.nr_sel; i-- > 0;)
+		if (base_name_len(lv_at(&dst, i)->lv) == strlen(snap->lv) &&
+		    !strncmp(lv_at(&dst, i)->lv, snap->lv, strlen(snap->lv)) &&
+		    !strcmp(lv_at(&dst, i)->pool_lv, dst_pool)) {
+			rep = lv_at(&dst, i);
+			break;
+		}
+	if (!origin || !rep || origin->size_bytes != snap->size_bytes ||
+	    strcmp(origin->pool_lv, snap->pool_lv) != 0)
+		goto out;
+	snprintf(pool, sizeof(pool), "%s/%s", snap->vg, snap->pool_lv);
+	{
+		const char *p = pool;
+
+		if (tool_resolve_lvm_pool(ctx, subcmd, &p)) {
+			r = -EINVAL;
+			goto out;
+		}
+		snprintf(pool, sizeof(pool), "%s", p);
+	}
+	r = dmrepl_metadata_open_pool(ctx, pool, &md);
+	if (r == 0)
+		r = dmrepl_delta_new(md, snap->thin_id, origin->thin_id,
+				     DMREPL_DELTA_SKIP_SAME, &delta);
+	if (r == 0)
+		r = dmrepl_delta_next_run(delta, &run);
+	if (r == 1) {
+		*ret = *snap;
+		snprintf(replica, size, "%s/%s", rep->vg, rep->lv);
+	}
+out:
+	dmrepl_delta_unref(delta);
+	dmrepl_metadata_unref(md);
+	lv_list_free(&src);
+	lv_list_free(&dst);
+	return r < 0 ? r : r == 1;
+}
+
 /* Mark the replica as the job's, so that its retention finds it. */
 static int tag_replica(struct dmrepl_ctx *ctx, const char *subcmd, const char *vg_lv,
 		       const char *tag)
@@ -718,6 +792,19 @@ static int sync_job(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 					goto out;
 			}
 		}
+	} else if (!prune_only && !o->dry_run &&
+		   (r = unchanged(ctx, o->subcmd, j, tag, &snap, res->replica,
+				  sizeof(res->replica))) != 0) {
+		if (r < 0) {
+			tool_fail_r(o->subcmd, r, "%s: cannot compare it with its last "
+				    "snapshot: %s", j->origin, strerror(-r));
+			goto out;
+		}
+		/* nothing new: no snapshot to take, nothing to send */
+		snprintf(res->snapshot, sizeof(res->snapshot), "%s/%s", snap.vg, snap.lv);
+		res->already = true;
+		res->unchanged = true;
+		r = 0;
 	} else if (!prune_only) {
 		snapshot_name(origin, name, sizeof(name));
 		snprintf(full, sizeof(full), "%s/%s", vg, name);
@@ -779,6 +866,8 @@ static void json_job(struct json *jo, const struct config_job *j,
 		json_string(jo, "snapshot", res->snapshot);
 	if (res->replica[0])
 		json_string(jo, "replica", res->replica);
+	if (res->unchanged)
+		json_bool(jo, "unchanged", true);
 	if (rc == 0 && res->snapshot[0] && !res->already) {
 		json_bool(jo, "full", res->full);
 		if (!res->full && res->base != DMREPL_THIN_ID_ANY)
@@ -800,6 +889,9 @@ static void print_text(const struct sync_opts *o, const struct config_job *j,
 	if (res->snapshot[0] && o->dry_run)
 		printf("job %s: %s would be snapshotted as %s and replicated to %s\n",
 		       j->name, j->origin, res->snapshot, j->to ? j->to : j->to_pool);
+	else if (res->unchanged)
+		printf("job %s: %s unchanged since %s (replicated as %s)\n", j->name,
+		       j->origin, res->snapshot, res->replica);
 	else if (res->snapshot[0])
 		printf("job %s: %s replicated as %s (%s)\n", j->name, res->snapshot,
 		       res->replica[0] ? res->replica : j->to,

@@ -180,8 +180,15 @@ dmt_assert_eq 1 "$(job_lvs "$A" nightly | wc -l)" "prune leaves one snapshot"
 dmt_assert_eq 1 "$(job_lvs "$B" nightly | wc -l)" "prune leaves one replica"
 after "prune of a configured job"
 sleep 1
+n_before=$(job_lvs "$A" nightly | wc -l)
 sync_json --all -c "$CONF" || dmt_fail "sync --all"
+dmt_assert_match '*"unchanged":true*' "$(tail -n 1 "$DMT_TMP/out")" \
+	"sync --all with nothing written: the origin is unchanged"
+dmt_assert_eq "$n_before" "$(job_lvs "$A" nightly | wc -l)" "and no snapshot was taken"
+write 1
+sync_json --all -c "$CONF" || dmt_fail "sync --all after a write"
 dmt_assert_eq false "$(field full)" "sync --all: incremental from the one kept"
+exact "(sync --all)"
 after "sync --all"
 printf '[job]\norigin = %s\nkeep = 0\n' "$A" > "$CONF/jobs.d/broken.conf"
 rc=0
@@ -215,8 +222,11 @@ dmt_assert_match "*job slow is running (pid $slow): waiting for it*" "$(cat "$DM
 	"without --no-wait the second run waits, and says so"
 if kill -0 "$slow" 2>/dev/null; then dmt_fail "the second run ended before the first"; fi
 wait "$slow" || { cat "$DMT_TMP/slow.err" >&2; dmt_fail "the slow run failed"; }
-dmt_assert_eq 2 "$(job_lvs "$A" slow | wc -l)" "two runs, one after the other: two snapshots"
-dmt_assert_eq 2 "$(job_lvs "$B" slow | wc -l)" "and two replicas"
+# the second found the origin as the first had left it
+dmt_assert_match '*"unchanged":true*' "$(tail -n 1 "$DMT_TMP/out")" \
+	"the run that waited found nothing new"
+dmt_assert_eq 1 "$(job_lvs "$A" slow | wc -l)" "two runs, one after the other: one snapshot"
+dmt_assert_eq 1 "$(job_lvs "$B" slow | wc -l)" "and one replica"
 rm "$CONF/jobs.d/slow.conf"
 after "two runs at once"
 
