@@ -443,6 +443,30 @@ int dmrepl_lvm_list(struct dmrepl_ctx *ctx, const char *vg,
 	return list_vg(ctx, vg, ret, ret_n, NULL);
 }
 
+int dmrepl_lvm_list_kept(struct dmrepl_ctx *ctx, const char *vg,
+			 struct dmrepl_lvm_lv **ret, size_t *ret_n)
+{
+	struct lvm_cache *c = cache_of(ctx);
+	int r = -ENOENT;
+
+	if (c) {
+		pthread_mutex_lock(&c->lock);
+		for (size_t i = 0; i < CACHE_VGS && r == -ENOENT; i++) {
+			if (!c->vgs[i].vg[0] || strcmp(c->vgs[i].vg, vg) != 0 ||
+			    now_seconds() - c->vgs[i].when > CACHE_SECONDS)
+				continue;
+			*ret = malloc((c->vgs[i].n ? c->vgs[i].n : 1) * sizeof(**ret));
+			r = *ret ? 0 : -ENOMEM;
+			if (r == 0) {
+				memcpy(*ret, c->vgs[i].lvs, c->vgs[i].n * sizeof(**ret));
+				*ret_n = c->vgs[i].n;
+			}
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
+	return r == -ENOENT ? list_vg(ctx, vg, ret, ret_n, NULL) : r;
+}
+
 int dmrepl_lvm_lookup(struct dmrepl_ctx *ctx, const char *vg_lv,
 		      struct dmrepl_lvm_lv *ret)
 {

@@ -44,6 +44,13 @@ int dmrepl_lvm_lookup(struct dmrepl_ctx *ctx, const char *vg_lv,
 /* Every LV of @vg, hidden ones too; *@ret is malloc'ed. */
 int dmrepl_lvm_list(struct dmrepl_ctx *ctx, const char *vg,
 		    struct dmrepl_lvm_lv **ret, size_t *ret_n);
+/*
+ * As dmrepl_lvm_list(), from this context's last listing of @vg when no
+ * lvm command that changes anything ran since (and it is at most seconds
+ * old): for a second look within one decision.
+ */
+int dmrepl_lvm_list_kept(struct dmrepl_ctx *ctx, const char *vg,
+			 struct dmrepl_lvm_lv **ret, size_t *ret_n);
 /* "VG/LV" of the thin LV with @thin_id in pool "VG/POOL"; -ENOENT: none. */
 int dmrepl_lvm_name_of_thin(struct dmrepl_ctx *ctx, const char *vg_pool,
 			    uint64_t thin_id, char *buf, size_t size);

@@ -299,7 +299,8 @@ static int list_job_lvs(struct dmrepl_ctx *ctx, const char *vg, const char *tag,
 	int r;
 
 	memset(l, 0, sizeof(*l));
-	r = dmrepl_lvm_list(ctx, vg, &l->lvs, &l->n);
+	/* a listing this run made, when nothing changed since: no second lvs */
+	r = dmrepl_lvm_list_kept(ctx, vg, &l->lvs, &l->n);
 	if (r < 0)
 		return r;
 	l->sel = calloc(l->n ? l->n : 1, sizeof(*l->sel));
