@@ -45,7 +45,10 @@ static void usage(FILE *out)
 		"      --format FMT      xml (as thin_delta prints it), json, or\n"
 		"                        extents: lines OFFSET_BYTES LENGTH_BYTES copy|discard\n"
 		"  -j, --json            the same as --format json\n"
-		"  -h, --help            show this help\n",
+		"  -h, --help            show this help\n"
+		"\n"
+		"Exit status: 0 shown; 1 the metadata could not be read, or an id is\n"
+		"not in it; 2 usage; 128+N interrupted by signal N.\n",
 		program_name);
 }
 

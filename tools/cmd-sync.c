@@ -783,7 +783,14 @@ static int sync_job(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 			goto out;
 		} else {
 			snprintf(res->snapshot, sizeof(res->snapshot), "%s/%s", snap.vg, snap.lv);
-			if (!o->dry_run) {
+			/*
+			 * A snapshot taken while this run replicates starts no
+			 * second run (systemd folds the trigger into this one):
+			 * so look again when done, until the newest is there.
+			 */
+			for (unsigned int round = 0; !o->dry_run && round < 16; round++) {
+				struct dmrepl_lvm_lv again;
+
 				r = replicate(ctx, o, j, &snap, res);
 				if (r < 0)
 					goto out;
@@ -791,6 +798,12 @@ static int sync_job(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 					r = tag_replica(ctx, o->subcmd, res->replica, tag);
 				if (r < 0)
 					goto out;
+				if (newest_taken(ctx, vg, origin, tag, &again) < 0 ||
+				    again.thin_id == snap.thin_id)
+					break;
+				snap = again;
+				snprintf(res->snapshot, sizeof(res->snapshot), "%s/%s", snap.vg,
+					 snap.lv);
 			}
 		}
 	} else if (!prune_only && !o->dry_run &&
