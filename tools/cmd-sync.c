@@ -30,12 +30,10 @@
 #include "json.h"
 #include "libdmrepl-private.h"
 #include "progress.h"
+#include "sync.h"
 
 /* Another run of the job holds it and --no-wait was given (sysexits' EX_TEMPFAIL). */
 #define EXIT_BUSY 75
-
-/* The tag on every LV a job made: "dmrepl.sync:JOB". */
-#define SYNC_TAG_PREFIX "dmrepl.sync:"
 
 struct sync_opts {
 	const char *subcmd;
@@ -46,27 +44,6 @@ struct sync_opts {
 	const char *unit_dir;		/* --unit-dir: where the timer template is */
 	struct config_job cli;		/* the command-line form's job */
 	char cli_name[200];
-};
-
-/* One job's LVs of one side, newest last (the names sort by time). */
-struct lv_list {
-	struct dmrepl_lvm_lv *lvs;	/* dmrepl_lvm_list()'s */
-	size_t n;
-	size_t *sel;			/* indexes of the job's LVs, sorted */
-	size_t nr_sel;
-};
-
-/* What one run did, for the summary line and the JSON result. */
-struct sync_result {
-	char snapshot[300];		/* VG/LV made at the source */
-	char replica[300];		/* VG/LV of its replica */
-	uint64_t base;			/* source thin id of the base; ANY: full */
-	bool full, already;
-	bool unchanged;			/* the origin is as its last snapshot */
-	uint64_t copied, discarded, zeroed;
-	char **pruned_src, **pruned_dst;	/* VG/LV removed (or, -n, would be) */
-	size_t nr_pruned_src, nr_pruned_dst;
-	double seconds;
 };
 
 static void usage_sync(FILE *out)
@@ -267,193 +244,6 @@ static int parse_options(int argc, char *argv[], struct sync_opts *o, bool prune
 	return 0;
 }
 
-/* ---- the job's LVs ---- */
-
-static void split_vg_lv(const char *vg_lv, char *vg, size_t vg_size, const char **lv)
-{
-	const char *slash = strchr(vg_lv, '/');
-
-	snprintf(vg, vg_size, "%.*s", (int)(slash - vg_lv), vg_lv);
-	*lv = slash + 1;
-}
-
-static const struct dmrepl_lvm_lv *lv_at(const struct lv_list *l, size_t i)
-{
-	return &l->lvs[l->sel[i]];
-}
-
-static int by_lv_name(const void *a, const void *b, void *lvs)
-{
-	const struct dmrepl_lvm_lv *v = lvs;
-
-	return strcmp(v[*(const size_t *)a].lv, v[*(const size_t *)b].lv);
-}
-
-/*
- * The LVs of @vg tagged as job @tag's; with @origin, only the thin
- * snapshots of that LV (a source's), else only replicas (a destination's).
- */
-static int list_job_lvs(struct dmrepl_ctx *ctx, const char *vg, const char *tag,
-			const char *origin, struct lv_list *l)
-{
-	int r;
-
-	memset(l, 0, sizeof(*l));
-	/* a listing this run made, when nothing changed since: no second lvs */
-	r = dmrepl_lvm_list_kept(ctx, vg, &l->lvs, &l->n);
-	if (r < 0)
-		return r;
-	l->sel = calloc(l->n ? l->n : 1, sizeof(*l->sel));
-	if (!l->sel)
-		return -ENOMEM;
-	for (size_t i = 0; i < l->n; i++) {
-		const struct dmrepl_lvm_lv *lv = &l->lvs[i];
-		char rec[8];
-
-		if (!dmrepl_lvm_has_tag(lv, tag) || strcmp(lv->segtype, "thin") != 0)
-			continue;
-		if (origin && strcmp(lv->origin, origin) != 0)
-			continue;
-		/* a replica carries its lineage; a staging LV is not one */
-		if (!origin && dmrepl_lvm_tag_value(lv, "dmrepl.replica:", rec, sizeof(rec)) == -ENOENT)
-			continue;
-		l->sel[l->nr_sel++] = i;
-	}
-	qsort_r(l->sel, l->nr_sel, sizeof(*l->sel), by_lv_name, l->lvs);
-	return 0;
-}
-
-static void lv_list_free(struct lv_list *l)
-{
-	free(l->lvs);
-	free(l->sel);
-	memset(l, 0, sizeof(*l));
-}
-
-/* "NAME" of a replica "NAME" or "NAME.2" (a collision's): its source's. */
-static size_t base_name_len(const char *lv)
-{
-	const char *dot = strrchr(lv, '.');
-
-	if (dot && dot[1] && strspn(dot + 1, "0123456789") == strlen(dot + 1))
-		return (size_t)(dot - lv);
-	return strlen(lv);
-}
-
-static bool has_replica(const struct lv_list *dst, const char *src_lv)
-{
-	for (size_t i = 0; i < dst->nr_sel; i++) {
-		const char *name = lv_at(dst, i)->lv;
-
-		if (base_name_len(name) == strlen(src_lv) &&
-		    strncmp(name, src_lv, strlen(src_lv)) == 0)
-			return true;
-	}
-	return false;
-}
-
-static bool has_source(const struct lv_list *src, const char *dst_lv)
-{
-	size_t len = base_name_len(dst_lv);
-
-	for (size_t i = 0; i < src->nr_sel; i++)
-		if (strlen(lv_at(src, i)->lv) == len && !strncmp(lv_at(src, i)->lv, dst_lv, len))
-			return true;
-	return false;
-}
-
-static int add_pruned(char ***list, size_t *n, const char *vg, const char *lv)
-{
-	char **l = realloc(*list, (*n + 1) * sizeof(**list));
-
-	if (!l)
-		return -ENOMEM;
-	*list = l;
-	if (asprintf(&l[*n], "%s/%s", vg, lv) < 0)
-		return -ENOMEM;
-	(*n)++;
-	return 0;
-}
-
-static int lv_remove(struct dmrepl_ctx *ctx, const char *vg, const char *lv)
-{
-	char full[300], why[512] = "";
-	int r;
-
-	snprintf(full, sizeof(full), "%s/%s", vg, lv);
-	r = dmrepl_lvm_run(ctx, (const char *const[]){"lvremove", "-qq", "-y", "--", full, NULL},
-			   NULL, why, sizeof(why));
-	if (r == -EIO)
-		tool_error("prune", "%s: lvremove failed: %s", full, why);
-	return r;
-}
-
-/*
- * The retention of job @j: the @keep newest of the job's snapshots of the
- * origin, and the @keep_destination newest of its replicas (a local
- * destination's). The newest common base (the newest snapshot with a
- * replica, and that replica) is kept whatever the counts.
- */
-static int prune(struct dmrepl_ctx *ctx, const struct config_job *j, const char *tag,
-		 bool dry_run, struct sync_result *res)
-{
-	char src_vg[128], dst_vg[128] = "";
-	const char *origin, *pool;
-	struct lv_list src = { 0 }, dst = { 0 };
-	size_t common_src = SIZE_MAX, common_dst = SIZE_MAX;
-	int r;
-
-	split_vg_lv(j->origin, src_vg, sizeof(src_vg), &origin);
-	r = list_job_lvs(ctx, src_vg, tag, origin, &src);
-	if (r == 0 && j->to_pool) {
-		split_vg_lv(j->to_pool, dst_vg, sizeof(dst_vg), &pool);
-		r = list_job_lvs(ctx, dst_vg, tag, NULL, &dst);
-	}
-	if (r < 0)
-		goto out;
-	if (j->to_pool) {
-		for (size_t i = src.nr_sel; i-- > 0;)
-			if (has_replica(&dst, lv_at(&src, i)->lv)) {
-				common_src = i;
-				break;
-			}
-		for (size_t i = dst.nr_sel; i-- > 0;)
-			if (common_src != SIZE_MAX &&
-			    has_source(&src, lv_at(&dst, i)->lv) &&
-			    base_name_len(lv_at(&dst, i)->lv) == strlen(lv_at(&src, common_src)->lv) &&
-			    !strncmp(lv_at(&dst, i)->lv, lv_at(&src, common_src)->lv,
-				     strlen(lv_at(&src, common_src)->lv))) {
-				common_dst = i;
-				break;
-			}
-	} else {
-		/*
-		 * The far side's replicas are not listed here: the newest
-		 * snapshot, which this run replicated (prune runs only after
-		 * a replication succeeded), stands for the common base.
-		 */
-		common_src = src.nr_sel ? src.nr_sel - 1 : SIZE_MAX;
-	}
-	for (size_t i = 0; r == 0 && i + j->s.keep < src.nr_sel; i++) {
-		if (i == common_src)
-			continue;
-		r = add_pruned(&res->pruned_src, &res->nr_pruned_src, src_vg, lv_at(&src, i)->lv);
-		if (r == 0 && !dry_run)
-			r = lv_remove(ctx, src_vg, lv_at(&src, i)->lv);
-	}
-	for (size_t i = 0; r == 0 && i + j->s.keep_destination < dst.nr_sel; i++) {
-		if (i == common_dst)
-			continue;
-		r = add_pruned(&res->pruned_dst, &res->nr_pruned_dst, dst_vg, lv_at(&dst, i)->lv);
-		if (r == 0 && !dry_run)
-			r = lv_remove(ctx, dst_vg, lv_at(&dst, i)->lv);
-	}
-out:
-	lv_list_free(&src);
-	lv_list_free(&dst);
-	return r;
-}
-
 /* ---- one run ---- */
 
 /* Two runs of one job never overlap: an flock on STATE_DIR/sync/JOB.lock. */
@@ -615,122 +405,6 @@ out:
 	return r;
 }
 
-/*
- * The newest thin snapshot of @origin in @vg that the job did not make
- * (the highest thin id: LVM gives a new thin volume the next one).
- */
-static int newest_taken(struct dmrepl_ctx *ctx, const char *vg, const char *origin,
-			const char *tag, struct dmrepl_lvm_lv *ret)
-{
-	struct dmrepl_lvm_lv *lvs = NULL;
-	size_t n = 0, best = SIZE_MAX;
-	int r = dmrepl_lvm_list(ctx, vg, &lvs, &n);
-
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		if (strcmp(lvs[i].segtype, "thin") != 0 || strcmp(lvs[i].origin, origin) != 0 ||
-		    dmrepl_lvm_has_tag(&lvs[i], tag) || lvs[i].thin_id == DMREPL_THIN_ID_ANY)
-			continue;
-		if (best == SIZE_MAX || lvs[i].thin_id > lvs[best].thin_id)
-			best = i;
-	}
-	if (r == 0 && best == SIZE_MAX)
-		r = -ENOENT;
-	if (r == 0)
-		*ret = lvs[best];
-	free(lvs);
-	return r;
-}
-
-/*
- * Nothing to do: the job's newest snapshot of the origin has its replica
- * at the destination (a local one: another host's replicas are not
- * listed here), and the origin maps exactly what that snapshot maps, at
- * the same size (the pool's metadata says so, through a held metadata
- * snapshot). Then no snapshot is taken and nothing is sent: *@ret is
- * that snapshot, *@replica its replica. 1 when unchanged, 0 when not (or
- * when it cannot tell), -errno.
- */
-static int unchanged(struct dmrepl_ctx *ctx, const char *subcmd,
-		     const struct config_job *j, const char *tag,
-		     struct dmrepl_lvm_lv *ret, char *replica, size_t size)
-{
-	char src_vg[128], dst_vg[128], pool[256];
-	const char *origin_lv, *dst_pool;
-	struct lv_list src = { 0 }, dst = { 0 };
-	const struct dmrepl_lvm_lv *snap = NULL, *origin = NULL, *rep = NULL;
-	struct dmrepl_metadata *md = NULL;
-	struct dmrepl_delta *delta = NULL;
-	struct dmrepl_run run;
-	int r;
-
-	if (!j->to_pool)
-		return 0;
-	split_vg_lv(j->origin, src_vg, sizeof(src_vg), &origin_lv);
-	split_vg_lv(j->to_pool, dst_vg, sizeof(dst_vg), &dst_pool);
-	r = list_job_lvs(ctx, src_vg, tag, origin_lv, &src);
-	if (r == 0)
-		r = list_job_lvs(ctx, dst_vg, tag, NULL, &dst);
-	if (r < 0 || !src.nr_sel)
-		goto out;
-	snap = lv_at(&src, src.nr_sel - 1);
-	for (size_t i = 0; i < src.n; i++)
-		if (!strcmp(src.lvs[i].lv, origin_lv))
-			origin = &src.lvs[i];
-	for (size_t i = dst.nr_sel; i-- > 0;)
-		if (base_name_len(lv_at(&dst, i)->lv) == strlen(snap->lv) &&
-		    !strncmp(lv_at(&dst, i)->lv, snap->lv, strlen(snap->lv)) &&
-		    !strcmp(lv_at(&dst, i)->pool_lv, dst_pool)) {
-			rep = lv_at(&dst, i);
-			break;
-		}
-	if (!origin || !rep || origin->size_bytes != snap->size_bytes ||
-	    strcmp(origin->pool_lv, snap->pool_lv) != 0)
-		goto out;
-	snprintf(pool, sizeof(pool), "%s/%s", snap->vg, snap->pool_lv);
-	{
-		const char *p = pool;
-
-		if (tool_resolve_lvm_pool(ctx, subcmd, &p)) {
-			r = -EINVAL;
-			goto out;
-		}
-		snprintf(pool, sizeof(pool), "%s", p);
-	}
-	r = dmrepl_metadata_open_pool(ctx, pool, &md);
-	if (r == 0)
-		r = dmrepl_delta_new(md, snap->thin_id, origin->thin_id,
-				     DMREPL_DELTA_SKIP_SAME, &delta);
-	if (r == 0)
-		r = dmrepl_delta_next_run(delta, &run);
-	if (r == 1) {
-		*ret = *snap;
-		snprintf(replica, size, "%s/%s", rep->vg, rep->lv);
-	}
-out:
-	dmrepl_delta_unref(delta);
-	dmrepl_metadata_unref(md);
-	lv_list_free(&src);
-	lv_list_free(&dst);
-	return r < 0 ? r : r == 1;
-}
-
-/* Mark the replica as the job's, so that its retention finds it. */
-static int tag_replica(struct dmrepl_ctx *ctx, const char *subcmd, const char *vg_lv,
-		       const char *tag)
-{
-	char why[512] = "";
-	int r;
-
-	if (!vg_lv[0])
-		return 0;	/* another host's: see prune() */
-	r = dmrepl_lvm_run(ctx, (const char *const[]){"lvchange", "-qq", "--addtag", tag,
-						      "--", vg_lv, NULL},
-			   NULL, why, sizeof(why));
-	if (r == -EIO)
-		tool_fail_r(subcmd, r, "%s: lvchange --addtag failed: %s", vg_lv, why);
-	return r;
-}
-
 static double now_seconds(void)
 {
 	struct timespec ts;
@@ -764,14 +438,14 @@ static int sync_job(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 	if (r)
 		return r;
 	snprintf(tag, sizeof(tag), SYNC_TAG_PREFIX "%s", j->name);
-	split_vg_lv(j->origin, vg, sizeof(vg), &origin);
+	sync_split_vg_lv(j->origin, vg, sizeof(vg), &origin);
 	if (!prune_only && j->trigger == TRIGGER_SNAPSHOT) {
 		/*
 		 * Started because a snapshot of the origin was taken: that
 		 * one is replicated, and none is made (making one would
 		 * trigger the job again).
 		 */
-		r = newest_taken(ctx, vg, origin, tag, &snap);
+		r = sync_newest_taken(ctx, vg, origin, tag, &snap);
 		if (r == -ENOENT) {
 			r = 0;
 			if (!o->quiet && !o->json)
@@ -795,10 +469,10 @@ static int sync_job(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 				if (r < 0)
 					goto out;
 				if (!res->already)
-					r = tag_replica(ctx, o->subcmd, res->replica, tag);
+					r = sync_tag_replica(ctx, o->subcmd, res->replica, tag);
 				if (r < 0)
 					goto out;
-				if (newest_taken(ctx, vg, origin, tag, &again) < 0 ||
+				if (sync_newest_taken(ctx, vg, origin, tag, &again) < 0 ||
 				    again.thin_id == snap.thin_id)
 					break;
 				snap = again;
@@ -807,7 +481,7 @@ static int sync_job(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 			}
 		}
 	} else if (!prune_only && !o->dry_run &&
-		   (r = unchanged(ctx, o->subcmd, j, tag, &snap, res->replica,
+		   (r = sync_unchanged(ctx, o->subcmd, j, tag, &snap, res->replica,
 				  sizeof(res->replica))) != 0) {
 		if (r < 0) {
 			tool_fail_r(o->subcmd, r, "%s: cannot compare it with its last "
@@ -842,12 +516,12 @@ static int sync_job(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 			if (r < 0)
 				goto out;	/* the snapshot stays: a base for the next run */
 			if (!res->already)
-				r = tag_replica(ctx, o->subcmd, res->replica, tag);
+				r = sync_tag_replica(ctx, o->subcmd, res->replica, tag);
 			if (r < 0)
 				goto out;
 		}
 	}
-	r = prune(ctx, j, tag, o->dry_run, res);
+	r = sync_prune(ctx, j, tag, o->dry_run, res);
 	if (r < 0)
 		tool_fail_r(o->subcmd, r, "job %s: pruning failed: %s", j->name, strerror(-r));
 out:
@@ -935,83 +609,6 @@ static void report_config(const char *msg, void *data)
 	tool_error(data, "%s", msg);
 }
 
-/*
- * The systemd generator (udev/dmrepl-generator): for each job with a
- * schedule, its timer enabled (a timers.target.wants link to the
- * template) and set to that schedule (a drop-in).
- */
-static int generate_units(const struct config *cfg, const char *dir, const char *unit_dir)
-{
-	char path[4096], target[4096];
-	int rc = EXIT_OK;
-
-	for (size_t i = 0; i < cfg->nr_jobs; i++) {
-		const struct config_job *j = &cfg->jobs[i];
-		FILE *f;
-
-		if (!j->s.schedule)
-			continue;
-		snprintf(path, sizeof(path), "%s/dmrepl-sync@%s.timer.d", dir, j->name);
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
-			goto fail;
-		snprintf(path, sizeof(path), "%s/dmrepl-sync@%s.timer.d/50-dmrepl-schedule.conf",
-			 dir, j->name);
-		f = fopen(path, "we");
-		if (!f)
-			goto fail;
-		fprintf(f, "# Generated by dmrepl from %s\n[Timer]\nOnCalendar=\nOnCalendar=%s\n",
-			j->file, j->s.schedule);
-		if (fclose(f) != 0)
-			goto fail;
-		snprintf(path, sizeof(path), "%s/timers.target.wants", dir);
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
-			goto fail;
-		snprintf(path, sizeof(path), "%s/timers.target.wants/dmrepl-sync@%s.timer", dir,
-			 j->name);
-		snprintf(target, sizeof(target), "%s/dmrepl-sync@.timer", unit_dir);
-		if (symlink(target, path) < 0 && errno != EEXIST)
-			goto fail;
-		continue;
-fail:
-		tool_error("sync", "job %s: %s: %s", j->name, path, strerror(errno));
-		rc = EXIT_FAILURE_OP;
-	}
-	return rc;
-}
-
-/*
- * The udev rule's IMPORT{program} (udev/70-dmrepl.rules): the jobs that
- * this device-mapper event triggers, from the event's properties in the
- * environment, as DMREPL_SYNC_UNITS=dmrepl-sync@JOB.service ... Reads the
- * configuration only: an event never waits on lvm or a device.
- */
-static int udev_jobs(const struct config *cfg)
-{
-	const char *dm_name = getenv("DM_NAME"), *vg = getenv("DM_VG_NAME");
-	const char *lv = getenv("DM_LV_NAME"), *layer = getenv("DM_LV_LAYER");
-	bool any = false;
-
-	for (size_t i = 0; i < cfg->nr_jobs; i++) {
-		const struct config_job *j = &cfg->jobs[i];
-		const char *slash = strchr(j->origin, '/');
-		bool hit = false;
-
-		if (j->trigger == TRIGGER_SNAPSHOT)
-			hit = vg && lv && (!layer || !layer[0]) &&
-			      strlen(vg) == (size_t)(slash - j->origin) &&
-			      !strncmp(j->origin, vg, strlen(vg)) && !strcmp(slash + 1, lv);
-		else if (j->trigger == TRIGGER_DEVICE)
-			hit = dm_name && !strcmp(dm_name, j->trigger_device);
-		if (!hit)
-			continue;
-		printf("%sdmrepl-sync@%s.service", any ? " " : "DMREPL_SYNC_UNITS=", j->name);
-		any = true;
-	}
-	if (any)
-		putchar('\n');
-	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILURE_OP;
-}
-
 /* The command-line job's default name, from origin and destination. */
 static void cli_job_name(const struct config_job *j, char *buf, size_t size)
 {
@@ -1075,12 +672,12 @@ static int run(struct dmrepl_ctx *ctx, int argc, char *argv[], bool prune_only)
 			goto out;
 		}
 		if (o.generate_dir) {
-			rc = generate_units(&cfg, o.generate_dir,
+			rc = sync_generate_units(&cfg, o.generate_dir,
 					    o.unit_dir ? o.unit_dir : "/lib/systemd/system");
 			goto out;
 		}
 		if (o.udev_jobs) {
-			rc = udev_jobs(&cfg);
+			rc = sync_udev_jobs(&cfg);
 			goto out;
 		}
 		if (o.check_config) {
