@@ -258,7 +258,7 @@ static int configure(struct dmrepl_replicate *rep, const struct replicate_opts *
  * incremental takes a few tenths of a second, and waiting out a whole
  * tenth after it would add a quarter to it.
  */
-static void watch(struct dmrepl_replicate *rep, struct progress *p)
+void tool_replicate_watch(struct dmrepl_replicate *rep, struct progress *p)
 {
 	const struct timespec tick = { 0, 10 * 1000 * 1000 };
 	struct dmrepl_replicate_progress pr;
@@ -346,7 +346,7 @@ static int run(struct dmrepl_replicate *rep, const struct replicate_opts *o,
 			 subcmd);
 	r = dmrepl_snapshot_replicate(rep);
 	if (r == 0) {
-		watch(rep, p);
+		tool_replicate_watch(rep, p);
 		r = dmrepl_replicate_wait(rep, res);
 	}
 	progress_free(p);

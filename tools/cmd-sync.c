@@ -297,27 +297,6 @@ static int lock_job(const char *subcmd, const struct config_job *j, bool no_wait
 	return 0;
 }
 
-static void watch(struct dmrepl_replicate *rep, struct progress *p)
-{
-	const struct timespec tick = { 0, 10 * 1000 * 1000 };
-	struct dmrepl_replicate_progress pr;
-	bool cancelled = false;
-
-	for (unsigned int n = 0;; n++) {
-		dmrepl_replicate_get_progress(rep, &pr);
-		if (pr.finished || n % 10 == 0)
-			progress_update(p, dmrepl_replicate_phase_name(pr.phase),
-					pr.done_bytes, pr.total_bytes);
-		if (pr.finished)
-			return;
-		if (tool_interrupted && !cancelled) {
-			dmrepl_replicate_cancel(rep);
-			cancelled = true;
-		}
-		nanosleep(&tick, NULL);
-	}
-}
-
 /* The source pool (dm name) and thin id of snapshot @lv. */
 static int source_of(struct dmrepl_ctx *ctx, const char *subcmd,
 		     const struct dmrepl_lvm_lv *lv, char *pool, size_t size)
@@ -384,7 +363,7 @@ static int replicate(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 			 o->subcmd);
 	r = dmrepl_snapshot_replicate(rep);
 	if (r == 0) {
-		watch(rep, p);
+		tool_replicate_watch(rep, p);
 		r = dmrepl_replicate_wait(rep, &rr);
 	}
 	progress_free(p);

@@ -23,6 +23,13 @@ struct progress;
  */
 struct progress *progress_new(enum progress_mode mode, const char *what);
 
+struct dmrepl_replicate;
+/*
+ * Show a replicate job's progress in @p until it ends; SIGINT/SIGTERM
+ * cancel it (tools/cmd-replicate.c, also used by sync).
+ */
+void tool_replicate_watch(struct dmrepl_replicate *rep, struct progress *p);
+
 /*
  * Report @done_bytes of @total_bytes (0 when unknown) in @phase. The bar
  * is redrawn at most ~10 times a second, a JSON line printed at most
