@@ -181,8 +181,8 @@ dmrepl send --pool "$SRC" --snap "$S2" --base "$S1" --size "$VOL_BYTES" -q \
 	2> /dev/null | sleep 120 &
 sleeper=$!
 i=0
-until view=$(dmsetup ls | awk -v s="-src-$S2" \
-	'index($1, "dmrepl-") == 1 && substr($1, length($1) - length(s) + 1) == s { print $1 }') &&
+until view=$(dmt_dmrepl_devices | tr ' ' '\n' | awk -v s="-src-$S2" \
+	'substr($1, length($1) - length(s) + 1) == s { print $1 }') &&
 	[ -n "$view" ]; do
 	i=$((i + 1))
 	[ "$i" -le 300 ] || dmt_fail "the sender did not map its view"

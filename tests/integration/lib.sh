@@ -386,25 +386,28 @@ dmt_lvm_invariant() {
 
 # ---------------------------------------------------------------- ssh
 
-# dmt_sshd: an ssh server (dropbear) on 127.0.0.1:2222 only, letting root
-# in with a key made here; stopped at the end of the test (or by
-# dmt_sshd_stop). Sets DMT_DBCLIENT, the client command without the host.
+# dmt_sshd: an ssh server (dropbear) on 127.0.0.1:$DMT_SSH_PORT only,
+# letting root in with a key made here (added to root's authorized_keys,
+# where a test running alongside adds its own); stopped at the end of the
+# test (or by dmt_sshd_stop). Sets DMT_DBCLIENT, the client command
+# without the host. The port is 2221 + the harness's lane: one server each.
+DMT_SSH_PORT=$((2221 + ${DMREPL_TEST_LANE:-1}))
 dmt_sshd() {
 	_dmt_k=$DMT_TMP/keys
 	mkdir -p "$_dmt_k" /root/.ssh
 	chmod 700 /root/.ssh
 	dropbearkey -t ed25519 -f "$_dmt_k/host" >/dev/null 2>&1
-	dropbearkey -t ed25519 -f "$_dmt_k/id" 2>/dev/null | grep '^ssh-ed25519' > /root/.ssh/authorized_keys
+	dropbearkey -t ed25519 -f "$_dmt_k/id" 2>/dev/null | grep '^ssh-ed25519' >> /root/.ssh/authorized_keys
 	chmod 600 /root/.ssh/authorized_keys
 	grep -q '^root:' /etc/passwd 2>/dev/null || echo 'root:x:0:0:root:/root:/bin/sh' >> /etc/passwd
 	ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
-	dropbear -r "$_dmt_k/host" -p 127.0.0.1:2222 -s -P "$DMT_TMP/.sshd.pid" ||
+	dropbear -r "$_dmt_k/host" -p "127.0.0.1:$DMT_SSH_PORT" -s -P "$DMT_TMP/.sshd.pid" ||
 		dmt_fail "dropbear did not start"
-	DMT_DBCLIENT="dbclient -y -i $_dmt_k/id -p 2222"
+	DMT_DBCLIENT="dbclient -y -i $_dmt_k/id -p $DMT_SSH_PORT"
 	_dmt_i=0
 	until $DMT_DBCLIENT root@127.0.0.1 true 2>/dev/null; do
 		_dmt_i=$((_dmt_i + 1))
-		[ "$_dmt_i" -le 50 ] || dmt_fail "ssh to 127.0.0.1:2222 does not work"
+		[ "$_dmt_i" -le 50 ] || dmt_fail "ssh to 127.0.0.1:$DMT_SSH_PORT does not work"
 		sleep 0.1
 	done
 }
@@ -560,10 +563,23 @@ dmt__on_exit() {
 dmt_now() { cut -d' ' -f1 /proc/uptime; }
 dmt_elapsed() { awk -v a="$DMT_T0" -v b="$(dmt_now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# dmt_no_dmrepl_devices WHAT: no dm device named dmrepl-* is left.
+# dmt_dmrepl_devices: dmrepl's own dm devices (dmrepl-*) on this test's
+# pools (those named $DMREPL_TEST_PREFIX..., or an LVM VG's so named),
+# space-separated. Another test's, running alongside (tests/vm/run
+# --jobs), are not this test's business.
+dmt_dmrepl_devices() {
+	dmsetup info -c --noheadings --separator ' ' -o major,minor,name 2>/dev/null > "$DMT_TMP/.dminfo"
+	dmsetup table 2>/dev/null | awk -v p="$DMT_PREFIX" -v q="$(echo "$DMT_PREFIX" | sed 's/-/--/g')" '
+		FILENAME != "-" { own[$1 ":" $2] = index($3, p) == 1 || index($3, q) == 1; next }
+		{ name = $1; sub(/:$/, "", name) }
+		index(name, "dmrepl-") != 1 { next }
+		{ for (i = 2; i <= NF; i++) if (($i in own) && own[$i]) { printf "%s ", name; next } }
+	' "$DMT_TMP/.dminfo" -
+}
+
+# dmt_no_dmrepl_devices WHAT: none of dmt_dmrepl_devices is left.
 dmt_no_dmrepl_devices() {
-	dmt_assert_eq "" "$(dmsetup ls | awk 'index($1, "dmrepl-") == 1 { printf "%s ", $1 }')" \
-		"$1: no dmrepl devices left"
+	dmt_assert_eq "" "$(dmt_dmrepl_devices)" "$1: no dmrepl devices left"
 }
 
 # ---------------------------------------------------------------- random

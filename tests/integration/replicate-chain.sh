@@ -123,5 +123,5 @@ for dst_block in 128 2048; do
 	# of dmrepl's own is left.
 	dmt_assert_eq - "$(dmt_pool_held_root src)" "source metadata snapshot released"
 	dmt_assert_eq - "$(dmt_pool_held_root "$dst")" "destination metadata snapshot released"
-	dmt_assert_eq "" "$(dmsetup ls | grep '^dmrepl-' || :)" "no dmrepl devices left"
+	dmt_assert_eq "" "$(dmt_dmrepl_devices)" "no dmrepl devices left"
 done

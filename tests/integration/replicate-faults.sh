@@ -48,7 +48,7 @@ refused() {
 	dmt_assert_match "$_pat" "$(cat "$DMT_TMP/err")" "$_what: the message"
 	dmt_assert_eq - "$(dmt_pool_held_root src)" "$_what: source metadata snapshot released"
 	dmt_assert_eq - "$(dmt_pool_held_root dst)" "$_what: destination metadata snapshot released"
-	dmt_assert_eq "" "$(dmsetup ls | grep '^dmrepl-' || :)" "$_what: no dmrepl devices left"
+	dmt_assert_eq "" "$(dmt_dmrepl_devices)" "$_what: no dmrepl devices left"
 }
 
 replicas() {
@@ -113,7 +113,7 @@ dmt_assert_match "*deleted thin *an unfinished replica of thin $S3*" "$(cat "$DM
 	"the rerun deleted the killed run's device"
 R3=$(sed -n 's/.* as thin \([0-9]*\) of .*/\1/p' "$DMT_TMP/out")
 dmt_assert_eq "" "$(ls "$dst_state" | grep '^staging-' || :)" "no staging record left"
-dmt_assert_eq "" "$(dmsetup ls | grep '^dmrepl-' || :)" "no dmrepl devices left after the rerun"
+dmt_assert_eq "" "$(dmt_dmrepl_devices)" "no dmrepl devices left after the rerun"
 dmt_assert_eq "$(thin_sha src "$S3")" "$(thin_sha dst "$R3")" "the rerun's replica is exact"
 dmt_assert_eq $((before + 1)) "$(replicas | wc -l)" "one more replica after the rerun"
 
@@ -147,7 +147,7 @@ dmt_assert_eq "" "$(ls "$dst_state" | grep '^staging-' || :)" "no staging record
 dmt_assert_eq "$before" "$(replicas | wc -l)" "no replica recorded after SIGTERM"
 dmt_assert_eq "$thins" "$(dmrepl ls --pool "$(dmt_name dst)" --no-headers | wc -l)" \
 	"the cancelled replication's device was deleted"
-dmt_assert_eq "" "$(dmsetup ls | grep '^dmrepl-' || :)" "no dmrepl devices after SIGTERM"
+dmt_assert_eq "" "$(dmt_dmrepl_devices)" "no dmrepl devices after SIGTERM"
 dmt_assert_eq - "$(dmt_pool_held_root src)" "no metadata snapshot held after SIGTERM"
 dmt_assert_eq - "$(dmt_pool_held_root dst)" "no destination metadata snapshot held after SIGTERM"
 

@@ -145,4 +145,4 @@ dmt_assert_match "*size of thin $s6 is not known*--size*" "$(cat "$DMT_TMP/err")
 
 dmt_assert_eq - "$(dmt_pool_held_root src)" "source metadata snapshot released"
 dmt_assert_eq - "$(dmt_pool_held_root dst)" "destination metadata snapshot released"
-dmt_assert_eq "" "$(dmsetup ls | grep '^dmrepl-' || :)" "no dmrepl devices left"
+dmt_assert_eq "" "$(dmt_dmrepl_devices)" "no dmrepl devices left"

@@ -43,7 +43,7 @@ dmt_sshd
 dropbearkey -t ed25519 -f "$DMT_TMP/keys/backup" 2>/dev/null | grep '^ssh-ed25519' |
 	sed "s|^|command=\"$DMREPL serve backup -c $CONF\",no-pty,no-port-forwarding,no-agent-forwarding |" \
 	>> /root/.ssh/authorized_keys
-KEY="dbclient -y -i $DMT_TMP/keys/backup -p 2222 root@127.0.0.1"
+KEY="dbclient -y -i $DMT_TMP/keys/backup -p $DMT_SSH_PORT root@127.0.0.1"
 
 thins() { dmrepl ls --pool "$1" --noheadings -o id | tr -d ' ' | tr '\n' ' '; }
 snapshot() { dmrepl snapshot --pool "$SRC" --origin 1; }
@@ -105,7 +105,7 @@ dmt_assert_eq "$_dst" "$(thins "$DST")" "a stream from another source writes not
 # no command at all: an interactive login
 rc=0
 # (-T: no terminal to ask for; the server runs its forced command all the same)
-dbclient -y -T -i "$DMT_TMP/keys/backup" -p 2222 root@127.0.0.1 < /dev/null \
+dbclient -y -T -i "$DMT_TMP/keys/backup" -p "$DMT_SSH_PORT" root@127.0.0.1 < /dev/null \
 	> "$DMT_TMP/rout" 2> "$DMT_TMP/rerr" || rc=$?
 cat "$DMT_TMP/rout" "$DMT_TMP/rerr" >&2
 [ "$rc" != 0 ] || dmt_fail "a login without a command succeeded"

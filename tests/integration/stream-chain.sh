@@ -111,7 +111,7 @@ refused() {
 no_leftovers() {
 	dmt_assert_eq - "$(dmt_pool_held_root src)" "source metadata snapshot released"
 	dmt_assert_eq - "$(dmt_pool_held_root "$1")" "destination metadata snapshot released"
-	dmt_assert_eq "" "$(dmsetup ls | grep '^dmrepl-' || :)" "no dmrepl devices left"
+	dmt_assert_eq "" "$(dmt_dmrepl_devices)" "no dmrepl devices left"
 }
 
 # check DST SNAP REPLICA BLOCK_RATIO: equal bytes, and the replica stays thin.
@@ -181,7 +181,7 @@ dry_runs() {
 	_out=$(dmrepl recover -n --pool "$SRC")
 	dmt_assert_eq "pool $SRC: no metadata snapshot left held; 1 device would be removed; nothing changed" \
 		"$_out" "recover -n says what it would remove"
-	dmt_assert_eq dmrepl-4194304-src-1 "$(dmsetup ls | sed -n 's/^\(dmrepl-[^[:space:]]*\).*/\1/p')" \
+	dmt_assert_eq "dmrepl-4194304-src-1 " "$(dmt_dmrepl_devices)" \
 		"recover -n removed nothing"
 	_out=$(dmrepl -n recover --pool "$SRC" --json)
 	dmt_assert_match '{"type":"result","ok":true,"dry_run":true,"pool":"'"$SRC"'","devices_removed":1,*' \

@@ -212,5 +212,5 @@ dmt_remove held
 
 dmt_assert_eq - "$(dmt_pool_held_root src)" "source metadata snapshot released"
 dmt_assert_eq - "$(dmt_pool_held_root dst)" "destination metadata snapshot released"
-dmt_assert_eq "" "$(dmsetup ls | grep '^dmrepl-' || :)" "no dmrepl devices left"
+dmt_assert_eq "" "$(dmt_dmrepl_devices)" "no dmrepl devices left"
 dmt_sshd_stop

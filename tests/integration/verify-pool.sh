@@ -48,7 +48,7 @@ R1=$(tail -n 1 "$DMT_TMP/rep" | sed -n 's/.*"replica":\([0-9]*\).*/\1/p')
 
 # nothing_left WHAT: no device of dmrepl's own, no held metadata snapshot.
 nothing_left() {
-	dmt_assert_eq "" "$(dmsetup ls | grep '^dmrepl-' || :)" "$1: no dmrepl devices left"
+	dmt_assert_eq "" "$(dmt_dmrepl_devices)" "$1: no dmrepl devices left"
 	dmt_assert_eq - "$(dmt_pool_held_root src)" "$1: source metadata snapshot released"
 	dmt_assert_eq - "$(dmt_pool_held_root dst)" "$1: destination metadata snapshot released"
 }

@@ -1,12 +1,13 @@
 #!/bin/bash
-# Self-test of the VM test harness (runs on the host, boots the VM 4 times).
+# Self-test of the VM test harness (runs on the host, boots the VM 5 times).
 #
 # Usage: tests/vm/selftest.sh
 #
 # Feeds tests/vm/run deliberately bad guest tests from tests/vm/selftest/ and
 # checks that it reports each correctly: a failing test, one that hangs past
 # its timeout, one that leaks a device, one during which the kernel logs a
-# WARNING, lib.sh cleaning up after a failure and after a timeout, a kernel
+# WARNING, lib.sh cleaning up after a failure and after a timeout, two
+# tests at a time (--jobs 2: verdicts, separate logs, leaks), a kernel
 # panic (own boot), a VM that outlives --vm-timeout (own boot), and a clean
 # run that must exit 0 (including lib.sh under busybox ash).  Exit status: 0 harness behaves, 1 it does not,
 # 77 no VM can be run here.
@@ -125,6 +126,26 @@ main() {
 	expect_file_has "$base/mixed/summary" "passed=1 failed=6 skipped=1"
 	expect_file_has "$base/mixed/st-pass.log" "@@END st-pass rc=1 secs=0 status=ok leaked=0"
 	expect_file_has "$base/mixed/st-pass.log" "no trailing newline"
+
+	# Lanes: the same verdicts and separate logs with two tests at a time.
+	runner lanes --mode vm --jobs 2 --timeout 30 "$st/st-pass.sh" "$st/st-fail.sh" \
+		"$st/st-skip.sh" "$st/st-leak.sh" "$st/st-lib-cleanup.sh" "$st/st-lib-ash.sh"
+	expect lanes 1 "2 passed, 3 failed, 1 skipped" \
+		"PASS: st-pass" "PASS: st-lib-ash" \
+		"FAIL: st-fail (exit 1)" \
+		"SKIP: st-skip (selftest skips on purpose)" \
+		"FAIL: st-leak (left devices behind)" \
+		"FAIL: st-lib-cleanup (exit 1)"
+	expect_file_has "$base/lanes/st-pass.log" "@@END st-pass rc=1 secs=0 status=ok leaked=0"
+	expect_file_has "$base/lanes/st-pass.log" "no trailing newline"
+	expect_file_has "$base/lanes/st-fail.log" "about to fail on purpose"
+	grep -q 'about to fail' "$base/lanes/st-pass.log" "$base/lanes/st-leak.log" &&
+		fail "lanes: one test's line in another's log"
+	grep -q '^harness: test left device-mapper devices behind: dmrt[0-9]*-L[12]-leak' \
+		"$base/lanes/st-leak.log" || fail "lanes: st-leak's log does not name its device"
+	for l in 1 2; do
+		grep -q "^@@BEGIN .* lane=$l\$" "$base/lanes/results.raw" || fail "lanes: lane $l ran no test"
+	done
 
 	runner clean --mode vm "$st/st-pass.sh" "$st/st-skip.sh" "$st/st-lib-ash.sh"
 	expect clean 0 "2 passed, 0 failed, 1 skipped" \
