@@ -527,10 +527,17 @@ static int lvm_record_replica(struct dmrepl_dest *d)
 	if (r < 0)
 		return r;
 	snprintf(vg_lv, sizeof(vg_lv), "%s/%s", d->vg, d->rec.dst_lv);
-	/* The commit: one LVM transaction turns the staging into a replica. */
+	/*
+	 * The commit: one LVM transaction turns the staging into a replica
+	 * (and gives it the caller's tag, a sync job's, in the same one).
+	 */
 	r = lvm_do(d, "lvchange of the replica's tag",
-		   (const char *const[]){"lvchange", "-qq", "--deltag", d->tag,
-					 "--addtag", replica, "--", vg_lv, NULL});
+		   d->replica_tag
+			? (const char *const[]){"lvchange", "-qq", "--deltag", d->tag,
+						"--addtag", replica, "--addtag",
+						d->replica_tag, "--", vg_lv, NULL}
+			: (const char *const[]){"lvchange", "-qq", "--deltag", d->tag,
+						"--addtag", replica, "--", vg_lv, NULL});
 	if (r < 0)
 		return r;
 	d->tag[0] = '\0';

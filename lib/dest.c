@@ -512,6 +512,11 @@ int dmrepl_dest_begin(struct dmrepl_dest *d, const struct dmrepl_dest_source *sr
 		 src->name ? src->name : "");
 	d->rec.src = *src->ident;
 	d->rec.size_bytes = src->size_bytes;
+	if (d->replica_tag && d->kind != &dmrepl_dest_lvm) {
+		err(d->ctx, "%s: the replica cannot be tagged '%s': the pool is not LVM's",
+		    d->name, d->replica_tag);
+		return -EINVAL;
+	}
 	r = read_pool(d, base);
 	if (r < 0)
 		return r;

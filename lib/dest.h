@@ -75,6 +75,12 @@ struct dmrepl_dest {
 	size_t nr_lvs;
 	bool lvs_stale;				/* changed since: list again */
 	char tag[1024];				/* the staging's tag, as set */
+	/*
+	 * An LVM tag the replica gets in its commit as well (a sync job's,
+	 * which finds its replicas by it), or NULL; set after open. Only an
+	 * LVM pool has tags: dmrepl_dest_begin() refuses it on another.
+	 */
+	const char *replica_tag;
 	char final_lv[128];			/* the replica's name to be */
 	uint64_t next_id;			/* raw: the id prepare picked */
 	/* The replica being made: dmrepl_dest_begin() fills it. */

@@ -743,6 +743,22 @@ int dmrepl_replicate_set_remote_command(struct dmrepl_replicate *rep,
 					const char *dmrepl_path);
 int dmrepl_replicate_set_remote_state_dir(struct dmrepl_replicate *rep,
 					  const char *dir);
+/*
+ * The replica gets LVM tag @tag too, in the transaction that commits it
+ * (a sync job's, which finds its replicas by it); the destination must be
+ * an LVM pool. NULL: none. -EINVAL: not a tag LVM takes.
+ */
+int dmrepl_replicate_set_replica_tag(struct dmrepl_replicate *rep, const char *tag);
+/*
+ * An ssh:// destination with a replica tag: once the replica is
+ * committed, the far side removes all but the @keep newest intact
+ * replicas carrying that tag (of the sources its key allows; never the
+ * new one). 0 (the default): it removes nothing. A local destination's
+ * retention is the caller's.
+ */
+int dmrepl_replicate_set_remote_keep(struct dmrepl_replicate *rep, unsigned int keep);
+/* After the job: the far side's @i-th removed replica, "VG/LV", or NULL. */
+const char *dmrepl_replicate_get_pruned(struct dmrepl_replicate *rep, size_t i);
 int dmrepl_replicate_set_compression(struct dmrepl_replicate *rep, int level);
 int dmrepl_replicate_set_chain(struct dmrepl_replicate *rep, int chain);
 int dmrepl_replicate_set_source_name(struct dmrepl_replicate *rep,

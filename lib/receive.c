@@ -624,6 +624,7 @@ int dmrepl_receive(struct dmrepl_ctx *ctx, const struct dmrepl_receive_opts *o,
 				     o->state_dir ? o->state_dir
 						  : dmrepl_state_dir_default());
 		rv.dest_open = true;
+		rv.d.replica_tag = o->replica_tag;
 		if (r < 0)
 			goto out;
 	}

@@ -102,6 +102,17 @@ static int remote_command(const struct dmrepl_remote_opts *o, const char *pool,
 		r = r ?: quote(buf, size, "--state-dir");
 		r = r ?: quote(buf, size, o->remote_state_dir);
 	}
+	if (o->replica_tag) {
+		char keep[16];
+
+		r = r ?: quote(buf, size, "--tag");
+		r = r ?: quote(buf, size, o->replica_tag);
+		snprintf(keep, sizeof(keep), "%u", o->keep);
+		if (o->keep) {
+			r = r ?: quote(buf, size, "--keep");
+			r = r ?: quote(buf, size, keep);
+		}
+	}
 	return r;
 }
 
@@ -427,6 +438,25 @@ static int send_all(const struct dmrepl_remote_opts *o, struct dmrepl_ctx *ctx,
 	return dmrepl_send(ctx, so, fd, NULL);
 }
 
+/* The far side's retention: its result's "pruned" names, into @res. */
+static void get_pruned(json_object *result, struct dmrepl_remote_result *res)
+{
+	json_object *arr;
+	size_t n;
+
+	if (!json_object_object_get_ex(result, "pruned", &arr) ||
+	    !json_object_is_type(arr, json_type_array))
+		return;
+	n = json_object_array_length(arr);
+	res->pruned = calloc(n ? n : 1, sizeof(*res->pruned));
+	for (size_t i = 0; res->pruned && i < n; i++) {
+		const char *name = json_object_get_string(json_object_array_get_idx(arr, i));
+
+		if (name && (res->pruned[res->nr_pruned] = strdup(name)))
+			res->nr_pruned++;
+	}
+}
+
 static int read_result(struct dmrepl_ctx *ctx, const struct dmrepl_remote_opts *o,
 		       struct peer *p, struct dmrepl_remote_result *res)
 {
@@ -447,6 +477,7 @@ static int read_result(struct dmrepl_ctx *ctx, const struct dmrepl_remote_opts *
 		res->resumed = strcmp(get_str(result, "resumed"), "true") == 0;
 		res->data_bytes = get_u64(result, "data_bytes");
 		res->stream_bytes = get_u64(result, "stream_bytes");
+		get_pruned(result, res);
 	}
 	json_object_put(result);
 	return r;

@@ -54,6 +54,10 @@ struct dmrepl_replicate {
 	bool remote, chain;
 	char *transport, *remote_cmd, *remote_state_dir, *source_name;
 	char *snap_lv;			/* "VG/LV", when the caller knows it */
+	char *replica_tag;		/* the replica's LVM tag, or NULL */
+	unsigned int remote_keep;	/* the far side's retention (0: none) */
+	char **pruned;			/* what the far side's removed */
+	size_t nr_pruned;
 	int zstd_level;
 	pid_t peer;			/* the transport, while it runs */
 	uint64_t remote_done, remote_total;
@@ -144,10 +148,13 @@ static int prepare(struct job *job)
 	if (r < 0)
 		return r;
 	if (rep->dry_run)
-		return dmrepl_dest_open_readonly(&job->dst, job->ctx,
-						 rep->dst_name, rep->state_dir);
-	return dmrepl_dest_open(&job->dst, job->ctx, rep->dst_name,
-				rep->state_dir);
+		r = dmrepl_dest_open_readonly(&job->dst, job->ctx, rep->dst_name,
+					      rep->state_dir);
+	else
+		r = dmrepl_dest_open(&job->dst, job->ctx, rep->dst_name,
+				     rep->state_dir);
+	job->dst.replica_tag = rep->replica_tag;
+	return r;
 }
 
 /* ---- delta: identify the snapshots, spool the extents ---- */
@@ -561,6 +568,8 @@ static int run_remote(struct dmrepl_replicate *rep)
 	    .transport = rep->transport,
 	    .remote_dmrepl = rep->remote_cmd,
 	    .remote_state_dir = rep->remote_state_dir,
+	    .replica_tag = rep->replica_tag,
+	    .keep = rep->remote_keep,
 	    .base_id = rep->full ? DMREPL_THIN_ID_ANY : rep->base_id,
 	    .full = rep->full,
 	    .chain = rep->chain,
@@ -583,11 +592,15 @@ static int run_remote(struct dmrepl_replicate *rep)
 	    },
 	    .ret_peer_pid = &rep->peer,
 	};
-	struct dmrepl_remote_result res;
+	struct dmrepl_remote_result res = {0};
 	int r;
 
 	set_phase(rep, DMREPL_PHASE_PREPARE);
 	r = dmrepl_remote_replicate(rep->ctx, &o, &res);
+	pthread_mutex_lock(&rep->lock);
+	rep->pruned = res.pruned;
+	rep->nr_pruned = res.nr_pruned;
+	pthread_mutex_unlock(&rep->lock);
 	/* Cancelling stops the transport: what failed then is the cancel. */
 	if (r < 0 && cancelled(rep))
 		r = -ECANCELED;
@@ -688,6 +701,10 @@ dmrepl_replicate_unref(struct dmrepl_replicate *rep)
 	free(rep->remote_state_dir);
 	free(rep->source_name);
 	free(rep->snap_lv);
+	free(rep->replica_tag);
+	for (size_t i = 0; i < rep->nr_pruned; i++)
+		free(rep->pruned[i]);
+	free(rep->pruned);
 	dmrepl_unref(rep->ctx);
 	free(rep);
 	return NULL;
@@ -844,6 +861,46 @@ dmrepl_replicate_set_remote_command(struct dmrepl_replicate *rep,
 				    const char *dmrepl_path)
 {
 	return set_string(rep, rep ? &rep->remote_cmd : NULL, dmrepl_path);
+}
+
+DMREPL_EXPORT int dmrepl_replicate_set_replica_tag(struct dmrepl_replicate *rep,
+						  const char *tag)
+{
+	char *v;
+
+	if (tag && (!*tag || strlen(tag) > 128 ||
+		    strspn(tag, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				"0123456789_+.-/=!:&#") != strlen(tag)))
+		return -EINVAL;	/* not a tag that LVM takes */
+	SETTER_CHECK(rep);
+	v = tag ? strdup(tag) : NULL;
+	if (tag && !v)
+		return -ENOMEM;
+	free(rep->replica_tag);
+	rep->replica_tag = v;
+	return 0;
+}
+
+DMREPL_EXPORT int dmrepl_replicate_set_remote_keep(struct dmrepl_replicate *rep,
+						   unsigned int keep)
+{
+	SETTER_CHECK(rep);
+	rep->remote_keep = keep;
+	return 0;
+}
+
+DMREPL_EXPORT const char *dmrepl_replicate_get_pruned(struct dmrepl_replicate *rep,
+						      size_t i)
+{
+	const char *name = NULL;
+
+	if (!rep)
+		return NULL;
+	pthread_mutex_lock(&rep->lock);
+	if (rep->finished && i < rep->nr_pruned)
+		name = rep->pruned[i];
+	pthread_mutex_unlock(&rep->lock);
+	return name;
 }
 
 DMREPL_EXPORT int

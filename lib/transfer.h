@@ -129,6 +129,8 @@ struct dmrepl_receive_opts {
 	 * (dmrepl serve's keys.)
 	 */
 	const char *const *only_sources;
+	/* An LVM tag the replica gets in its commit (a sync job's), or NULL. */
+	const char *replica_tag;
 	enum dmrepl_engine engine;
 	unsigned int queue_depth;
 	dmrepl_transfer_progress_fn progress;
@@ -208,6 +210,10 @@ struct dmrepl_remote_opts {
 	const char *transport;		/* NULL: ssh -o BatchMode=yes HOST */
 	const char *remote_dmrepl;	/* NULL: "dmrepl" */
 	const char *remote_state_dir;	/* NULL: the far side's default */
+	/* receive --tag: the far side's replica gets it (an LVM pool's) */
+	const char *replica_tag;
+	/* receive --keep: then only the N newest replicas tagged so stay */
+	unsigned int keep;
 	uint64_t base_id;		/* DMREPL_THIN_ID_ANY: the newest common one */
 	bool full, chain;
 	/* pool, snap_id and how to send; base_id and resume are chosen */
@@ -224,6 +230,12 @@ struct dmrepl_remote_result {
 	unsigned int streams;
 	bool resumed, already_replicated;
 	char dst_lv[256];		/* "VG/LV" of an LVM replica, or "" */
+	/*
+	 * The far side's retention (opts keep): the replicas it removed,
+	 * "VG/LV" each; the caller frees them (free() each, then the array).
+	 */
+	char **pruned;
+	size_t nr_pruned;
 };
 
 /*

@@ -20,6 +20,7 @@
 #include "dmrepl.h"
 #include "json.h"
 #include "progress.h"
+#include "sync.h"
 #include "transfer.h"
 
 static const char *const subcmd = "receive";
@@ -60,6 +61,12 @@ static void usage(FILE *out)
 		"      --negotiate         first print the pool's replicas (JSON line)\n"
 		"      --only-source PATTERN  take only streams whose source matches\n"
 		"                          PATTERN (fnmatch; repeatable): dmrepl serve's\n"
+		"      --tag TAG           the replica gets LVM tag TAG as well, in its\n"
+		"                          commit (a sync job's: dmrepl.sync:JOB)\n"
+		"      --keep N            with --tag, after the commit: of the intact\n"
+		"                          replicas tagged TAG (of the --only-source\n"
+		"                          sources), all but the N newest are removed\n"
+		"                          (a far sync job's retention)\n"
 		"  -n, --dry-run           check the stream and say what it carries;\n"
 		"                          write nothing (with --abort: say what it\n"
 		"                          would drop)\n"
@@ -78,11 +85,15 @@ struct receive_args {
 	struct dmrepl_receive_opts o;
 	const char *only[MAX_ONLY_SOURCES + 1];	/* --only-source, NULL-ended */
 	unsigned int nr_only;
+	const char *lvm_pool;		/* --pool as given (VG/POOL) */
+	unsigned int keep;		/* --keep */
 	bool token, abort, negotiate, json, quiet;
+	char **pruned;			/* what --keep removed */
+	size_t nr_pruned;
 };
 
 enum { OPT_STATE_DIR = 256, OPT_TOKEN, OPT_ABORT, OPT_DEVICE, OPT_ENGINE, OPT_NEGOTIATE,
-       OPT_ONLY_SOURCE };
+       OPT_ONLY_SOURCE, OPT_TAG, OPT_KEEP };
 
 static int parse_options(int argc, char *argv[], struct receive_args *a)
 {
@@ -96,6 +107,8 @@ static int parse_options(int argc, char *argv[], struct receive_args *a)
 		{ "engine", required_argument, NULL, OPT_ENGINE },
 		{ "negotiate", no_argument, NULL, OPT_NEGOTIATE },
 		{ "only-source", required_argument, NULL, OPT_ONLY_SOURCE },
+		{ "tag", required_argument, NULL, OPT_TAG },
+		{ "keep", required_argument, NULL, OPT_KEEP },
 		{ "json", no_argument, NULL, 'j' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -119,6 +132,15 @@ static int parse_options(int argc, char *argv[], struct receive_args *a)
 			a->only[a->nr_only++] = optarg;
 			a->o.only_sources = a->only;
 			break;
+		case OPT_TAG: a->o.replica_tag = optarg; break;
+		case OPT_KEEP: {
+			uint64_t v;
+
+			if (tool_option_number(subcmd, "--keep", optarg, 1, CONFIG_KEEP_MAX, &v))
+				return EXIT_USAGE;
+			a->keep = (unsigned int)v;
+			break;
+		}
 		case OPT_ENGINE:
 			if (dmrepl_engine_from_name(optarg, &a->o.engine) < 0)
 				return tool_usage_error(subcmd, "--engine: '%s' is not one of auto, uring, aio, sync", optarg);
@@ -139,6 +161,15 @@ static int parse_options(int argc, char *argv[], struct receive_args *a)
 					"(or --dry-run to check a stream alone)");
 	if ((a->token || a->abort || a->negotiate) && !a->o.pool)
 		return tool_usage_error(subcmd, "--resume-token, --abort and --negotiate go with --pool");
+	if (a->o.replica_tag && !a->o.pool)
+		return tool_usage_error(subcmd, "--tag goes with --pool (an LVM pool)");
+	if (a->keep && !a->o.replica_tag)
+		return tool_usage_error(subcmd, "--keep goes with --tag: it keeps the replicas so tagged");
+	if (a->o.replica_tag &&
+	    (strlen(a->o.replica_tag) > 128 ||
+	     strspn(a->o.replica_tag, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				      "0123456789_+.-/=!:&#") != strlen(a->o.replica_tag)))
+		return tool_usage_error(subcmd, "--tag '%s': not an LVM tag", a->o.replica_tag);
 	if (a->token && a->abort)
 		return tool_usage_error(subcmd, "--resume-token and --abort exclude each other");
 	if (!a->token && !a->abort && isatty(STDIN_FILENO))
@@ -288,6 +319,12 @@ static void print_result(const struct receive_args *a,
 			json_u64(&j, "base_replica", res->base_dst_thin_id);
 		json_bool(&j, "resumed", res->resumed);
 	}
+	if (a->keep && status == 0 && !a->o.dry_run) {
+		json_open_array(&j, "pruned");
+		for (size_t i = 0; i < a->nr_pruned; i++)
+			json_string(&j, NULL, a->pruned[i]);
+		json_close_array(&j);
+	}
 	json_u64(&j, "records", res->stats.records);
 	json_u64(&j, "data_bytes", res->stats.data_bytes);
 	json_u64(&j, "discarded_bytes", res->discard_bytes);
@@ -345,6 +382,7 @@ int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	r = parse_options(argc, argv, &a);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
+	a.lvm_pool = a.o.pool;
 	r = tool_resolve_lvm(ctx, subcmd, &a.o.pool, NULL);
 	if (r)
 		return r;
@@ -364,14 +402,32 @@ int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	r = dmrepl_receive(ctx, &a.o, STDIN_FILENO, &res);
 	drew = progress_draws(p);
 	progress_free(p);
+	/* a far sync job's retention: only after its replica is committed */
+	if (r == 0 && a.keep && !a.o.dry_run && res.streams && res.dst_lv[0]) {
+		/* its dm name again: a pool's first thin LV moves it to "-tpool" */
+		const char *pool = a.lvm_pool;
+
+		r = tool_resolve_lvm_pool(ctx, subcmd, &pool) ? -EINVAL : 0;
+		if (r == 0)
+			r = sync_prune_received(ctx, subcmd, pool, a.o.state_dir,
+						a.o.replica_tag, a.keep, a.o.only_sources,
+						res.dst_lv, &a.pruned, &a.nr_pruned);
+	}
 	if (a.json)
 		print_result(&a, &res, r);
 	if (r == -ECANCELED && tool_interrupted)
 		return tool_interrupted_exit(subcmd);
+	if (r < 0 && res.dst_lv[0] && a.keep) {
+		/* received and committed; its retention failed (said why) */
+		return EXIT_FAILURE_OP;
+	}
 	if (r < 0) {
 		tool_fail_r(subcmd, r, "the stream was not received: %s", strerror(-r));
 		return EXIT_FAILURE_OP;
 	}
+	for (size_t i = 0; !a.json && !a.quiet && i < a.nr_pruned; i++)
+		printf("removed %s (of the replicas tagged %s, the %u newest stay)\n",
+		       a.pruned[i], a.o.replica_tag, a.keep);
 	if (!a.json && !a.quiet && a.o.dry_run)
 		print_dry_run(&a, &res);
 	else if (!a.json && !a.quiet && a.o.pool && res.dst_lv[0])

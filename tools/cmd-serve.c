@@ -7,7 +7,10 @@
  * (dmrepl receive --pool POOL [--negotiate] ...), only into the pools
  * that serve.d/KEY.conf allows, and only streams of the sources it names
  * (receive --only-source): a key that leaks gives no shell, writes no
- * other pool, and deletes nothing.
+ * other pool, and deletes nothing but those sources' replicas: a sync
+ * job's retention (receive --tag dmrepl.sync:JOB --keep N) removes only
+ * intact replicas, of the sources the key names, that carry the job's
+ * tag.
  */
 #include "config.h"
 
@@ -22,6 +25,7 @@
 #include "conf.h"
 #include "dmrepl.h"
 #include "libdmrepl-private.h"
+#include "sync.h"
 
 static const char *const subcmd = "serve";
 
@@ -98,6 +102,7 @@ int cmd_serve(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	const char *dir = getenv("DMREPL_CONFIG_DIR") ? getenv("DMREPL_CONFIG_DIR")
 						      : CONFIG_DIR_DEFAULT;
 	const char *asked = getenv("SSH_ORIGINAL_COMMAND"), *key, *pool = NULL;
+	const char *tag = NULL, *keep = NULL;
 	const struct config_serve *sv;
 	char *words[MAX_WORDS + 1], buf[4096];
 	char *rargv[MAX_WORDS + 40];
@@ -150,6 +155,16 @@ int cmd_serve(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		if ((!strcmp(w, "--pool") || !strcmp(w, "--to-pool") || !strcmp(w, "-t")) &&
 		    i + 1 < n) {
 			pool = words[++i];
+		} else if (!strcmp(w, "--tag") && i + 1 < n) {
+			tag = words[++i];
+			if (strncmp(tag, SYNC_TAG_PREFIX, strlen(SYNC_TAG_PREFIX)) != 0 ||
+			    !tag[strlen(SYNC_TAG_PREFIX)]) {
+				rc = refuse(key, "--tag %s: this key may give only a sync job's tag "
+					    "(" SYNC_TAG_PREFIX "JOB)", tag);
+				goto out;
+			}
+		} else if (!strcmp(w, "--keep") && i + 1 < n) {
+			keep = words[++i];	/* receive checks the number */
 		} else if (!strcmp(w, "--negotiate")) {
 			negotiate = true;
 		} else if (!strcmp(w, "--json") || !strcmp(w, "-j")) {
@@ -196,6 +211,14 @@ int cmd_serve(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		rargv[rargc++] = (char *)"--only-source";
 		rargv[rargc++] = sv->sources[i];
 	}
+	if (tag) {
+		rargv[rargc++] = (char *)"--tag";
+		rargv[rargc++] = (char *)tag;
+	}
+	if (keep) {
+		rargv[rargc++] = (char *)"--keep";
+		rargv[rargc++] = (char *)keep;
+	}
 	if (negotiate)
 		rargv[rargc++] = (char *)"--negotiate";
 	if (json)
@@ -205,7 +228,8 @@ int cmd_serve(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	if (dry_run)
 		rargv[rargc++] = (char *)"--dry-run";
 	rargv[rargc] = NULL;
-	syslog(LOG_AUTHPRIV | LOG_INFO, "serve %s: receive into %s", key, pool);
+	syslog(LOG_AUTHPRIV | LOG_INFO, "serve %s: receive into %s%s%s%s%s", key, pool,
+	       tag ? ", tagged " : "", tag ? tag : "", keep ? ", keeping " : "", keep ? keep : "");
 	optind = 0;	/* a fresh getopt for receive's options */
 	rc = cmd_receive(ctx, rargc, rargv);
 out:

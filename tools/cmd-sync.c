@@ -61,8 +61,11 @@ static void usage_sync(FILE *out)
 		"both sides hold (in full when there is none), then prune: keep the N\n"
 		"newest of the snapshots this job made of the origin, and the N newest\n"
 		"of its replicas at the destination. Only LVs tagged as the job's\n"
-		"(dmrepl.sync:JOB) are removed, never the newest common base. Jobs are\n"
-		"configured in DIR/jobs.d/JOB.conf (see dmrepl.conf(5)).\n"
+		"(dmrepl.sync:JOB) are removed, never the newest common base. A far\n"
+		"destination (--to) prunes its replicas itself once the new one is\n"
+		"committed (receive --tag --keep; only intact ones of sources its key\n"
+		"allows). Jobs are configured in DIR/jobs.d/JOB.conf (see\n"
+		"dmrepl.conf(5)).\n"
 		"\n"
 		"Options:\n"
 		"  -F, --from VG/LV        the origin, a thin LV\n"
@@ -114,8 +117,8 @@ static void usage_prune(FILE *out)
 		"  -F, --from VG/LV        the origin, a thin LV\n"
 		"  -t, --to-pool VG/POOL   the destination pool on this host\n"
 		"      --to URL            the destination pool on another host (only\n"
-		"                          the source's snapshots are pruned: not yet\n"
-		"                          the far side's replicas)\n"
+		"                          the source's snapshots are pruned here: the\n"
+		"                          far side prunes its replicas at each sync)\n"
 		"  -k, --keep N            snapshots kept at the source (default 7)\n"
 		"      --keep-destination N  replicas kept at the destination (default: --keep)\n"
 		"      --job NAME          the command-line job's name (its tag)\n"
@@ -313,9 +316,14 @@ static int source_of(struct dmrepl_ctx *ctx, const char *subcmd,
 	return 0;
 }
 
+/*
+ * Replicate @snap as job @j's: the replica carries the job's @tag from
+ * its commit on (its retention finds it by that), and a far destination
+ * applies the job's retention there once the replica is committed.
+ */
 static int replicate(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 		     const struct config_job *j, const struct dmrepl_lvm_lv *snap,
-		     struct sync_result *res)
+		     const char *tag, struct sync_result *res)
 {
 	char src_pool[256], dst_pool[256] = "", snap_lv[300];
 	struct dmrepl_replicate *rep = NULL;
@@ -340,6 +348,10 @@ static int replicate(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 		r = dmrepl_replicate_set_snap_lv(rep, snap_lv);
 	if (r == 0)
 		r = dmrepl_replicate_set_size(rep, snap->size_bytes);
+	if (r == 0)
+		r = dmrepl_replicate_set_replica_tag(rep, tag);
+	if (r == 0 && j->to)
+		r = dmrepl_replicate_set_remote_keep(rep, j->s.keep_destination);
 	if (r == 0 && j->s.state_dir)
 		r = dmrepl_replicate_set_state_dir(rep, j->s.state_dir);
 	if (r == 0 && j->s.bwlimit)
@@ -379,6 +391,18 @@ static int replicate(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 	res->copied = rr.copied_bytes;
 	res->discarded = rr.discarded_bytes;
 	res->zeroed = rr.zeroed_bytes;
+	for (size_t i = 0; r == 0 && dmrepl_replicate_get_pruned(rep, i); i++) {
+		char **l = realloc(res->pruned_dst, (res->nr_pruned_dst + 1) * sizeof(*l));
+
+		if (!l || !(l[res->nr_pruned_dst] = strdup(dmrepl_replicate_get_pruned(rep, i)))) {
+			if (l)
+				res->pruned_dst = l;
+			r = -ENOMEM;
+			break;
+		}
+		res->pruned_dst = l;
+		res->nr_pruned_dst++;
+	}
 out:
 	dmrepl_replicate_unref(rep);
 	return r;
@@ -444,11 +468,7 @@ static int sync_job(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 			for (unsigned int round = 0; !o->dry_run && round < 16; round++) {
 				struct dmrepl_lvm_lv again;
 
-				r = replicate(ctx, o, j, &snap, res);
-				if (r < 0)
-					goto out;
-				if (!res->already)
-					r = sync_tag_replica(ctx, o->subcmd, res->replica, tag);
+				r = replicate(ctx, o, j, &snap, tag, res);
 				if (r < 0)
 					goto out;
 				if (sync_newest_taken(ctx, vg, origin, tag, &again) < 0 ||
@@ -491,13 +511,9 @@ static int sync_job(struct dmrepl_ctx *ctx, const struct sync_opts *o,
 				goto out;
 			}
 			snprintf(res->snapshot, sizeof(res->snapshot), "%s/%s", snap.vg, snap.lv);
-			r = replicate(ctx, o, j, &snap, res);
+			r = replicate(ctx, o, j, &snap, tag, res);
 			if (r < 0)
 				goto out;	/* the snapshot stays: a base for the next run */
-			if (!res->already)
-				r = sync_tag_replica(ctx, o->subcmd, res->replica, tag);
-			if (r < 0)
-				goto out;
 		}
 	}
 	r = sync_prune(ctx, j, tag, o->dry_run, res);

@@ -13,6 +13,7 @@
 
 #include "dmrepl.h"
 #include "sync.h"
+#include "transfer.h"
 
 void sync_split_vg_lv(const char *vg_lv, char *vg, size_t vg_size, const char **lv)
 {
@@ -298,20 +299,95 @@ out:
 	return r < 0 ? r : r == 1;
 }
 
-/* Mark the replica as the job's, so that its retention finds it. */
-int sync_tag_replica(struct dmrepl_ctx *ctx, const char *subcmd, const char *vg_lv,
-		       const char *tag)
-{
-	char why[512] = "";
-	int r;
+/* ---- a far destination's retention (receive --tag T --keep N) ---- */
 
-	if (!vg_lv[0])
-		return 0;	/* another host's: see sync_prune() */
-	r = dmrepl_lvm_run(ctx, (const char *const[]){"lvchange", "-qq", "--addtag", tag,
-						      "--", vg_lv, NULL},
-			   NULL, why, sizeof(why));
-	if (r == -EIO)
-		tool_fail_r(subcmd, r, "%s: lvchange --addtag failed: %s", vg_lv, why);
-	return r;
+struct received {
+	char vg_lv[256];
+	uint64_t time, id;
+};
+
+struct received_list {
+	const char *const *only;
+	struct received *v;
+	size_t n;
+	int error;
+};
+
+static int add_received(const struct dmrepl_replica_info *info, void *data)
+{
+	struct received_list *l = data;
+	struct received *v;
+
+	/* written to since (promoted, in use): not a replica to remove */
+	if (info->state != DMREPL_REPLICA_OK || !info->dst_lv)
+		return 0;
+	if (!dmrepl_source_allowed(l->only, info->src_pool))
+		return 0;	/* another source's: not this key's */
+	v = realloc(l->v, (l->n + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	l->v = v;
+	snprintf(v[l->n].vg_lv, sizeof(v[l->n].vg_lv), "%s", info->dst_lv);
+	v[l->n].time = info->received_time;
+	v[l->n].id = info->dst_thin_id;
+	l->n++;
+	return 0;
 }
 
+static int by_time(const void *a, const void *b)
+{
+	const struct received *x = a, *y = b;
+
+	if (x->time != y->time)
+		return x->time < y->time ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int sync_prune_received(struct dmrepl_ctx *ctx, const char *subcmd, const char *pool,
+			const char *state_dir, const char *tag, unsigned int keep,
+			const char *const *only_sources, const char *received,
+			char ***ret, size_t *ret_n)
+{
+	struct received_list l = { .only = only_sources };
+	struct dmrepl_lvm_lv *lvs = NULL;
+	size_t nr_lvs = 0, tagged = 0;
+	char vg[128];
+	int r;
+
+	*ret = NULL;
+	*ret_n = 0;
+	r = dmrepl_replicas_foreach(ctx, state_dir, pool, add_received, &l);
+	if (r == 0 && l.n) {
+		sync_split_vg_lv(l.v[0].vg_lv, vg, sizeof(vg), &(const char *){ NULL });
+		r = dmrepl_lvm_list(ctx, vg, &lvs, &nr_lvs);
+	}
+	/* only the replicas carrying the job's tag count */
+	for (size_t i = 0; r == 0 && i < l.n; i++) {
+		const char *lv = strchr(l.v[i].vg_lv, '/') + 1;
+		bool has = false;
+
+		for (size_t k = 0; k < nr_lvs; k++)
+			if (!strcmp(lvs[k].lv, lv) && dmrepl_lvm_has_tag(&lvs[k], tag))
+				has = true;
+		if (has)
+			l.v[tagged++] = l.v[i];
+	}
+	qsort(l.v, tagged, sizeof(*l.v), by_time);
+	for (size_t i = 0; r == 0 && i + keep < tagged; i++) {
+		char sv[128];
+		const char *lv;
+
+		if (received && !strcmp(l.v[i].vg_lv, received))
+			continue;	/* the one just received: the common base */
+		sync_split_vg_lv(l.v[i].vg_lv, sv, sizeof(sv), &lv);
+		r = add_pruned(ret, ret_n, sv, lv);
+		if (r == 0)
+			r = lv_remove(ctx, sv, lv);
+	}
+	if (r < 0 && r != -EIO)
+		tool_fail_r(subcmd, r, "%s: the retention of '%s' failed: %s", pool, tag,
+			    strerror(-r));
+	free(lvs);
+	free(l.v);
+	return r;
+}

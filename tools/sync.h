@@ -67,9 +67,19 @@ int sync_newest_taken(struct dmrepl_ctx *ctx, const char *vg, const char *origin
 int sync_unchanged(struct dmrepl_ctx *ctx, const char *subcmd,
 		   const struct config_job *j, const char *tag,
 		   struct dmrepl_lvm_lv *ret, char *replica, size_t size);
-/* Tag replica "VG/LV" as the job's ("" : another host's, left alone). */
-int sync_tag_replica(struct dmrepl_ctx *ctx, const char *subcmd, const char *vg_lv,
-		     const char *tag);
+/*
+ * A destination's half of a far sync job's retention (receive --tag
+ * @tag --keep @keep, after it received @received, "VG/LV"): of the
+ * intact replicas in @pool (a dm name) that carry @tag and whose source
+ * @only_sources allows (NULL: any), all but the @keep newest are removed,
+ * never @received. A replica written to since it was received (promoted,
+ * in use) is not counted, nor removed. The removed ones, "VG/LV", in
+ * *@ret (free each, and the array).
+ */
+int sync_prune_received(struct dmrepl_ctx *ctx, const char *subcmd, const char *pool,
+			const char *state_dir, const char *tag, unsigned int keep,
+			const char *const *only_sources, const char *received,
+			char ***ret, size_t *ret_n);
 /* The systemd generator's work: each scheduled job's timer, enabled, in @dir. */
 int sync_generate_units(const struct config *cfg, const char *dir, const char *unit_dir);
 /* The udev rule's: DMREPL_SYNC_UNITS= the jobs this event (the environment) triggers. */

@@ -29,11 +29,17 @@ asked "receive --abort"        2 "refused: receive --abort: not an option this k
 asked "receive --device"       2 "refused: receive --device: not an option this key may give$" "dmrepl receive --device /dev/sda"
 asked "another state dir"      2 "refused: --state-dir /tmp: this key's is /var/lib/dmrepl$" "dmrepl receive --pool vg1/pool --state-dir /tmp"
 asked "no pool"                2 "refused: receive without --pool$" "dmrepl receive --negotiate"
+asked "a tag not a sync job's" 2 "refused: --tag mine: this key may give only a sync job's tag (dmrepl.sync:JOB)$" "dmrepl receive --pool vg1/pool --tag mine --keep 1"
+asked "an empty job tag"       2 "refused: --tag dmrepl.sync:: this key may give only a sync job's tag" "dmrepl receive --pool vg1/pool --tag dmrepl.sync:"
+asked "retention, no tag"      2 "^dmrepl receive: --keep goes with --tag: it keeps the replicas so tagged$" "dmrepl receive --pool vg1/pool --keep 3"
+asked "retention of 0"         2 "^dmrepl receive: --keep: " "dmrepl receive --pool vg1/pool --tag dmrepl.sync:j --keep 0"
 SSH_ORIGINAL_COMMAND="dmrepl receive --pool vg1/pool" expect "an unknown key" 2 \
 	"refused: no $tmp/conf/serve.d/db2.conf$" -- serve db2 -c "$tmp/conf"
 # allowed: it gets as far as the pool (which this host has not)
 asked "allowed, as remote.c quotes it" 1 "vg1/pool" "'dmrepl' 'receive' '--pool' 'vg1/pool' '--negotiate'"
 check "allowed: not refused" sh -c "! grep -q refused '$tmp/out'"
+asked "a sync job's retention, allowed" 1 "vg1/pool" "'dmrepl' 'receive' '--pool' 'vg1/pool' '--negotiate' '--tag' 'dmrepl.sync:j' '--keep' '2'"
+check "a sync job's retention: not refused" sh -c "! grep -q refused '$tmp/out'"
 
 # --only-source on a device: the stream's source is host:file-of-mine
 head -c 1048576 /dev/urandom >"$tmp/src"
