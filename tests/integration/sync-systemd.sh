@@ -92,6 +92,12 @@ R3=$(wait_replica s3 onsnap 90)
 same s3 "$R3"
 # the job's lock makes any second run wait: the journal says so if it did
 journalctl -u dmrepl-sync@onsnap.service --no-pager >&2 || :
+# one run at a time: no "Starting" between a "Starting" and its end
+journalctl -u dmrepl-sync@onsnap.service --no-pager -o cat |
+	awk '/^Starting / { if (on) bad = 1; on = 1; n++ }
+	     /^Finished |Deactivated successfully|Failed with result/ { on = 0 }
+	     END { if (bad || n < 2) exit 1 }' ||
+	dmt_fail "two runs of the job overlapped, or fewer than two ran (journal above)"
 after "two triggers at once"
 
 echo "## 3. a failing destination, then fixed"
