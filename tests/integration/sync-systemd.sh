@@ -12,6 +12,8 @@
 #   lock), and the newest is replicated;
 # - a failing destination: the unit fails with a clear message in the
 #   journal; fixed, the next trigger recovers;
+# - trigger = device:DMNAME: creating that device starts the job, which
+#   snapshots the origin and replicates it;
 # - after every step the kernel's thin ids equal lvs' thin_ids.
 # Elsewhere (host mode, the busybox guest) it skips.
 set -eu
@@ -152,3 +154,30 @@ while [ "$(systemctl is-active dmrepl-sync@timed.service || :)" = activating ] &
 	sleep 0.2; i=$((i + 1))
 done
 after "the timer's run"
+
+echo "## 5. trigger = device:DMNAME: the device's activation starts the job"
+TRIG=$(dmt_name trig)
+printf '[job]\norigin = %s/vol\nto_pool = %s/pool\ntrigger = device:%s\nkeep = 2\n' "$A" "$B" "$TRIG" \
+	> /etc/dmrepl/jobs.d/ondev.conf
+dmrepl sync --check-config || dmt_fail "the configuration is refused"
+dd if=/dev/urandom of="$vol" bs=1M count=1 seek=6 conv=fsync,notrunc 2>/dev/null
+dmt_create trig "0 8 zero"
+i=0
+until [ -n "$(lvm lvs --noheadings --separator ' ' -o lv_name,lv_tags "$B" < /dev/null |
+	awk '{ n = split($2, t, ","); for (i = 1; i <= n; i++) if (t[i] == "dmrepl.sync:ondev") print $1 }')" ]; do
+	i=$((i + 1))
+	[ "$i" -le 300 ] || { journalctl -u dmrepl-sync@ondev.service --no-pager >&2 || :; dmt_fail "the device's activation did not run the job in 60 s"; }
+	sleep 0.2
+done
+# the job took its own snapshot (tagged) and replicated it, exact
+S=$(lvm lvs --noheadings --separator ' ' -o lv_name,lv_tags "$A" < /dev/null |
+	awk '{ n = split($2, t, ","); for (i = 1; i <= n; i++) if (t[i] == "dmrepl.sync:ondev") print $1 }')
+[ -n "$S" ] || dmt_fail "the device-triggered run made no snapshot of $A/vol"
+i=0
+while [ "$(systemctl is-active dmrepl-sync@ondev.service || :)" = activating ] && [ $i -lt 300 ]; do
+	sleep 0.2; i=$((i + 1))
+done
+same "$S" "$(replica_of "$S" ondev)"
+dmt_remove trig
+rm /etc/dmrepl/jobs.d/ondev.conf
+after "the device-triggered run"
