@@ -841,6 +841,117 @@ int dmrepl_replicas_foreach(struct dmrepl_ctx *ctx, const char *state_dir,
 
 /*
  * ---------------------------------------------------------------------
+ * Live migration (lib/migrate.c)
+ * ---------------------------------------------------------------------
+ */
+
+/**
+ * struct dmrepl_migrate - moves an LVM thin volume into another VG's thin
+ * pool while it stays in use: converging incrementals, then a short
+ * final round with the volume suspended.
+ *
+ * Rounds: each takes an LVM snapshot of the volume and replicates it,
+ * the first in full, each later one from the round before. After each,
+ * what changed since (through a held metadata snapshot) is compared with
+ * the converge size (dmrepl_migrate_set_converge(); by default what the
+ * last round's copy rate ships in 0.5 s, at least 4 MiB). Larger, and not
+ * smaller than after the round before, or the rounds (default 10) run
+ * out: the job ends with -EAGAIN, the reason in the result, and the
+ * volume untouched and running.
+ *
+ * The final round: the volume-to-be is made first (an LVM snapshot of
+ * the last replica, under the volume's name, tagged dmrepl.migrating);
+ * then the volume is suspended (its I/O queued, none failed), the last
+ * delta is read from the quiet volume and written into the volume-to-be,
+ * which one lvchange commits (tag dmrepl.migrated:VG/LV); the switch
+ * function runs (it moves the volume's user, while the volume is still
+ * suspended); the volume is resumed. If anything in the final round
+ * fails, is cancelled, or the switch function returns < 0, the volume is
+ * resumed unchanged and stays the volume of record, and the volume-to-be
+ * is removed (or, once committed, tagged dmrepl.migrate-not-switched).
+ * A killed job leaves a record: dmrepl_migrate_recover() (and the next
+ * job) resumes its volume. The source volume is never deleted; of the
+ * rounds' snapshots and replicas, the last pair stays (a common base).
+ */
+struct dmrepl_migrate;
+
+#define DMREPL_MIGRATE_MAX_ROUNDS 64
+
+enum dmrepl_migrate_phase {
+	DMREPL_MIGRATE_PENDING = 0,
+	DMREPL_MIGRATE_ROUND,		/* a round: snapshot and replicate */
+	DMREPL_MIGRATE_FINAL,		/* the final round */
+	DMREPL_MIGRATE_SWITCH,		/* the switch function runs */
+	DMREPL_MIGRATE_DONE,
+};
+
+struct dmrepl_migrate_progress {
+	enum dmrepl_migrate_phase phase;
+	unsigned int round;		/* 1, 2, ... */
+	uint64_t done_bytes, total_bytes;	/* of the round's copy */
+	int finished;			/* dmrepl_migrate_wait() will not block */
+};
+
+struct dmrepl_migrate_round {
+	uint64_t bytes;			/* copied */
+	double seconds;
+	int full;
+};
+
+struct dmrepl_migrate_result {
+	unsigned int nr_rounds;		/* the final one included */
+	struct dmrepl_migrate_round rounds[DMREPL_MIGRATE_MAX_ROUNDS];
+	uint64_t size_bytes;		/* the volume's */
+	uint64_t total_bytes;		/* copied, all rounds */
+	uint64_t converge_bytes;	/* the last converge size used */
+	uint64_t suspended_ms;		/* suspend to resume; 0: never suspended */
+	int converged;			/* a final round was tried */
+	int switched;			/* the switch succeeded: dst_lv is the volume */
+	double seconds;
+	char dst_lv[256];		/* "VG/LV" of the committed volume, or "" */
+	char reason[256];		/* why it stopped without a final round */
+};
+
+/*
+ * A job that moves thin LV @src_vg_lv into thin pool @dst_vg_pool
+ * ("VG/POOL" of another VG; ssh:// is not built yet: -EOPNOTSUPP).
+ */
+int dmrepl_migrate_new(struct dmrepl_ctx *ctx, const char *src_vg_lv,
+		       const char *dst_vg_pool, struct dmrepl_migrate **ret);
+struct dmrepl_migrate *dmrepl_migrate_unref(struct dmrepl_migrate *m);
+/* 0: what the measured rate ships in 0.5 s. */
+int dmrepl_migrate_set_converge(struct dmrepl_migrate *m, uint64_t bytes);
+int dmrepl_migrate_set_max_rounds(struct dmrepl_migrate *m, unsigned int n);
+/*
+ * Called in the final round with the volume suspended and the
+ * destination committed as @dst_vg_lv: move the volume's user there.
+ * Return < 0 to refuse: the volume is resumed and stays the volume.
+ */
+int dmrepl_migrate_set_switch_fn(struct dmrepl_migrate *m,
+				 int (*fn)(const char *dst_vg_lv, void *data), void *data);
+int dmrepl_migrate_set_state_dir(struct dmrepl_migrate *m, const char *dir);
+/* Start on a thread of its own; poll, cancel, wait. */
+int dmrepl_migrate_start(struct dmrepl_migrate *m);
+int dmrepl_migrate_get_progress(struct dmrepl_migrate *m,
+				struct dmrepl_migrate_progress *ret);
+void dmrepl_migrate_cancel(struct dmrepl_migrate *m);
+/*
+ * Return: 0 migrated (result's switched); -EAGAIN did not converge (the
+ * reason in the result); -ECANCELED; another -errno. *@ret is filled
+ * whatever the result.
+ */
+int dmrepl_migrate_wait(struct dmrepl_migrate *m, struct dmrepl_migrate_result *ret);
+int dmrepl_migrate_run(struct dmrepl_migrate *m, struct dmrepl_migrate_result *ret);
+/*
+ * The volumes that killed migrate jobs left suspended (their records in
+ * @state_dir/migrate) resumed, and their uncommitted destinations
+ * removed (committed ones tagged dmrepl.migrate-not-switched).
+ */
+int dmrepl_migrate_recover(struct dmrepl_ctx *ctx, const char *state_dir,
+			   unsigned int *ret_resumed);
+
+/*
+ * ---------------------------------------------------------------------
  * Verify (lib/verify.c)
  * ---------------------------------------------------------------------
  */

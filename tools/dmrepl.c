@@ -33,6 +33,7 @@ static const struct subcommand subcommands[] = {
 	{ "recover", "resolve what a killed dmrepl left on a pool", cmd_recover },
 	{ "sync", "snapshot a volume, replicate it, keep the newest N", cmd_sync },
 	{ "prune", "apply a sync job's retention", cmd_prune },
+	{ "migrate", "move a volume to another pool while it is in use", cmd_migrate },
 	{ "serve", "the receive side of a receive-only ssh key", cmd_serve },
 	{ "help", "show help for dmrepl or one subcommand", cmd_help },
 	{ "version", "print the version", cmd_version },

@@ -206,6 +206,7 @@ int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_recover(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_sync(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_prune(struct dmrepl_ctx *ctx, int argc, char *argv[]);
+int cmd_migrate(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 int cmd_serve(struct dmrepl_ctx *ctx, int argc, char *argv[]);
 
 #endif
