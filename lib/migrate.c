@@ -238,7 +238,7 @@ static int delta_bytes(struct run *r, uint64_t from, uint64_t *ret)
 
 	rc = dmrepl_metadata_open_pool(r->ctx, r->src_pool_dm, &md);
 	if (rc == 0)
-		rc = dmrepl_delta_new(md, from, r->origin.thin_id, 0, &delta);
+		rc = dmrepl_delta_new(md, from, r->origin.thin_id, DMREPL_DELTA_SKIP_SAME, &delta);
 	while (rc == 0 && (rc = dmrepl_delta_next_extent(delta, &e)) == 0)
 		if (e.op == DMREPL_EXTENT_COPY)
 			total += e.length_bytes;

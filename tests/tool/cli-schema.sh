@@ -76,7 +76,7 @@ s = json.load(open(sys.argv[1]))
 sys.exit(not s["$id"].endswith("/" + os.path.basename(sys.argv[1])))' "$s"
 done
 for c in ls delta copy verify snapshot replicate receive replicas recover send \
-	version sync prune serve; do
+	version sync prune serve migrate; do
 	check "$c has a schema" test -f "$schemas/$c.schema.json"
 done
 
@@ -230,6 +230,9 @@ json_run "sync: no LVM here"        sync 1 sync db -c "$tmp/conf" --json --state
 json_run "sync --from: no LVM here" sync 1 sync --from vg0/db --to ssh://h/vg1/pool --json --state-dir "$tmp/st"
 json_run "sync: a bad option"       sync 2 sync --json --keep 0 --from a/b --to-pool c/d
 json_run "prune -n: no LVM here"    prune 1 prune db -n -c "$tmp/conf" --json --state-dir "$tmp/st"
+json_run "migrate: no LVM here"     migrate 1 migrate --from vg0/db --to-pool vg1/pool --json --state-dir "$tmp/st"
+json_run "migrate: a bad option"    migrate 2 migrate --from vg0/db --to-pool vg1/pool --max-rounds 0 --json
+json_run "migrate --recover"        migrate 0 migrate --recover --json --state-dir "$tmp/st"
 printf '[job]\norigin = vg0\n' >"$tmp/conf/jobs.d/bad.conf"
 json_run "sync: a broken job"       sync 2 sync --check-config -c "$tmp/conf" --json
 json_run "receive --abort: no pool" receive 1 receive --abort --pool dmrepl-test-no-such-pool --json
