@@ -114,7 +114,7 @@ automake_counts() {
 # stage NAME COMMAND...: run one stage, record its counts, keep going.
 # The command leaves its counts in $stage_counts ("passed failed skipped").
 stage() {
-	local name=$1
+	local name=$1 t0=$SECONDS
 	shift
 	log "$name"
 	stage_counts=""
@@ -126,7 +126,7 @@ stage() {
 		set -- $stage_counts
 		[ "$2" -gt 0 ] || stage_counts="$1 1 $3"
 	fi
-	results+=("$name $stage_counts")
+	results+=("$name $stage_counts $((SECONDS - t0))")
 }
 
 unit_tests() {
@@ -236,10 +236,10 @@ do_test() {
 	log "summary"
 	for line in "${results[@]}"; do
 		set -- $line
-		local n=$(($# - 3)) name
+		local n=$(($# - 4)) name
 		name=${*:1:$n}
 		shift "$n"
-		printf '  %-40s %3d passed %3d failed %3d skipped\n' "$name" "$1" "$2" "$3"
+		printf '  %-40s %3d passed %3d failed %3d skipped %5d s\n' "$name" "$1" "$2" "$3" "$4"
 		p=$((p + $1)); f=$((f + $2)); s=$((s + $3))
 	done
 	echo "$p passed, $f failed, $s skipped"

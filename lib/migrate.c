@@ -282,6 +282,9 @@ static int round_once(struct run *r, unsigned int k, struct dmrepl_migrate_round
 		e = dmrepl_replicate_set_size(m->rep, r->origin.size_bytes);
 	if (e == 0 && m->state_dir)
 		e = dmrepl_replicate_set_state_dir(m->rep, m->state_dir);
+	/* round 1 in full (no other volume's replica as a base), then each from the last */
+	if (e == 0 && k == 1)
+		e = dmrepl_replicate_set_full(m->rep, 1);
 	if (e == 0 && k > 1)
 		e = dmrepl_replicate_set_base(m->rep, r->snap_ids[r->nr - 2]);
 	if (e == 0)
@@ -476,6 +479,7 @@ undo:
 	res->dst_lv[0] = '\0';
 	drop_record(r);
 	dmrepl_pool_unref(dpool);
+	out->seconds = now_s() - t0;
 	return e;
 }
 

@@ -506,10 +506,18 @@ dmt__resume_all() {
 	done
 }
 
+# dmt_background PID: a process of the test's (a writer) that the
+# teardown kills first, so that nothing holds a device the test made.
+dmt_background() { echo "$1" >> "$DMT_TMP/.pids"; }
+
 # dmt__teardown: remove everything this run made; non-zero if anything stayed.
 dmt__teardown() {
 	_bad=0
 	dmt_sshd_stop
+	if [ -f "$DMT_TMP/.pids" ]; then
+		while read -r _p; do kill -9 "$_p" 2>/dev/null || :; done < "$DMT_TMP/.pids"
+		sleep 0.2
+	fi
 	if [ -f "$DMT_TMP/.vgs" ]; then
 		while read -r _vg; do
 			lvm vgremove -ff -y -qq "$_vg" < /dev/null > /dev/null 2>&1 || :

@@ -56,8 +56,8 @@ untouched() {
 	dd if="$(dev_of "$1" "$2")" bs=1M skip=8 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1
 }
 writable() {
-	dd if=/dev/urandom of="$(dev_of src "$1")" bs=4k count=1 seek=3000 oflag=direct,dsync \
-		conv=notrunc 2>/dev/null || dmt_fail "$A/$1 is not writable"
+	dd if=/dev/urandom of="$(dev_of src "$1")" bs=4k count=1 seek=3000 oflag=direct \
+		conv=fsync,notrunc 2>"$DMT_TMP/dd.err" || { cat "$DMT_TMP/dd.err" >&2; dmt_fail "$A/$1 is not writable"; }
 }
 migrate() {
 	echo "+ dmrepl migrate $*" >&2
@@ -65,18 +65,21 @@ migrate() {
 	dmrepl migrate --state-dir "$STATE" --json "$@" > "$DMT_TMP/out" 2> "$DMT_TMP/err" || _rc=$?
 	cat "$DMT_TMP/err" >&2
 	grep -v '"type":"progress"' "$DMT_TMP/out" >&2 || :
-	dmt_json_capture migrate "$DMT_TMP/out" 2>/dev/null || :
+	dmt_json_capture migrate "$DMT_TMP/out"
 	return $_rc
 }
 field() { tail -n 1 "$DMT_TMP/out" | sed -n "s/.*\"$1\":\"\{0,1\}\([^\",]*\).*/\1/p"; }
 
 echo "## 1. a migration under a running writer"
 volume vol
-seq-writer write "$(dev_of src vol)" "$WRITER_BLOCKS" 1024 > "$DMT_TMP/acks" &
+seq-writer write "$(dev_of src vol)" "$WRITER_BLOCKS" 64 > "$DMT_TMP/acks" &
 writer=$!
+dmt_background "$writer"
 sleep 2
 src_untouched=$(untouched src vol)
-migrate --from "$A/vol" --to-pool "$B/pool" \
+# (random 4 KiB writes dirty whole 64 KiB chunks: 16 a second change
+# about 4 MiB in a round of this VM; the converge size is above that)
+migrate --from "$A/vol" --to-pool "$B/pool" --converge 16M \
 	--switch-cmd "kill -9 $writer; echo \"\$DMREPL_MIGRATE_FROM \$DMREPL_MIGRATE_TO\" > $DMT_TMP/switched" ||
 	dmt_fail "migrate under a writer (exit $_rc)"
 wait "$writer" 2>/dev/null || :
@@ -84,7 +87,8 @@ dmt_assert_eq "$A/vol $B/vol" "$(cat "$DMT_TMP/switched")" "the switch command r
 dmt_assert_eq true "$(field switched)" "the result says switched"
 dmt_assert_eq "$B/vol" "$(field volume)" "the result names the volume"
 rounds=$(tail -n 1 "$DMT_TMP/out" | grep -o '"round":' | wc -l)
-[ "$rounds" -ge 2 ] || dmt_fail "fewer than 2 rounds ($rounds)"
+[ "$rounds" -ge 2 ] || dmt_fail "fewer than 2 rounds, the final one included ($rounds)"
+dmt_assert_match '*"final":true*' "$(tail -n 1 "$DMT_TMP/out")" "the last round is the final one"
 echo "# $rounds rounds, suspended $(field suspended_ms) ms, $(field total_bytes) bytes" >&2
 dmt_assert_match "*\"full\":true*" "$(tail -n 1 "$DMT_TMP/out")" "the first round is full"
 [ "$(field suspended_ms)" -gt 0 ] || dmt_fail "no suspended_ms"
@@ -106,10 +110,11 @@ after "a migration"
 
 echo "## 2. a failing switch command"
 volume vol2
-seq-writer write "$(dev_of src vol2)" "$WRITER_BLOCKS" 512 > "$DMT_TMP/acks2" &
+seq-writer write "$(dev_of src vol2)" "$WRITER_BLOCKS" 64 > "$DMT_TMP/acks2" &
 writer=$!
+dmt_background "$writer"
 rc=0
-migrate --from "$A/vol2" --to-pool "$B/pool" --switch-cmd "exit 7" || rc=$?
+migrate --from "$A/vol2" --to-pool "$B/pool" --converge 16M --switch-cmd "exit 7" || rc=$?
 dmt_assert_eq 1 "$rc" "a failing switch: exit 1"
 dmt_assert_match "*the switch*" "$(cat "$DMT_TMP/err")" "and it says the switch failed"
 dmt_assert_eq false "$(field switched)" "the result says not switched"
@@ -133,6 +138,7 @@ echo "## 3. a writer faster than the rounds: migrate stops, the source runs on"
 volume vol3
 seq-writer write "$(dev_of src vol3)" "$WRITER_BLOCKS" 0 > "$DMT_TMP/acks3" &
 writer=$!
+dmt_background "$writer"
 rc=0
 migrate --from "$A/vol3" --to-pool "$B/pool" --converge 4K --max-rounds 3 \
 	--switch-cmd "echo switched > $DMT_TMP/switched3" || rc=$?
