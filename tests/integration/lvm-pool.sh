@@ -20,7 +20,7 @@
 #   delta, replicate, send | receive, verify, each exact; wrong names get
 #   a clear error.
 # Replicas as LVs, in depth: lvm-dest.sh.
-# dmrepl-timeout: 300
+# dmrepl-timeout: 420
 set -eu
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"

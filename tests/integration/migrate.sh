@@ -17,6 +17,9 @@
 # 4. migrate killed (SIGKILL) while the volume is suspended (in the
 #    switch): migrate --recover resumes it, and the destination is not the
 #    volume; SIGTERM in the same place: the volume is resumed at once;
+# 5. SIGTERM and SIGKILL in the first round's copy: the volume was never
+#    suspended and runs, nothing is at the destination, recover clears
+#    what a SIGKILL left, and the next migration succeeds;
 # after every step, on both VGs, the kernel's thin ids are the thin_ids
 # lvs -a shows, and no dmrepl device is left.
 set -eu
@@ -29,12 +32,13 @@ dmt_require lvm dmrepl thin_dump sha256sum seq-writer
 STATE=$DMT_TMP/state
 VOL_MIB=48
 WRITER_BLOCKS=2048		# the writer's 8 MiB at the start; the rest is never written
-dmt_vg src 300
-dmt_vg dst 300
+# (each migration leaves the volume and its last round's pair: room for six)
+dmt_vg src 360
+dmt_vg dst 600
 A=$(dmt_name src)
 B=$(dmt_name dst)
-dmt_lvm lvcreate -qq -y --type thin-pool -L 220M --chunksize 64k -n pool "$A"
-dmt_lvm lvcreate -qq -y --type thin-pool -L 220M --chunksize 64k -n pool "$B"
+dmt_lvm lvcreate -qq -y --type thin-pool -L 320M --chunksize 64k -n pool "$A"
+dmt_lvm lvcreate -qq -y --type thin-pool -L 560M --chunksize 64k -n pool "$B"
 
 after() {
 	dmt_lvm_invariant src pool "after $1 (source)"
@@ -182,4 +186,38 @@ for sig in KILL TERM; do
 	exists "$B/vol4" && dmt_lvm lvremove -qq -y "$B/vol4"
 	after "migrate killed by SIG$sig"
 done
+echo "## 5. killed in the first round (the full copy): the volume was never suspended"
+volume vol5
+for sig in TERM KILL; do
+	rm -f "$DMT_TMP/prog"
+	dmrepl migrate --state-dir "$STATE" --json --from "$A/vol5" --to-pool "$B/pool" \
+		> "$DMT_TMP/prog" 2> "$DMT_TMP/err$sig" &
+	mpid=$!
+	i=0
+	until grep -q '"phase":"round 1"' "$DMT_TMP/prog" 2>/dev/null; do
+		i=$((i + 1)); [ "$i" -le 600 ] || dmt_fail "round 1 never began"; sleep 0.1
+	done
+	# somewhere in round 1 (its snapshot, the full copy: 3 s and more here)
+	delay=$(( $(dmt_random 8) * 100000 ))
+	echo "# SIG$sig ${delay} us into round 1" >&2
+	usleep "$delay"
+	kill -s "$sig" "$mpid"
+	rc=0
+	wait "$mpid" 2>/dev/null || rc=$?
+	cat "$DMT_TMP/err$sig" >&2
+	[ "$sig" = KILL ] || dmt_assert_eq 143 "$rc" "SIGTERM in round 1: exit 143"
+	dmt_assert_eq ACTIVE "$(state_of vol5)" "after SIG$sig in round 1 the volume runs"
+	writable vol5
+	exists "$B/vol5" && dmt_fail "SIG$sig in round 1 left $B/vol5"
+	# what a SIGKILL left (the round's devices, its staging LV) the next run clears
+	dmrepl recover --pool "$(dmt_lvm_pool_dm src pool)" > /dev/null ||
+		dmt_fail "recover of the source pool after SIG$sig"
+	dmrepl recover --pool "$(dmt_lvm_pool_dm dst pool)" --state-dir "$STATE" > /dev/null ||
+		dmt_fail "recover of the destination pool after SIG$sig"
+	after "migrate killed by SIG$sig in round 1"
+done
+rc=0
+migrate --from "$A/vol5" --to-pool "$B/pool" || rc=$?
+dmt_assert_eq 0 "$rc" "a migration after the killed ones"
+after "a migration after the killed ones"
 echo "migrate: ok"

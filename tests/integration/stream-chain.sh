@@ -175,13 +175,19 @@ dry_runs() {
 		--resume-token)" "receive -n left nothing to resume"
 	no_leftovers "$_dst"
 
-	# recover -n: a device a killed dmrepl left (pid 4194304 cannot exist)
-	dmt_dmsetup create dmrepl-4194304-src-1 --table \
+	# recover -n: a device a killed dmrepl left. Its owner lives while the
+	# device is made, as a dmrepl would: a dead owner's device without a
+	# table yet is any pool's to sweep (a test alongside could take it).
+	sleep 600 &
+	_ghost=$!
+	dmt_dmsetup create "dmrepl-$_ghost-src-1" --table \
 		"0 $VOL_SECTORS thin $(dmt_dev src) 1"
+	kill "$_ghost"
+	wait "$_ghost" 2>/dev/null || :
 	_out=$(dmrepl recover -n --pool "$SRC")
 	dmt_assert_eq "pool $SRC: no metadata snapshot left held; 1 device would be removed; nothing changed" \
 		"$_out" "recover -n says what it would remove"
-	dmt_assert_eq "dmrepl-4194304-src-1 " "$(dmt_dmrepl_devices)" \
+	dmt_assert_eq "dmrepl-$_ghost-src-1 " "$(dmt_dmrepl_devices)" \
 		"recover -n removed nothing"
 	_out=$(dmrepl -n recover --pool "$SRC" --json)
 	dmt_assert_match '{"type":"result","ok":true,"dry_run":true,"pool":"'"$SRC"'","devices_removed":1,*' \
