@@ -146,7 +146,10 @@ check "copy: SIGINT after progress lines" grep -q '"type":"progress"' "$tmp/out.
 
 cp "$tmp/src" "$tmp/same"
 cp "$tmp/src" "$tmp/other"
-printf 'x' | dd of="$tmp/other" bs=1 seek=3000000 conv=notrunc 2>/dev/null
+# one byte changed (src is random: the byte there may be any value)
+b=$(dd if="$tmp/src" bs=1 skip=3000000 count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+printf "\\$(printf %o $(( (b + 1) % 256 )))" | dd of="$tmp/other" bs=1 seek=3000000 conv=notrunc 2>/dev/null
+check "other differs from src" sh -c "! cmp -s '$tmp/src' '$tmp/other'"
 json_run "verify: equal"            verify 0 verify --json "$tmp/src" "$tmp/same"
 json_run "verify: different"        verify 1 verify --json --whole "$tmp/src" "$tmp/other"
 json_run "verify: extents"          verify 0 verify -j --extents "$tmp/ext" "$tmp/src" "$tmp/other"
