@@ -549,6 +549,16 @@ dmt__teardown() {
 				_bad=1
 			}
 		done < "$DMT_TMP/.loops"
+		# A loop device open elsewhere (an lvm command of another lane
+		# scanning every disk) is only marked to go when it is closed:
+		# wait for that, a moment.
+		while read -r _l; do
+			_i=0
+			while losetup "$_l" 2> /dev/null | grep -qF "$DMT_TMP/" && [ $_i -lt 50 ]; do
+				sleep 0.1
+				_i=$((_i + 1))
+			done
+		done < "$DMT_TMP/.loops"
 	fi
 	rm -rf "$DMT_TMP"
 	return $_bad

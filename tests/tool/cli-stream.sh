@@ -1,6 +1,6 @@
 #!/bin/sh
 # dmrepl send and receive on files (--device): round trips raw and with
-# zstd, extents with unaligned edges and discards (the receiver's
+# zstd, at a --bwlimit, extents with unaligned edges and discards (the receiver's
 # source-less copy path), a damaged and a truncated stream, resume tokens
 # that are malformed or for another stream, and usage errors. The pool
 # forms are tested against the real kernel (tests/integration/stream-*).
@@ -45,6 +45,15 @@ check "whole file equal" cmp -s "$tmp/src" "$tmp/dst"
 cp "$tmp/old" "$tmp/dst"
 stream "whole file, zstd" --device "$tmp/src" --compress=1 -- --device "$tmp/dst"
 check "zstd file equal" cmp -s "$tmp/src" "$tmp/dst"
+
+# --bwlimit holds the stream to its rate: 3 MiB at 1 MiB/s (a bucket of
+# 50 ms) cannot take less than ~2.9 s; unlimited it takes a fraction of one.
+cp "$tmp/old" "$tmp/dst"
+t0=$(date +%s%N)
+stream "whole file, --bwlimit 1M" --device "$tmp/src" --bwlimit 1M -- --device "$tmp/dst"
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "bwlimit 1M: 3 MiB took ${ms} ms (at least 2800)" [ "$ms" -ge 2800 ]
+check "bwlimit file equal" cmp -s "$tmp/src" "$tmp/dst"
 
 # Extents: unaligned edges, a discard (a hole punched in the file reads
 # as zeroes), detected zeroes; against the same edits made with dd.
