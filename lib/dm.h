@@ -304,6 +304,8 @@ int dmrepl_pool_create_snapshot_dry_run(struct dmrepl_pool *pool,
 int dmrepl_thin_active_find(struct dmrepl_pool *pool, uint64_t thin_id,
 			    struct dmrepl_thin_active **ret);
 uint64_t dmrepl_thin_active_get_size(const struct dmrepl_thin_active *a);
+/* How many active devices map the thin. */
+size_t dmrepl_thin_active_count(const struct dmrepl_thin_active *a);
 int dmrepl_thin_active_borrow(struct dmrepl_thin_active *a, uint64_t min_bytes,
 			      struct dmrepl_thin_dev **ret_dev);
 void dmrepl_thin_active_free(struct dmrepl_thin_active *a);

@@ -913,8 +913,11 @@ struct dmrepl_migrate_result {
 };
 
 /*
- * A job that moves thin LV @src_vg_lv into thin pool @dst_vg_pool
- * ("VG/POOL" of another VG; ssh:// is not built yet: -EOPNOTSUPP).
+ * A job that moves thin LV @src_vg_lv into thin pool @dst_vg_pool:
+ * "VG/POOL" of another VG, or "ssh://[USER@]HOST/VG/POOL" of another
+ * host, where `dmrepl receive --migrate` does the destination's part
+ * (the rounds are replications there; the volume becomes
+ * ssh://HOST/VG/LV, tagged dmrepl.migrated:THISHOST:VG/LV).
  */
 int dmrepl_migrate_new(struct dmrepl_ctx *ctx, const char *src_vg_lv,
 		       const char *dst_vg_pool, struct dmrepl_migrate **ret);
@@ -930,6 +933,13 @@ int dmrepl_migrate_set_max_rounds(struct dmrepl_migrate *m, unsigned int n);
 int dmrepl_migrate_set_switch_fn(struct dmrepl_migrate *m,
 				 int (*fn)(const char *dst_vg_lv, void *data), void *data);
 int dmrepl_migrate_set_state_dir(struct dmrepl_migrate *m, const char *dir);
+/*
+ * Another host's: how to reach it (as dmrepl_replicate_set_transport()),
+ * its dmrepl and its state directory. -EINVAL for a local destination.
+ */
+int dmrepl_migrate_set_transport(struct dmrepl_migrate *m, const char *command);
+int dmrepl_migrate_set_remote_command(struct dmrepl_migrate *m, const char *dmrepl_path);
+int dmrepl_migrate_set_remote_state_dir(struct dmrepl_migrate *m, const char *dir);
 /* Start on a thread of its own; poll, cancel, wait. */
 int dmrepl_migrate_start(struct dmrepl_migrate *m);
 int dmrepl_migrate_get_progress(struct dmrepl_migrate *m,

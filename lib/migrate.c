@@ -27,6 +27,12 @@
  *            resumed. Any failure before the switch succeeded resumes the
  *            volume as it was and removes, or demotes, the volume-to-be.
  *
+ * What the final round does at the destination is a target's
+ * (migrate.h): a pool on this host (migrate-local.c), or on another,
+ * through one connection to dmrepl there (migrate-remote.c). Over ssh
+ * the rounds are replications to that host, whose replicas are tagged
+ * dmrepl.migrate:LV and pruned there as the rounds go (receive --keep 1).
+ *
  * No thin device is created or deleted but through LVM: the rounds'
  * snapshots and replicas are lvcreate's, the devices this job maps are
  * dm devices of existing thin ids. The source volume is never deleted.
@@ -50,12 +56,10 @@
 #include "dm.h"
 #include "lvm.h"
 #include "metadata.h"
+#include "migrate.h"
 #include "replication.h"
+#include "transfer.h"
 
-#define TAG_MIGRATE "dmrepl.migrate:"		/* a round's snapshot and replica */
-#define TAG_MIGRATING "dmrepl.migrating"	/* the volume-to-be, not committed */
-#define TAG_MIGRATED "dmrepl.migrated:"		/* the volume, committed: its source */
-#define TAG_NOT_SWITCHED "dmrepl.migrate-not-switched"
 #define DEFAULT_MAX_ROUNDS 10
 #define CONVERGE_SECONDS 0.5
 #define CONVERGE_MIN (4ull << 20)
@@ -63,8 +67,10 @@
 struct dmrepl_migrate {
 	int refcount;
 	struct dmrepl_ctx *ctx;
-	char *src, *dst;		/* "VG/LV", "VG/POOL" */
+	char *src, *dst;		/* "VG/LV", "VG/POOL" or ssh://[USER@]HOST/VG/POOL */
+	bool remote;
 	char *state_dir;
+	char *transport, *remote_cmd, *remote_state_dir;	/* remote */
 	uint64_t converge;
 	unsigned int max_rounds;
 	int (*switch_fn)(const char *dst_vg_lv, void *data);
@@ -80,22 +86,6 @@ struct dmrepl_migrate {
 	struct dmrepl_migrate_result result;
 };
 
-/* What one run holds. */
-struct run {
-	struct dmrepl_migrate *m;
-	struct dmrepl_ctx *ctx;
-	char src_vg[128], src_lv[128], dst_vg[128], dst_pool[128];
-	char origin_dm[300];		/* the volume's dm device */
-	struct dmrepl_lvm_lv origin;
-	char src_pool_dm[128];
-	char snaps[DMREPL_MIGRATE_MAX_ROUNDS][128];	/* the rounds' snapshots */
-	uint64_t snap_ids[DMREPL_MIGRATE_MAX_ROUNDS];
-	char replicas[DMREPL_MIGRATE_MAX_ROUNDS][256];	/* their replicas, VG/LV */
-	unsigned int nr;
-	double rate;			/* bytes/s of the last copy */
-	char record[4096];		/* the suspend record's path */
-	time_t started;
-};
 
 static double now_s(void)
 {
@@ -120,8 +110,7 @@ static void set_phase(struct dmrepl_migrate *m, enum dmrepl_migrate_phase phase,
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* "VG/LV" into its parts; -EINVAL when it is not that. */
-static int split(const char *vg_lv, char *vg, size_t vs, char *lv, size_t ls)
+int dmrepl_migrate_split(const char *vg_lv, char *vg, size_t vs, char *lv, size_t ls)
 {
 	const char *slash = strchr(vg_lv, '/');
 
@@ -153,17 +142,18 @@ static void dm_name_of(const char *vg, const char *lv, char *buf, size_t size)
 	buf[n] = '\0';
 }
 
-static int lvm(struct run *r, const char *what, const char *const *args)
+int dmrepl_migrate_lvm(struct migrate_run *r, const char *what, const char *const *args)
 {
 	char why[512] = "";
 	int e = dmrepl_lvm_run(r->ctx, args, NULL, why, sizeof(why));
 
 	if (e == -EIO)
-		err(r->ctx, "migrate %s: %s failed: %s", r->m->src, what, why);
+		err(r->ctx, "migrate %s: %s failed: %s", r->src, what, why);
 	return e;
 }
 
-static int pool_dm(struct run *r, const char *vg, const char *pool, char *buf, size_t size)
+int dmrepl_migrate_pool_dm(struct migrate_run *r, const char *vg, const char *pool,
+			   char *buf, size_t size)
 {
 	char vg_pool[300];
 	int e;
@@ -184,29 +174,40 @@ static int record_dir(const char *state_dir, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-/* PHASE: suspending (the volume may be suspended; the volume-to-be is not
- * committed), committed (it is; the switch had not returned). */
-static int write_record(struct run *r, const char *phase, const char *dst_lv)
+int dmrepl_migrate_state_dir(struct dmrepl_ctx *ctx, const char *state_dir, char *buf,
+			     size_t size)
+{
+	int e = record_dir(state_dir, buf, size);
+
+	if (e < 0)
+		return e;
+	e = dmrepl_mkdirs(buf);
+	if (e < 0)
+		err(ctx, "%s: %s", buf, strerror(-e));
+	return e;
+}
+
+/*
+ * PHASE: suspending (the volume may be suspended; the volume-to-be is not
+ * committed), committed (it is; the switch had not returned). The
+ * destination: "VG/LV", or "ssh://HOST/VG/LV" (whose far side undoes
+ * itself when the connection ends without a switch).
+ */
+static int write_record(struct migrate_run *r, const char *phase)
 {
 	char dir[4000], tmp[4100], text[1024];
 	int fd, n, e = 0;
 
-	e = record_dir(r->m->state_dir, dir, sizeof(dir));
+	e = dmrepl_migrate_state_dir(r->ctx, r->state_dir, dir, sizeof(dir));
 	if (e < 0)
 		return e;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST && !(errno == ENOENT &&
-	    mkdir(r->m->state_dir ? r->m->state_dir : dmrepl_state_dir_default(), 0755) == 0 &&
-	    mkdir(dir, 0700) == 0)) {
-		e = -errno;
-		err(r->ctx, "%s: %s", dir, strerror(-e));
-		return e;
-	}
 	if (snprintf(r->record, sizeof(r->record), "%s/%s", dir, r->origin_dm) >=
 	    (int)sizeof(r->record))
 		return -ENAMETOOLONG;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", r->record);
-	n = snprintf(text, sizeof(text), "pid %d\norigin %s\ndestination %s/%s\nphase %s\n",
-		     (int)getpid(), r->origin_dm, r->dst_vg, dst_lv, phase);
+	n = snprintf(text, sizeof(text), "pid %d\norigin %s\ndestination %s%s%s%s\nphase %s\n",
+		     (int)getpid(), r->origin_dm, r->host[0] ? "ssh://" : "", r->host,
+		     r->host[0] ? "/" : "", r->final_lv, phase);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) < 0 ||
 	    rename(tmp, r->record) < 0)
@@ -218,7 +219,7 @@ static int write_record(struct run *r, const char *phase, const char *dst_lv)
 	return e;
 }
 
-static void drop_record(struct run *r)
+static void drop_record(struct migrate_run *r)
 {
 	if (r->record[0])
 		unlink(r->record);
@@ -228,7 +229,7 @@ static void drop_record(struct run *r)
 /* ---- rounds ---- */
 
 /* What the delta from thin @from to the volume holds, in bytes. */
-static int delta_bytes(struct run *r, uint64_t from, uint64_t *ret)
+static int delta_bytes(struct migrate_run *r, uint64_t from, uint64_t *ret)
 {
 	struct dmrepl_metadata *md = NULL;
 	struct dmrepl_delta *delta = NULL;
@@ -251,7 +252,7 @@ static int delta_bytes(struct run *r, uint64_t from, uint64_t *ret)
 	return rc;
 }
 
-static int round_once(struct run *r, unsigned int k, struct dmrepl_migrate_round *out)
+static int round_once(struct migrate_run *r, unsigned int k, struct dmrepl_migrate_round *out)
 {
 	struct dmrepl_migrate *m = r->m;
 	struct dmrepl_lvm_lv snap;
@@ -271,13 +272,28 @@ static int round_once(struct run *r, unsigned int k, struct dmrepl_migrate_round
 	snprintf(r->snaps[r->nr], sizeof(r->snaps[0]), "%s", snap.lv);
 	r->snap_ids[r->nr] = snap.thin_id;
 	r->nr++;
-	e = pool_dm(r, r->dst_vg, r->dst_pool, dst_pool_dm, sizeof(dst_pool_dm));
-	if (e < 0)
-		return e;
+	if (!m->remote) {
+		e = dmrepl_migrate_pool_dm(r, r->dst_vg, r->dst_pool, dst_pool_dm,
+					   sizeof(dst_pool_dm));
+		if (e < 0)
+			return e;
+	}
 	snprintf(vg_lv, sizeof(vg_lv), "%s/%s", snap.vg, snap.lv);
-	e = dmrepl_replicate_new(r->ctx, r->src_pool_dm, snap.thin_id, dst_pool_dm, &m->rep);
+	e = dmrepl_replicate_new(r->ctx, r->src_pool_dm, snap.thin_id,
+				 m->remote ? m->dst : dst_pool_dm, &m->rep);
 	if (e == 0)
 		e = dmrepl_replicate_set_snap_lv(m->rep, vg_lv);
+	/* over ssh: the far side keeps only the newest round's replica */
+	if (e == 0 && m->remote)
+		e = dmrepl_replicate_set_replica_tag(m->rep, tag);
+	if (e == 0 && m->remote)
+		e = dmrepl_replicate_set_remote_keep(m->rep, 1);
+	if (e == 0 && m->transport)
+		e = dmrepl_replicate_set_transport(m->rep, m->transport);
+	if (e == 0 && m->remote_cmd)
+		e = dmrepl_replicate_set_remote_command(m->rep, m->remote_cmd);
+	if (e == 0 && m->remote_state_dir)
+		e = dmrepl_replicate_set_remote_state_dir(m->rep, m->remote_state_dir);
 	if (e == 0)
 		e = dmrepl_replicate_set_size(m->rep, r->origin.size_bytes);
 	if (e == 0 && m->state_dir)
@@ -324,84 +340,24 @@ static int round_once(struct run *r, unsigned int k, struct dmrepl_migrate_round
 
 /* ---- the final round ---- */
 
-/* Copy the delta from the last round's snapshot to the volume into @dst_path. */
-static int final_copy(struct run *r, const char *dst_path, uint64_t *ret_bytes)
-{
-	struct dmrepl_metadata *md = NULL;
-	struct dmrepl_delta *delta = NULL;
-	struct dmrepl_pool *pool = NULL;
-	struct dmrepl_thin_dev *src = NULL;
-	struct dmrepl_copy *copy = NULL;
-	struct dmrepl_copy_stats st;
-	struct dmrepl_extent e;
-	char name[128];
-	int rc;
-
-	/* the held snapshot: the pool commits first, the volume is quiet */
-	rc = dmrepl_metadata_open_pool(r->ctx, r->src_pool_dm, &md);
-	if (rc == 0)
-		rc = dmrepl_delta_new(md, r->snap_ids[r->nr - 1], r->origin.thin_id,
-				      DMREPL_DELTA_SKIP_SAME, &delta);
-	if (rc == 0)
-		rc = dmrepl_pool_open(r->ctx, r->src_pool_dm, &pool);
-	snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64, (int)getpid(), r->origin.thin_id);
-	/* a second, read-only device of the volume's thin: the volume's own is suspended */
-	if (rc == 0)
-		rc = dmrepl_thin_activate(pool, r->origin.thin_id, r->origin.size_bytes, true,
-					  name, &src);
-	if (rc == 0)
-		rc = dmrepl_copy_new(r->ctx, dmrepl_thin_dev_get_path(src), dst_path, &copy);
-	if (rc == 0)
-		rc = dmrepl_copy_set_flags(copy, DMREPL_COPY_DETECT_ZEROES);
-	while (rc == 0 && (rc = dmrepl_delta_next_extent(delta, &e)) == 0)
-		rc = dmrepl_copy_add(copy, &e);
-	if (rc == 1)
-		rc = dmrepl_copy_finish(copy);
-	if (rc == 0) {
-		dmrepl_copy_get_stats(copy, &st);
-		*ret_bytes = st.copied_bytes;
-	}
-	dmrepl_copy_unref(copy);
-	dmrepl_thin_deactivate(src);
-	dmrepl_pool_unref(pool);
-	dmrepl_delta_unref(delta);
-	dmrepl_metadata_unref(md);
-	return rc;
-}
-
-static int final_round(struct run *r, struct dmrepl_migrate_round *out)
+static int final_round(struct migrate_run *r, struct dmrepl_migrate_round *out)
 {
 	struct dmrepl_migrate *m = r->m;
 	struct dmrepl_migrate_result *res = &m->result;
-	struct dmrepl_lvm_lv fin;
-	struct dmrepl_pool *dpool = NULL;
-	struct dmrepl_thin_dev *dev = NULL;
-	char base[300], vg_lv[300], dst_pool_dm[128], name[128], tag[300];
-	const char *rep_lv = strchr(r->replicas[r->nr - 1], '/');
-	double t0 = now_s(), ts = 0, tr;
-	bool suspended = false, committed = false;
+	const struct migrate_target *t = r->target;
+	double t0 = now_s(), ts = 0, tr, t_ship = 0, t_commit = 0, t_switch = 0;
+	bool suspended = false, committed = false, switched = false;
+	char dst[600];
 	int e, e2;
 
 	set_phase(m, DMREPL_MIGRATE_FINAL, r->nr + 1);
-	if (!rep_lv)
-		return -EINVAL;
+	snprintf(r->final_lv, sizeof(r->final_lv), "%s/%s", r->dst_vg, r->src_lv);
+	snprintf(dst, sizeof(dst), "%s%s%s%s", r->host[0] ? "ssh://" : "", r->host,
+		 r->host[0] ? "/" : "", r->final_lv);
 	/* the volume-to-be, made while the volume still runs */
-	snprintf(base, sizeof(base), "%s", r->replicas[r->nr - 1]);
-	snprintf(vg_lv, sizeof(vg_lv), "%s/%s", r->dst_vg, r->src_lv);
-	e = lvm(r, "lvcreate -s of the volume-to-be",
-		(const char *const[]){"lvcreate", "-qq", "-y", "-s", "-an", "-kn", "-n",
-				      r->src_lv, "--addtag", TAG_MIGRATING, "--", base, NULL});
+	e = t->prepare(r);
 	if (e == 0)
-		e = dmrepl_lvm_lookup(r->ctx, vg_lv, &fin);
-	if (e == 0)
-		e = pool_dm(r, r->dst_vg, r->dst_pool, dst_pool_dm, sizeof(dst_pool_dm));
-	if (e == 0)
-		e = dmrepl_pool_open(r->ctx, dst_pool_dm, &dpool);
-	snprintf(name, sizeof(name), "dmrepl-%d-dst-%" PRIu64, (int)getpid(), fin.thin_id);
-	if (e == 0)
-		e = dmrepl_thin_activate(dpool, fin.thin_id, r->origin.size_bytes, false, name, &dev);
-	if (e == 0)
-		e = write_record(r, "suspending", r->src_lv);
+		e = write_record(r, "suspending");
 	if (e == 0 && cancelled(m))
 		e = -ECANCELED;
 	if (e < 0)
@@ -413,50 +369,50 @@ static int final_round(struct run *r, struct dmrepl_migrate_round *out)
 	if (e < 0)
 		goto undo;
 	suspended = true;
-	e = final_copy(r, dmrepl_thin_dev_get_path(dev), &out->bytes);
-	e2 = dmrepl_thin_deactivate(dev);
-	dev = NULL;
-	e = e ?: e2;
+	e = t->ship(r, &out->bytes);
+	t_ship = now_s();
 	if (e == 0 && cancelled(m))
 		e = -ECANCELED;
-	if (e < 0)
-		goto undo;
 	/* the commit: one LVM transaction makes it the volume */
-	snprintf(tag, sizeof(tag), TAG_MIGRATED "%s", m->src);
-	e = write_record(r, "committed", r->src_lv);
 	if (e == 0)
-		e = lvm(r, "lvchange of the volume's tag",
-			(const char *const[]){"lvchange", "-qq", "--deltag", TAG_MIGRATING,
-					      "--addtag", tag, "--", vg_lv, NULL});
+		e = write_record(r, "committed");
+	if (e == 0)
+		e = t->commit(r);
+	t_commit = now_s();
 	if (e < 0)
 		goto undo;
 	committed = true;
-	snprintf(res->dst_lv, sizeof(res->dst_lv), "%.255s", vg_lv);
+	snprintf(res->dst_lv, sizeof(res->dst_lv), "%.255s", dst);
 	set_phase(m, DMREPL_MIGRATE_SWITCH, r->nr + 1);
 	if (m->switch_fn) {
-		e = m->switch_fn(vg_lv, m->switch_data);
+		e = m->switch_fn(dst, m->switch_data);
 		if (e < 0) {
 			err(r->ctx, "migrate %s: the switch failed: %s stays the volume; %s is "
 				    "left as a copy, not the volume",
-			    m->src, m->src, vg_lv);
+			    m->src, m->src, dst);
 			goto undo;
 		}
 	}
-	res->switched = true;
-	e = dmrepl_dm_resume(r->ctx, r->origin_dm);
+	res->switched = switched = true;
+	t_switch = now_s();
+	e2 = dmrepl_dm_resume(r->ctx, r->origin_dm);
 	tr = now_s();
 	res->suspended_ms = (uint64_t)((tr - ts) * 1000.0 + 0.5);
-	if (e < 0)
+	info(r->ctx, "migrate %s: suspended %" PRIu64 " ms: the last delta (%" PRIu64
+		     " bytes) %.0f ms, the commit %.0f ms, the switch %.0f ms, resume %.0f ms",
+	     m->src, res->suspended_ms, out->bytes, (t_ship - ts) * 1000,
+	     (t_commit - t_ship) * 1000, (t_switch - t_commit) * 1000, (tr - t_switch) * 1000);
+	if (e2 < 0)
 		err(r->ctx, "migrate %s: the switch is done, but %s could not be resumed: "
 			    "dmsetup resume %s", m->src, m->src, r->origin_dm);
 	else
 		drop_record(r);
-	dmrepl_pool_unref(dpool);
-	out->seconds = tr - t0;
-	return e;
+	/* (a far side that does not hear "switched" undoes: a killed job is not switched) */
+	e = t->finish(r, true, true);
+	out->seconds = now_s() - t0;
+	return e2 ?: e;
 
 undo:
-	dmrepl_thin_deactivate(dev);
 	if (suspended) {
 		e2 = dmrepl_dm_resume(r->ctx, r->origin_dm);
 		tr = now_s();
@@ -464,36 +420,32 @@ undo:
 		if (e2 < 0) {
 			err(r->ctx, "migrate %s: cannot resume %s: run dmrepl migrate --recover",
 			    m->src, r->origin_dm);
-			dmrepl_pool_unref(dpool);
+			t->finish(r, committed, false);
 			return e;
 		}
 	}
 	/* the volume runs as it was; the volume-to-be must not look like it */
-	if (committed)
-		lvm(r, "lvchange of the copy's tag",
-		    (const char *const[]){"lvchange", "-qq", "--deltag", tag, "--addtag",
-					  TAG_NOT_SWITCHED, "--", vg_lv, NULL});
-	else
-		lvm(r, "lvremove of the volume-to-be",
-		    (const char *const[]){"lvremove", "-qq", "-y", "--", vg_lv, NULL});
+	t->finish(r, committed, switched);
 	res->dst_lv[0] = '\0';
 	drop_record(r);
-	dmrepl_pool_unref(dpool);
 	out->seconds = now_s() - t0;
 	return e;
 }
 
-/* The rounds' snapshots and replicas but the last pair (a common base). */
-static void cleanup_rounds(struct run *r)
+/*
+ * The rounds' snapshots and replicas but the last pair (a common base).
+ * Another host's replicas were pruned there as the rounds went.
+ */
+static void cleanup_rounds(struct migrate_run *r)
 {
 	char vg_lv[300];
 
 	for (unsigned int i = 0; i + 1 < r->nr; i++) {
 		snprintf(vg_lv, sizeof(vg_lv), "%s/%s", r->src_vg, r->snaps[i]);
-		lvm(r, "lvremove of a round's snapshot",
+		dmrepl_migrate_lvm(r, "lvremove of a round's snapshot",
 		    (const char *const[]){"lvremove", "-qq", "-y", "--", vg_lv, NULL});
-		if (r->replicas[i][0])
-			lvm(r, "lvremove of a round's replica",
+		if (r->replicas[i][0] && !r->host[0])
+			dmrepl_migrate_lvm(r, "lvremove of a round's replica",
 			    (const char *const[]){"lvremove", "-qq", "-y", "--", r->replicas[i],
 						  NULL});
 	}
@@ -501,7 +453,7 @@ static void cleanup_rounds(struct run *r)
 
 static int run_job(struct dmrepl_migrate *m)
 {
-	struct run *r = calloc(1, sizeof(*r));
+	struct migrate_run *r = calloc(1, sizeof(*r));
 	struct dmrepl_migrate_result *res = &m->result;
 	uint64_t est = 0, prev = UINT64_MAX, converge;
 	double t0 = now_s();
@@ -512,14 +464,27 @@ static int run_job(struct dmrepl_migrate *m)
 	r->m = m;
 	r->ctx = m->ctx;
 	r->started = time(NULL);
-	e = split(m->src, r->src_vg, sizeof(r->src_vg), r->src_lv, sizeof(r->src_lv));
-	if (e == 0)
-		e = split(m->dst, r->dst_vg, sizeof(r->dst_vg), r->dst_pool, sizeof(r->dst_pool));
+	r->src = m->src;
+	r->state_dir = m->state_dir;
+	r->target = m->remote ? &dmrepl_migrate_remote : &dmrepl_migrate_local;
+	e = dmrepl_migrate_split(m->src, r->src_vg, sizeof(r->src_vg), r->src_lv, sizeof(r->src_lv));
+	if (e == 0 && m->remote) {
+		const char *vg_pool;
+
+		e = dmrepl_remote_parse_url(m->dst, r->host, sizeof(r->host), &vg_pool);
+		if (e == 0)
+			e = dmrepl_migrate_split(vg_pool, r->dst_vg, sizeof(r->dst_vg),
+						 r->dst_pool, sizeof(r->dst_pool));
+	} else if (e == 0) {
+		e = dmrepl_migrate_split(m->dst, r->dst_vg, sizeof(r->dst_vg), r->dst_pool,
+					 sizeof(r->dst_pool));
+	}
 	if (e < 0) {
-		err(m->ctx, "migrate: '%s' to '%s': give VG/LV and VG/POOL", m->src, m->dst);
+		err(m->ctx, "migrate: '%s' to '%s': give VG/LV and VG/POOL (or "
+			    "ssh://[USER@]HOST/VG/POOL)", m->src, m->dst);
 		goto out;
 	}
-	if (strcmp(r->src_vg, r->dst_vg) == 0) {
+	if (!m->remote && strcmp(r->src_vg, r->dst_vg) == 0) {
 		err(m->ctx, "migrate %s: the destination %s is in the same VG", m->src, m->dst);
 		e = -EINVAL;
 		goto out;
@@ -534,20 +499,11 @@ static int run_job(struct dmrepl_migrate *m)
 		e = -EINVAL;
 	}
 	if (e == 0)
-		e = pool_dm(r, r->src_vg, r->origin.pool_lv, r->src_pool_dm, sizeof(r->src_pool_dm));
-	if (e == 0) {
-		struct dmrepl_lvm_lv *lvs = NULL;
-		size_t n = 0;
-
-		e = dmrepl_lvm_list(m->ctx, r->dst_vg, &lvs, &n);
-		for (size_t i = 0; e == 0 && i < n; i++)
-			if (!strcmp(lvs[i].lv, r->src_lv)) {
-				err(m->ctx, "migrate %s: %s/%s exists already", m->src, r->dst_vg,
-				    r->src_lv);
-				e = -EEXIST;
-			}
-		free(lvs);
-	}
+		e = dmrepl_migrate_pool_dm(r, r->src_vg, r->origin.pool_lv, r->src_pool_dm,
+					   sizeof(r->src_pool_dm));
+	/* the volume's name must be free there before any round runs */
+	if (e == 0)
+		e = r->target->check(r);
 	if (e < 0)
 		goto out;
 	res->size_bytes = r->origin.size_bytes;
@@ -636,10 +592,6 @@ DMREPL_EXPORT int dmrepl_migrate_new(struct dmrepl_ctx *ctx, const char *src_vg_
 
 	if (!ctx || !src_vg_lv || !dst_vg_pool || !ret)
 		return -EINVAL;
-	if (strncmp(dst_vg_pool, "ssh://", 6) == 0) {
-		err(ctx, "migrate to another host (%s) is not built yet", dst_vg_pool);
-		return -EOPNOTSUPP;
-	}
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -649,6 +601,7 @@ DMREPL_EXPORT int dmrepl_migrate_new(struct dmrepl_ctx *ctx, const char *src_vg_
 	pthread_mutex_init(&m->lock, NULL);
 	m->src = strdup(src_vg_lv);
 	m->dst = strdup(dst_vg_pool);
+	m->remote = strncmp(dst_vg_pool, "ssh://", 6) == 0;
 	if (!m->src || !m->dst) {
 		dmrepl_migrate_unref(m);
 		return -ENOMEM;
@@ -669,6 +622,9 @@ DMREPL_EXPORT struct dmrepl_migrate *dmrepl_migrate_unref(struct dmrepl_migrate 
 	free(m->src);
 	free(m->dst);
 	free(m->state_dir);
+	free(m->transport);
+	free(m->remote_cmd);
+	free(m->remote_state_dir);
 	dmrepl_unref(m->ctx);
 	free(m);
 	return NULL;
@@ -703,20 +659,63 @@ DMREPL_EXPORT int dmrepl_migrate_set_switch_fn(struct dmrepl_migrate *m,
 	return 0;
 }
 
-DMREPL_EXPORT int dmrepl_migrate_set_state_dir(struct dmrepl_migrate *m, const char *dir)
+static int set_string(struct dmrepl_migrate *m, char **field, const char *value,
+		      bool remote_only)
 {
 	char *v;
 
-	if (!m || !dir || !*dir)
+	if (!m || !value || !*value || (remote_only && !m->remote))
 		return -EINVAL;
 	if (m->started)
 		return -EBUSY;
-	v = strdup(dir);
+	v = strdup(value);
 	if (!v)
 		return -ENOMEM;
-	free(m->state_dir);
-	m->state_dir = v;
+	free(*field);
+	*field = v;
 	return 0;
+}
+
+DMREPL_EXPORT int dmrepl_migrate_set_state_dir(struct dmrepl_migrate *m, const char *dir)
+{
+	return set_string(m, m ? &m->state_dir : NULL, dir, false);
+}
+
+DMREPL_EXPORT int dmrepl_migrate_set_transport(struct dmrepl_migrate *m, const char *command)
+{
+	return set_string(m, m ? &m->transport : NULL, command, true);
+}
+
+DMREPL_EXPORT int dmrepl_migrate_set_remote_command(struct dmrepl_migrate *m,
+						    const char *dmrepl_path)
+{
+	return set_string(m, m ? &m->remote_cmd : NULL, dmrepl_path, true);
+}
+
+DMREPL_EXPORT int dmrepl_migrate_set_remote_state_dir(struct dmrepl_migrate *m,
+						      const char *dir)
+{
+	return set_string(m, m ? &m->remote_state_dir : NULL, dir, true);
+}
+
+const char *dmrepl_migrate_get_dst(const struct dmrepl_migrate *m)
+{
+	return m->dst;
+}
+
+const char *dmrepl_migrate_get_transport(const struct dmrepl_migrate *m)
+{
+	return m->transport;
+}
+
+const char *dmrepl_migrate_get_remote_cmd(const struct dmrepl_migrate *m)
+{
+	return m->remote_cmd;
+}
+
+const char *dmrepl_migrate_get_remote_state_dir(const struct dmrepl_migrate *m)
+{
+	return m->remote_state_dir;
 }
 
 DMREPL_EXPORT int dmrepl_migrate_start(struct dmrepl_migrate *m)
@@ -797,6 +796,32 @@ static bool alive(pid_t pid)
 	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
 }
 
+int dmrepl_migrate_sweep_lv(struct dmrepl_ctx *ctx, const struct dmrepl_lvm_lv *lv)
+{
+	struct dmrepl_pool *pool = NULL;
+	struct dmrepl_thin_active *a = NULL;
+	char vg_pool[300], pool_dm[128];
+	int e;
+
+	snprintf(vg_pool, sizeof(vg_pool), "%s/%s", lv->vg, lv->pool_lv);
+	e = dmrepl_lvm_active_pool(ctx, vg_pool, pool_dm, sizeof(pool_dm));
+	if (e == 0)
+		e = dmrepl_pool_open(ctx, pool_dm, &pool);
+	if (e == 0)
+		e = dmrepl_pool_sweep(pool, NULL);
+	if (e == 0)
+		e = dmrepl_thin_active_find(pool, lv->thin_id, &a);
+	if (e == 0 && dmrepl_thin_active_count(a)) {
+		err(ctx, "%s/%s: a device other than LVM's maps thin %" PRIu64 ": not removing it",
+		    lv->vg, lv->lv, lv->thin_id);
+		e = -EBUSY;
+	}
+	if (a)
+		dmrepl_thin_active_free(a);
+	dmrepl_pool_unref(pool);
+	return e;
+}
+
 DMREPL_EXPORT int dmrepl_migrate_recover(struct dmrepl_ctx *ctx, const char *state_dir,
 					 unsigned int *ret_resumed)
 {
@@ -835,7 +860,9 @@ DMREPL_EXPORT int dmrepl_migrate_recover(struct dmrepl_ctx *ctx, const char *sta
 		notice(ctx, "a migrate (pid %d) of %s was killed: resuming it", pid, origin);
 		if (dmrepl_dm_resume(ctx, origin) < 0 && e == 0)
 			e = -EIO;
-		if (dst[0] && !strcmp(phase, "committed")) {
+		if (!strncmp(dst, "ssh://", 6)) {
+			/* its far side undid itself when the connection ended */
+		} else if (dst[0] && !strcmp(phase, "committed")) {
 			char tagbuf[320];
 			struct dmrepl_lvm_lv lv;
 
@@ -850,8 +877,14 @@ DMREPL_EXPORT int dmrepl_migrate_recover(struct dmrepl_ctx *ctx, const char *sta
 		} else if (dst[0]) {
 			struct dmrepl_lvm_lv lv;
 
+			/*
+			 * The killed job's device of the volume-to-be goes first:
+			 * lvremove of a thin that a device still maps drops the LV
+			 * and leaves the thin in the kernel.
+			 */
 			if (dmrepl_lvm_lookup(ctx, dst, &lv) == 0 &&
-			    dmrepl_lvm_has_tag(&lv, TAG_MIGRATING))
+			    dmrepl_lvm_has_tag(&lv, TAG_MIGRATING) &&
+			    dmrepl_migrate_sweep_lv(ctx, &lv) == 0)
 				dmrepl_lvm_run(ctx, (const char *const[]){"lvremove", "-qq", "-y",
 					"--", dst, NULL}, NULL, NULL, 0);
 		}

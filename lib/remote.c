@@ -38,12 +38,6 @@
 
 extern char **environ;
 
-struct peer {
-	pid_t pid;
-	int to_fd;			/* its standard input: the stream */
-	FILE *from;			/* its standard output: JSON lines */
-};
-
 /* ---- the URL and the command line ---- */
 
 int dmrepl_remote_parse_url(const char *url, char *host, size_t hsize,
@@ -64,8 +58,16 @@ int dmrepl_remote_parse_url(const char *url, char *host, size_t hsize,
 	return 0;
 }
 
-/* ' word' for a POSIX shell, appended to @buf. */
-static int quote(char *buf, size_t size, const char *word)
+void dmrepl_remote_transport(const char *transport, const char *host, char *buf,
+			     size_t size)
+{
+	if (transport)
+		snprintf(buf, size, "%s", transport);
+	else
+		snprintf(buf, size, "ssh -o BatchMode=yes -- '%s'", host);
+}
+
+int dmrepl_remote_quote(char *buf, size_t size, const char *word)
 {
 	size_t n = strlen(buf);
 
@@ -93,24 +95,24 @@ static int remote_command(const struct dmrepl_remote_opts *o, const char *pool,
 	int r;
 
 	buf[0] = '\0';
-	r = quote(buf, size, o->remote_dmrepl ? o->remote_dmrepl : "dmrepl");
-	r = r ?: quote(buf, size, "receive");
-	r = r ?: quote(buf, size, "--pool");
-	r = r ?: quote(buf, size, pool);
-	r = r ?: quote(buf, size, "--negotiate");
+	r = dmrepl_remote_quote(buf, size, o->remote_dmrepl ? o->remote_dmrepl : "dmrepl");
+	r = r ?: dmrepl_remote_quote(buf, size, "receive");
+	r = r ?: dmrepl_remote_quote(buf, size, "--pool");
+	r = r ?: dmrepl_remote_quote(buf, size, pool);
+	r = r ?: dmrepl_remote_quote(buf, size, "--negotiate");
 	if (o->remote_state_dir) {
-		r = r ?: quote(buf, size, "--state-dir");
-		r = r ?: quote(buf, size, o->remote_state_dir);
+		r = r ?: dmrepl_remote_quote(buf, size, "--state-dir");
+		r = r ?: dmrepl_remote_quote(buf, size, o->remote_state_dir);
 	}
 	if (o->replica_tag) {
 		char keep[16];
 
-		r = r ?: quote(buf, size, "--tag");
-		r = r ?: quote(buf, size, o->replica_tag);
+		r = r ?: dmrepl_remote_quote(buf, size, "--tag");
+		r = r ?: dmrepl_remote_quote(buf, size, o->replica_tag);
 		snprintf(keep, sizeof(keep), "%u", o->keep);
 		if (o->keep) {
-			r = r ?: quote(buf, size, "--keep");
-			r = r ?: quote(buf, size, keep);
+			r = r ?: dmrepl_remote_quote(buf, size, "--keep");
+			r = r ?: dmrepl_remote_quote(buf, size, keep);
 		}
 	}
 	return r;
@@ -118,8 +120,8 @@ static int remote_command(const struct dmrepl_remote_opts *o, const char *pool,
 
 /* ---- the far side ---- */
 
-static int start_peer(struct dmrepl_ctx *ctx, const char *transport,
-		      const char *cmdline, struct peer *p)
+int dmrepl_peer_start(struct dmrepl_ctx *ctx, const char *transport,
+		      const char *cmdline, struct dmrepl_peer *p)
 {
 	posix_spawn_file_actions_t fa;
 	char script[4096];
@@ -156,8 +158,7 @@ static int start_peer(struct dmrepl_ctx *ctx, const char *transport,
 	return p->from ? 0 : -ENOMEM;
 }
 
-/* The next line of @type from the far side (others are skipped). */
-static json_object *read_line(struct peer *p, const char *type)
+json_object *dmrepl_peer_read(struct dmrepl_peer *p, const char *type)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -170,7 +171,7 @@ static json_object *read_line(struct peer *p, const char *type)
 		}
 		obj = json_tokener_parse(line);
 		if (obj && json_object_object_get_ex(obj, "type", &t) &&
-		    strcmp(json_object_get_string(t), type) == 0)
+		    (!type || strcmp(json_object_get_string(t), type) == 0))
 			break;
 		json_object_put(obj);
 	}
@@ -178,7 +179,7 @@ static json_object *read_line(struct peer *p, const char *type)
 	return obj;
 }
 
-static int stop_peer(struct peer *p)
+int dmrepl_peer_stop(struct dmrepl_peer *p)
 {
 	int status = 0;
 
@@ -458,9 +459,9 @@ static void get_pruned(json_object *result, struct dmrepl_remote_result *res)
 }
 
 static int read_result(struct dmrepl_ctx *ctx, const struct dmrepl_remote_opts *o,
-		       struct peer *p, struct dmrepl_remote_result *res)
+		       struct dmrepl_peer *p, struct dmrepl_remote_result *res)
 {
-	json_object *result = read_line(p, "result"), *ok;
+	json_object *result = dmrepl_peer_read(p, "result"), *ok;
 	int r = 0;
 
 	if (!result || !json_object_object_get_ex(result, "ok", &ok) ||
@@ -490,7 +491,7 @@ int dmrepl_remote_replicate(struct dmrepl_ctx *ctx,
 	struct dmrepl_remote_result res = {.base_src_id = DMREPL_THIN_ID_ANY,
 					   .base_dst_thin_id = DMREPL_THIN_ID_ANY};
 	struct dmrepl_send_opts so = o->send;
-	struct peer p = {.to_fd = -1};
+	struct dmrepl_peer p = {.to_fd = -1};
 	char host[256], transport[1024], cmdline[2048], name[128];
 	const char *pool;
 	json_object *hello = NULL;
@@ -500,11 +501,7 @@ int dmrepl_remote_replicate(struct dmrepl_ctx *ctx,
 		err(ctx, "'%s' is not ssh://[USER@]HOST/POOL", o->url ? o->url : "");
 		return -EINVAL;
 	}
-	if (o->transport)
-		snprintf(transport, sizeof(transport), "%s", o->transport);
-	else
-		snprintf(transport, sizeof(transport),
-			 "ssh -o BatchMode=yes -- '%s'", host);
+	dmrepl_remote_transport(o->transport, host, transport, sizeof(transport));
 	if (!so.source_name) {
 		if (dmrepl_source_name(so.pool, name, sizeof(name)) < 0)
 			return -ENAMETOOLONG;
@@ -512,10 +509,10 @@ int dmrepl_remote_replicate(struct dmrepl_ctx *ctx,
 	}
 	if (remote_command(o, pool, cmdline, sizeof(cmdline)) < 0)
 		return -ENAMETOOLONG;
-	r = start_peer(ctx, transport, cmdline, &p);
+	r = dmrepl_peer_start(ctx, transport, cmdline, &p);
 	if (r == 0 && o->ret_peer_pid)
 		__atomic_store_n(o->ret_peer_pid, p.pid, __ATOMIC_RELEASE);
-	if (r == 0 && !(hello = read_line(&p, "hello"))) {
+	if (r == 0 && !(hello = dmrepl_peer_read(&p, "hello"))) {
 		err(ctx, "%s: no answer from the far side (%s%s)", o->url,
 		    transport, cmdline);
 		r = -EPROTO;
@@ -531,7 +528,7 @@ int dmrepl_remote_replicate(struct dmrepl_ctx *ctx,
 	}
 	if (o->ret_peer_pid)
 		__atomic_store_n(o->ret_peer_pid, 0, __ATOMIC_RELEASE);
-	status = stop_peer(&p);
+	status = dmrepl_peer_stop(&p);
 	json_object_put(hello);
 	if (r == 1)
 		r = 0;	/* already there: the far side saw an empty stream */

@@ -121,6 +121,8 @@ int dmrepl_snap_size_parse(const char *text, uint64_t *ret_size,
 
 /* $DMREPL_STATE_DIR, else /var/lib/dmrepl. */
 const char *dmrepl_state_dir_default(void);
+/* mkdir -p @path (mode 0700 for what it makes): 0 or -errno. */
+int dmrepl_mkdirs(const char *path);
 /* Return: the length, or -ENAMETOOLONG. */
 int dmrepl_lineage_format(const struct dmrepl_lineage_record *rec, char *buf,
 			  size_t size);

@@ -520,6 +520,7 @@ static int prepare(struct dmrepl_ctx *ctx, const struct dmrepl_send_opts *o,
 			       o->cancel);
 	if (r < 0)
 		return r;
+	src->s.own_device = o->own_device;
 	snprintf(src->h.src_pool, sizeof(src->h.src_pool), "%s", src->s.identity);
 	if (!o->pool) {
 		*ret_path = o->device;

@@ -46,7 +46,7 @@ static int size_path(const char *state_dir, const char *pool, uint64_t id,
 	return 0;
 }
 
-static int mkdirs(const char *path)
+int dmrepl_mkdirs(const char *path)
 {
 	char buf[PATH_MAX];
 
@@ -72,7 +72,7 @@ int dmrepl_snap_size_record(struct dmrepl_ctx *ctx, const char *state_dir,
 	r = size_path(state_dir ? state_dir : dmrepl_state_dir_default(), pool,
 		      thin_id, dir, sizeof(dir), path, sizeof(path));
 	if (r == 0)
-		r = mkdirs(dir);
+		r = dmrepl_mkdirs(dir);
 	if (r < 0) {
 		err(ctx, "cannot record the size of thin %" PRIu64 " of %s: %s",
 		    thin_id, pool, strerror(-r));

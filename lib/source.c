@@ -219,7 +219,7 @@ int dmrepl_source_resolve(struct dmrepl_source *s, uint64_t size_bytes,
 	}
 	if (r == 0) {
 		s->size_bytes = size;
-		r = dmrepl_thin_active_borrow(active, size, &s->dev);
+		r = s->own_device ? -ENOENT : dmrepl_thin_active_borrow(active, size, &s->dev);
 		r = r == -ENOENT ? 0 : r;
 	}
 	dmrepl_thin_active_free(active);

@@ -42,6 +42,7 @@ struct dmrepl_source {
 	struct dmrepl_thin_dev *dev;
 	const volatile int *cancel;
 	const char *state_dir;		/* recorded sizes (NULL: the default) */
+	bool own_device;		/* never borrow an active device */
 };
 
 /*

@@ -279,6 +279,11 @@ uint64_t dmrepl_thin_active_get_size(const struct dmrepl_thin_active *a)
 	return max * SECTOR_SIZE;
 }
 
+size_t dmrepl_thin_active_count(const struct dmrepl_thin_active *a)
+{
+	return a->nr;
+}
+
 int dmrepl_pool_get_active_size(struct dmrepl_pool *pool, uint64_t thin_id,
 				uint64_t *ret_size_bytes)
 {

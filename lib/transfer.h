@@ -39,6 +39,11 @@ struct dmrepl_send_opts {
 	const char *resume_token;	/* continue an interrupted receive */
 	int zstd_level;			/* 0: no compression */
 	bool detect_zeroes;		/* all-zero pieces go as ZERO records */
+	/*
+	 * Read through a device of its own, never an active one (a live
+	 * migration's volume: its own device is suspended).
+	 */
+	bool own_device;
 	enum dmrepl_engine engine;
 	unsigned int queue_depth;	/* 0: 32 */
 	uint32_t io_size;		/* 0: 1 MiB */
@@ -249,6 +254,28 @@ int dmrepl_remote_hello(struct dmrepl_ctx *ctx, const char *pool,
 			FILE *out);
 /* @source matches one of @patterns (NULL: every source does). */
 bool dmrepl_source_allowed(const char *const *patterns, const char *source);
+/*
+ * The far side: a transport (ssh, or a command that carries standard
+ * input and output) running a command line there.
+ */
+struct json_object;
+struct dmrepl_peer {
+	pid_t pid;
+	int to_fd;			/* its standard input */
+	FILE *from;			/* its standard output: JSON lines */
+};
+/* Start "TRANSPORT CMDLINE" (through sh: @transport may hold options). */
+int dmrepl_peer_start(struct dmrepl_ctx *ctx, const char *transport,
+		      const char *cmdline, struct dmrepl_peer *p);
+/* Its next JSON line of @type (others skipped; NULL: any); NULL at its end. */
+struct json_object *dmrepl_peer_read(struct dmrepl_peer *p, const char *type);
+/* Close both pipes and wait: its exit status (128+N: killed by N). */
+int dmrepl_peer_stop(struct dmrepl_peer *p);
+/* @transport, or "ssh -o BatchMode=yes -- 'HOST'" when it is NULL, into @buf. */
+void dmrepl_remote_transport(const char *transport, const char *host, char *buf,
+			     size_t size);
+/* " 'WORD'" (quoted for a POSIX shell) appended to @buf. */
+int dmrepl_remote_quote(char *buf, size_t size, const char *word);
 /* URL -> HOST and POOL. Return: 0 or -EINVAL. */
 int dmrepl_remote_parse_url(const char *url, char *host, size_t hsize,
 			    const char **ret_pool);

@@ -33,10 +33,11 @@ static void usage(FILE *out)
 		"Usage:\n"
 		"  %1$s migrate --from VG/LV --to-pool VG/POOL [--converge SIZE]\n"
 		"                 [--max-rounds N] [--switch-cmd CMD] [--json]\n"
+		"  %1$s migrate --from VG/LV --to ssh://[USER@]HOST/VG/POOL [options]\n"
 		"  %1$s migrate --recover\n"
 		"\n"
-		"Move thin LV VG/LV into thin pool VG/POOL of another VG while it stays\n"
-		"in use. Round 1 replicates a snapshot of it in full; each later round\n"
+		"Move thin LV VG/LV into thin pool VG/POOL of another VG, or of another\n"
+		"host, while it stays in use. Round 1 replicates a snapshot of it in full; each later round\n"
 		"a new snapshot, from the round before, until what changed since is at\n"
 		"most SIZE. Then the final round: the volume is suspended (its I/O\n"
 		"waits, none fails), the last changes are copied, the destination is\n"
@@ -52,14 +53,19 @@ static void usage(FILE *out)
 		"Options:\n"
 		"  -F, --from VG/LV        the volume, a thin LV\n"
 		"  -t, --to-pool VG/POOL   the destination pool, in another VG\n"
-		"      --to URL            another host's pool (not built yet)\n"
+		"      --to URL            ssh://[USER@]HOST/VG/POOL: another host's pool\n"
+		"                          (its dmrepl does its part: receive --migrate)\n"
+		"      --transport CMD     instead of ssh: CMD gets the far side's command\n"
+		"      --remote-dmrepl PATH  dmrepl on the far side (default dmrepl)\n"
+		"      --remote-state-dir DIR  the far side's state directory\n"
 		"      --converge SIZE     go final when at most SIZE changed (K, M, G;\n"
 		"                          default: what the last round's rate copies\n"
 		"                          in 0.5 s, at least 4M)\n"
 		"      --max-rounds N      rounds before the final one, at most (default 10)\n"
 		"      --switch-cmd CMD    run by sh -c in the final round, with\n"
 		"                          DMREPL_MIGRATE_FROM=VG/LV and\n"
-		"                          DMREPL_MIGRATE_TO=DSTVG/LV; non-zero: no switch\n"
+		"                          DMREPL_MIGRATE_TO=DSTVG/LV (with --to:\n"
+		"                          ssh://HOST/DSTVG/LV); non-zero: no switch\n"
 		"      --state-dir DIR     lineage and migrate records (default /var/lib/dmrepl)\n"
 		"      --recover           resume what a killed migrate left suspended\n"
 		"  -j, --json              JSON Lines: progress, then one result\n"
@@ -74,11 +80,13 @@ static void usage(FILE *out)
 
 struct migrate_opts {
 	const char *from, *to_pool, *to, *switch_cmd, *state_dir;
+	const char *transport, *remote_dmrepl, *remote_state_dir;
 	uint64_t converge, max_rounds;
 	bool recover, json, quiet;
 };
 
-enum { OPT_CONVERGE = 256, OPT_MAX_ROUNDS, OPT_SWITCH, OPT_STATE_DIR, OPT_RECOVER, OPT_TO };
+enum { OPT_CONVERGE = 256, OPT_MAX_ROUNDS, OPT_SWITCH, OPT_STATE_DIR, OPT_RECOVER, OPT_TO,
+       OPT_TRANSPORT, OPT_REMOTE_DMREPL, OPT_REMOTE_STATE_DIR };
 
 static int parse(int argc, char *argv[], struct migrate_opts *o)
 {
@@ -86,6 +94,9 @@ static int parse(int argc, char *argv[], struct migrate_opts *o)
 		{ "from", required_argument, NULL, 'F' },
 		{ "to-pool", required_argument, NULL, 't' },
 		{ "to", required_argument, NULL, OPT_TO },
+		{ "transport", required_argument, NULL, OPT_TRANSPORT },
+		{ "remote-dmrepl", required_argument, NULL, OPT_REMOTE_DMREPL },
+		{ "remote-state-dir", required_argument, NULL, OPT_REMOTE_STATE_DIR },
 		{ "converge", required_argument, NULL, OPT_CONVERGE },
 		{ "max-rounds", required_argument, NULL, OPT_MAX_ROUNDS },
 		{ "switch-cmd", required_argument, NULL, OPT_SWITCH },
@@ -103,6 +114,9 @@ static int parse(int argc, char *argv[], struct migrate_opts *o)
 		case 'F': o->from = optarg; break;
 		case 't': o->to_pool = optarg; break;
 		case OPT_TO: o->to = optarg; break;
+		case OPT_TRANSPORT: o->transport = optarg; break;
+		case OPT_REMOTE_DMREPL: o->remote_dmrepl = optarg; break;
+		case OPT_REMOTE_STATE_DIR: o->remote_state_dir = optarg; break;
 		case OPT_CONVERGE:
 			if (tool_option_size(subcmd, "--converge", optarg, 1, UINT64_MAX / 2, 1,
 					     &o->converge))
@@ -131,6 +145,11 @@ static int parse(int argc, char *argv[], struct migrate_opts *o)
 		return tool_usage_error(subcmd, "give the volume (--from VG/LV)");
 	if (!!o->to_pool + !!o->to != 1)
 		return tool_usage_error(subcmd, "give one destination (--to-pool VG/POOL or --to URL)");
+	if (o->to && strncmp(o->to, "ssh://", 6) != 0)
+		return tool_usage_error(subcmd, "--to '%s': give ssh://[USER@]HOST/VG/POOL", o->to);
+	if (!o->to && (o->transport || o->remote_dmrepl || o->remote_state_dir))
+		return tool_usage_error(subcmd, "--transport, --remote-dmrepl and "
+					"--remote-state-dir go with --to");
 	return 0;
 }
 
@@ -201,7 +220,10 @@ static void print_result(const struct migrate_opts *o, const struct dmrepl_migra
 		json_u64(&j, "exit_status", (uint64_t)rc);
 	}
 	json_string(&j, "from", o->from);
-	json_string(&j, "to_pool", o->to_pool);
+	if (o->to_pool)
+		json_string(&j, "to_pool", o->to_pool);
+	else
+		json_string(&j, "to", o->to);
 	if (res->dst_lv[0])
 		json_string(&j, "volume", res->dst_lv);
 	json_bool(&j, "converged", res->converged);
@@ -278,12 +300,19 @@ int cmd_migrate(struct dmrepl_ctx *ctx, int argc, char *argv[])
 		r = dmrepl_migrate_set_switch_fn(m, run_switch, &o);
 	if (r == 0 && o.state_dir)
 		r = dmrepl_migrate_set_state_dir(m, o.state_dir);
+	if (r == 0 && o.transport)
+		r = dmrepl_migrate_set_transport(m, o.transport);
+	if (r == 0 && o.remote_dmrepl)
+		r = dmrepl_migrate_set_remote_command(m, o.remote_dmrepl);
+	if (r == 0 && o.remote_state_dir)
+		r = dmrepl_migrate_set_remote_state_dir(m, o.remote_state_dir);
 	if (r < 0) {
 		tool_fail_r(subcmd, r, "%s: %s", o.from, strerror(-r));
 		dmrepl_migrate_unref(m);
 		return r == -EOPNOTSUPP ? EXIT_USAGE : EXIT_FAILURE_OP;
 	}
 	tool_catch_signals();
+	signal(SIGPIPE, SIG_IGN);	/* a far side that goes away: EPIPE */
 	p = progress_new(o.json ? PROGRESS_JSON : o.quiet ? PROGRESS_QUIET : PROGRESS_AUTO, subcmd);
 	r = dmrepl_migrate_start(m);
 	for (unsigned int n = 0; r == 0; n++) {

@@ -19,6 +19,7 @@
 
 #include "dmrepl.h"
 #include "json.h"
+#include "migrate.h"
 #include "progress.h"
 #include "sync.h"
 #include "transfer.h"
@@ -34,6 +35,7 @@ static void usage(FILE *out)
 		"  %1$s receive --pool DST --abort\n"
 		"  %1$s receive --device PATH < STREAM\n"
 		"  %1$s receive --dry-run [--pool DST | --device PATH] < STREAM\n"
+		"  %1$s receive --pool VG/POOL --migrate HOST:VG/LV --check | --from-lv LV\n"
 		"\n"
 		"Apply a stream written by dmrepl send to pool DST. Every record is\n"
 		"checked; the data goes into a new staging device, which becomes a\n"
@@ -67,6 +69,11 @@ static void usage(FILE *out)
 		"                          replicas tagged TAG (of the --only-source\n"
 		"                          sources), all but the N newest are removed\n"
 		"                          (a far sync job's retention)\n"
+		"      --migrate HOST:VG/LV  the far side of dmrepl migrate --to (it runs\n"
+		"                          this): with --check, say whether VG/LV can be\n"
+		"                          made in VG/POOL; with --from-lv LV, make it from\n"
+		"                          replica LV and the last delta, step by step as\n"
+		"                          the near side says (JSON lines on stdout)\n"
 		"  -n, --dry-run           check the stream and say what it carries;\n"
 		"                          write nothing (with --abort: say what it\n"
 		"                          would drop)\n"
@@ -88,12 +95,14 @@ struct receive_args {
 	const char *lvm_pool;		/* --pool as given (VG/POOL) */
 	unsigned int keep;		/* --keep */
 	bool token, abort, negotiate, json, quiet;
+	struct dmrepl_migrate_receive_opts migrate;	/* --migrate */
+	bool migrate_check;
 	char **pruned;			/* what --keep removed */
 	size_t nr_pruned;
 };
 
 enum { OPT_STATE_DIR = 256, OPT_TOKEN, OPT_ABORT, OPT_DEVICE, OPT_ENGINE, OPT_NEGOTIATE,
-       OPT_ONLY_SOURCE, OPT_TAG, OPT_KEEP };
+       OPT_ONLY_SOURCE, OPT_TAG, OPT_KEEP, OPT_MIGRATE, OPT_FROM_LV, OPT_CHECK };
 
 static int parse_options(int argc, char *argv[], struct receive_args *a)
 {
@@ -109,6 +118,9 @@ static int parse_options(int argc, char *argv[], struct receive_args *a)
 		{ "only-source", required_argument, NULL, OPT_ONLY_SOURCE },
 		{ "tag", required_argument, NULL, OPT_TAG },
 		{ "keep", required_argument, NULL, OPT_KEEP },
+		{ "migrate", required_argument, NULL, OPT_MIGRATE },
+		{ "from-lv", required_argument, NULL, OPT_FROM_LV },
+		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "json", no_argument, NULL, 'j' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -133,6 +145,9 @@ static int parse_options(int argc, char *argv[], struct receive_args *a)
 			a->o.only_sources = a->only;
 			break;
 		case OPT_TAG: a->o.replica_tag = optarg; break;
+		case OPT_MIGRATE: a->migrate.source = optarg; break;
+		case OPT_FROM_LV: a->migrate.from_lv = optarg; break;
+		case OPT_CHECK: a->migrate_check = true; break;
 		case OPT_KEEP: {
 			uint64_t v;
 
@@ -154,6 +169,16 @@ static int parse_options(int argc, char *argv[], struct receive_args *a)
 	}
 	if (optind < argc)
 		return tool_usage_error(subcmd, "unexpected argument '%s'", argv[optind]);
+	if (a->migrate.source || a->migrate.from_lv || a->migrate_check) {
+		if (!a->migrate.source || !a->o.pool || a->o.device || a->token || a->abort ||
+		    a->negotiate || a->o.dry_run || a->o.replica_tag || a->nr_only ||
+		    !!a->migrate.from_lv + a->migrate_check != 1)
+			return tool_usage_error(subcmd, "--migrate goes with --pool VG/POOL and one "
+						"of --check and --from-lv, alone");
+		a->migrate.pool = a->o.pool;
+		a->migrate.state_dir = a->o.state_dir;
+		return 0;
+	}
 	if (a->o.pool && a->o.device)
 		return tool_usage_error(subcmd, "give one of --pool and --device");
 	if (!a->o.pool && !a->o.device && !a->o.dry_run)
@@ -382,6 +407,13 @@ int cmd_receive(struct dmrepl_ctx *ctx, int argc, char *argv[])
 	r = parse_options(argc, argv, &a);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
+	if (a.migrate.source) {
+		/* the near side's volume may be suspended: undo, never die, on a signal */
+		tool_catch_signals();
+		signal(SIGPIPE, SIG_IGN);
+		r = dmrepl_migrate_receive(ctx, &a.migrate, STDIN_FILENO, stdout);
+		return r == 0 ? EXIT_OK : r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE_OP;
+	}
 	a.lvm_pool = a.o.pool;
 	r = tool_resolve_lvm(ctx, subcmd, &a.o.pool, NULL);
 	if (r)

@@ -234,6 +234,7 @@ json_run "sync --from: no LVM here" sync 1 sync --from vg0/db --to ssh://h/vg1/p
 json_run "sync: a bad option"       sync 2 sync --json --keep 0 --from a/b --to-pool c/d
 json_run "prune -n: no LVM here"    prune 1 prune db -n -c "$tmp/conf" --json --state-dir "$tmp/st"
 json_run "migrate: no LVM here"     migrate 1 migrate --from vg0/db --to-pool vg1/pool --json --state-dir "$tmp/st"
+json_run "migrate --to: no LVM here" migrate 1 migrate --from vg0/db --to ssh://h/vg1/pool --transport "sh -c" --json --state-dir "$tmp/st"
 json_run "migrate: a bad option"    migrate 2 migrate --from vg0/db --to-pool vg1/pool --max-rounds 0 --json
 json_run "migrate --recover"        migrate 0 migrate --recover --json --state-dir "$tmp/st"
 printf '[job]\norigin = vg0\n' >"$tmp/conf/jobs.d/bad.conf"
