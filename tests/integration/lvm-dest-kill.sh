@@ -19,10 +19,10 @@ set -eu
 dmt_require_target thin-pool thin snapshot
 dmt_require lvm dmrepl thin_dump sha256sum awk usleep mkfifo
 
-# 12 rounds in the suite (CI's time): each run draws other moments
+# 8 rounds in the suite (CI's time): each run draws other moments
 # (tests/vm/repeat runs it again and again); in host mode
 # DMREPL_KILL_ROUNDS_LVM=N runs more
-ROUNDS=${DMREPL_KILL_ROUNDS_LVM:-12}
+ROUNDS=${DMREPL_KILL_ROUNDS_LVM:-8}
 STATE=$DMT_TMP/state
 
 dmt_vg src 200

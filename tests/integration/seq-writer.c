@@ -11,6 +11,12 @@
  *                                          fast as it can), until killed;
  *                                          after each write returns, print
  *                                          "SEQ BLOCK" (the ack), flushed
+ *   seq-writer load DEV RATE_KIB BS_KIB    a load, not a check (bench/
+ *                                          migrate.sh): BS_KIB writes at
+ *                                          random BS-aligned offsets of
+ *                                          all of DEV, O_DIRECT, about
+ *                                          RATE_KIB KiB/s, until SIGTERM;
+ *                                          then "written BYTES" and exit 0
  *   seq-writer check DEV ACKS              for each block, the newest
  *                                          acknowledged SEQ in file ACKS
  *                                          must be on DEV (or a newer one:
@@ -25,7 +31,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/fs.h>
+#include <signal.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +51,8 @@ struct hdr {
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: seq-writer write DEV BLOCKS RATE_KIB | check DEV ACKS\n");
+	fprintf(stderr, "usage: seq-writer write DEV BLOCKS RATE_KIB | load DEV RATE_KIB BS_KIB |"
+			" check DEV ACKS\n");
 	return 2;
 }
 
@@ -86,6 +96,56 @@ static int do_write(const char *dev, uint64_t blocks, uint64_t rate_kib)
 				usleep((useconds_t)((want - el) * 1e6));
 		}
 	}
+}
+
+static volatile sig_atomic_t stop;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static int do_load(const char *dev, uint64_t rate_kib, uint64_t bs_kib)
+{
+	uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32), n = 0, size = 0;
+	size_t bs = (size_t)bs_kib * 1024;
+	struct timespec t0, now;
+	struct sigaction sa = { .sa_handler = on_term };
+	unsigned char *buf;
+	int fd = open(dev, O_WRONLY | O_DIRECT);
+
+	if (fd < 0 || !bs || ioctl(fd, BLKGETSIZE64, &size) < 0 || size < bs ||
+	    posix_memalign((void **)&buf, 4096, bs)) {
+		perror(dev);
+		return 2;
+	}
+	sigaction(SIGTERM, &sa, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!stop) {
+		for (size_t i = 0; i < bs; i += 8) {	/* never all zeroes */
+			uint64_t v = rnd(&seed) | 1;
+
+			memcpy(buf + i, &v, 8);
+		}
+		if (pwrite(fd, buf, bs, (off_t)(rnd(&seed) % (size / bs) * bs)) != (ssize_t)bs) {
+			if (stop)
+				break;
+			perror("pwrite");
+			return 2;
+		}
+		n++;
+		if (rate_kib) {
+			double want = (double)n * (double)bs_kib / (double)rate_kib, el;
+
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			el = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+			if (want > el && !stop)
+				usleep((useconds_t)((want - el) * 1e6));
+		}
+	}
+	printf("written %" PRIu64 "\n", n * bs);
+	return 0;
 }
 
 static int do_check(const char *dev, const char *acks)
@@ -142,6 +202,8 @@ int main(int argc, char *argv[])
 {
 	if (argc == 5 && !strcmp(argv[1], "write"))
 		return do_write(argv[2], strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10));
+	if (argc == 5 && !strcmp(argv[1], "load"))
+		return do_load(argv[2], strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10));
 	if (argc == 4 && !strcmp(argv[1], "check"))
 		return do_check(argv[2], argv[3]);
 	return usage();
