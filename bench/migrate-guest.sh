@@ -15,7 +15,10 @@
 # O_DIRECT both sides) into a new thin LV of the destination: what an
 # offline dd migration keeps the volume out of service for.
 # Prints "mbench: RESULT size run exit suspended_ms total_bytes rounds secs
-# written_bytes peak_rss_kib" and "mbench: DD size secs peak_rss_kib".
+# written_bytes peak_rss_kib", "mbench: PARTS size run ..." (what the
+# suspended time went to, as migrate logs it) and "mbench: DD size secs
+# peak_rss_kib". LOG=debug adds migrate's debug lines from suspend to
+# resume (DEBUG).
 set -eu
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -30,7 +33,8 @@ done
 
 SIZES="1 4 16"
 RUNS=5
-RATE_KIB=20480
+RATE_KIB=4096
+LOG=info
 STATE=$DMT_TMP/state
 RANDOM_MIB=$(($(blockdev --getsize64 /dev/vdc) / 1048576))
 say() { echo "mbench: $*"; }
@@ -78,10 +82,13 @@ for size in $SIZES; do
 		sleep 1
 		echo "+ dmrepl migrate --from $SV/vol --to-pool $DV/pool (size $size, run $run)" >&2
 		rc=0
-		"$BIN/time" -f '%e %M' -o "$DMT_TMP/time" dmrepl migrate --state-dir "$STATE" --json -q \
+		DMREPL_LOG=$LOG "$BIN/time" -f '%e %M' -o "$DMT_TMP/time" dmrepl migrate --state-dir "$STATE" --json -q \
 			--from "$SV/vol" --to-pool "$DV/pool" --switch-cmd "kill $writer" \
 			> "$DMT_TMP/out" 2> "$DMT_TMP/err" || rc=$?
-		cat "$DMT_TMP/err" >&2
+		grep -v '^dmrepl: debug' "$DMT_TMP/err" >&2 || :
+		# the suspended time's parts (migrate logs them at info)
+		sed -n "s/.*: suspended \([0-9]*\) ms: /mbench: PARTS $size $run \1 ms: /p" "$DMT_TMP/err"
+		[ "$LOG" != debug ] || sed -n '/dm suspend/,/: suspended [0-9]* ms/p' "$DMT_TMP/err" | sed 's/^/mbench: DEBUG /'
 		kill "$writer" 2>/dev/null || :
 		wait "$writer" || :
 		res=$(tail -n 1 "$DMT_TMP/out")
@@ -99,6 +106,11 @@ for size in $SIZES; do
 		run=$((run + 1))
 	done
 	# the offline way: the whole volume with dd, into a new thin LV
+	# (not when profiling: LOG=debug)
+	if [ "$LOG" = debug ]; then
+		dmt_lvm lvremove -qq -y "$SV/vol"
+		continue
+	fi
 	dmt_lvm lvcreate -qq -y -V "${mib}M" -T "$DV/pool" -n copy
 	drop
 	"$BIN/time" -f '%e %M' -o "$DMT_TMP/time" "$BIN/dd" if="$VOL" of="$(dm_of "$DV" copy)" \

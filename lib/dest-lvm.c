@@ -92,10 +92,19 @@ static int lvm_do(struct dmrepl_dest *d, const char *what,
 	return r;
 }
 
+/* Refused while a device other than LVM's maps the thin (dm.h). */
 static int lvremove(struct dmrepl_dest *d, const char *name)
 {
 	char vg_lv[300];
 
+	for (size_t i = 0; i < d->nr_lvs; i++)
+		if (!strcmp(d->lvs[i].lv, name)) {
+			int r = dmrepl_lvm_thin_removable(d->ctx, &d->lvs[i]);
+
+			if (r < 0)
+				return r;
+			break;
+		}
 	snprintf(vg_lv, sizeof(vg_lv), "%s/%s", d->vg, name);
 	return lvm_do(d, "lvremove",
 		      (const char *const[]){"lvremove", "-qq", "-y", "--", vg_lv,

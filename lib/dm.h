@@ -195,6 +195,14 @@ int dmrepl_pool_sweep(struct dmrepl_pool *pool, unsigned int *ret_removed);
 int dmrepl_pool_sweep_count(struct dmrepl_pool *pool, unsigned int *ret_n);
 /* @name is "dmrepl-PID-..." and process PID is gone. */
 bool dmrepl_dm_name_dead_owner(const char *name);
+/*
+ * Before lvremove of thin LV @lv: what dead dmrepl processes left on its
+ * pool goes; then -EBUSY (logged, naming it) while a device other than
+ * LVM's own maps its thin: lvremove would drop the LV and leave the thin
+ * in the kernel. 0: LVM may remove it.
+ */
+struct dmrepl_lvm_lv;
+int dmrepl_lvm_thin_removable(struct dmrepl_ctx *ctx, const struct dmrepl_lvm_lv *lv);
 
 /*
  * lib/openers.c: who has a block device open. dmrepl_dev_openers() finds
@@ -304,8 +312,9 @@ int dmrepl_pool_create_snapshot_dry_run(struct dmrepl_pool *pool,
 int dmrepl_thin_active_find(struct dmrepl_pool *pool, uint64_t thin_id,
 			    struct dmrepl_thin_active **ret);
 uint64_t dmrepl_thin_active_get_size(const struct dmrepl_thin_active *a);
-/* How many active devices map the thin. */
+/* How many active devices map the thin, and the name of each. */
 size_t dmrepl_thin_active_count(const struct dmrepl_thin_active *a);
+const char *dmrepl_thin_active_get_name(const struct dmrepl_thin_active *a, size_t i);
 int dmrepl_thin_active_borrow(struct dmrepl_thin_active *a, uint64_t min_bytes,
 			      struct dmrepl_thin_dev **ret_dev);
 void dmrepl_thin_active_free(struct dmrepl_thin_active *a);

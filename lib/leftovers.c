@@ -26,6 +26,7 @@
 
 #include "base.h"
 #include "dm.h"
+#include "lvm.h"
 
 #define CLOSE_WAIT_STEPS 30
 #define CLOSE_WAIT_US 100000
@@ -126,4 +127,59 @@ int dmrepl_pool_sweep(struct dmrepl_pool *pool, unsigned int *ret_removed)
 int dmrepl_pool_sweep_count(struct dmrepl_pool *pool, unsigned int *ret_n)
 {
 	return sweep(pool, true, ret_n);
+}
+
+/* LVM's dm name of VG/LV: each "-" doubled, then VG-LV. */
+static void lvm_dm_name(const char *vg, const char *lv, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	for (const char *p = vg; *p && n + 3 < size; p++) {
+		buf[n++] = *p;
+		if (*p == '-')
+			buf[n++] = '-';
+	}
+	if (n + 2 < size)
+		buf[n++] = '-';
+	for (const char *p = lv; *p && n + 3 < size; p++) {
+		buf[n++] = *p;
+		if (*p == '-')
+			buf[n++] = '-';
+	}
+	buf[n] = '\0';
+}
+
+int dmrepl_lvm_thin_removable(struct dmrepl_ctx *ctx, const struct dmrepl_lvm_lv *lv)
+{
+	struct dmrepl_pool *pool = NULL;
+	struct dmrepl_thin_active *a = NULL;
+	char vg_pool[300], pool_dm[128], own[300];
+	const char *other = NULL;
+	int e;
+
+	if (strcmp(lv->segtype, "thin") != 0 || lv->thin_id == DMREPL_THIN_ID_ANY)
+		return 0;
+	snprintf(vg_pool, sizeof(vg_pool), "%s/%s", lv->vg, lv->pool_lv);
+	e = dmrepl_lvm_active_pool(ctx, vg_pool, pool_dm, sizeof(pool_dm));
+	if (e == -ENODEV)
+		return 0;	/* an inactive pool: nothing maps its thins */
+	if (e == 0)
+		e = dmrepl_pool_open(ctx, pool_dm, &pool);
+	if (e == 0)
+		e = dmrepl_pool_sweep(pool, NULL);
+	if (e == 0)
+		e = dmrepl_thin_active_find(pool, lv->thin_id, &a);
+	lvm_dm_name(lv->vg, lv->lv, own, sizeof(own));
+	for (size_t i = 0; e == 0 && i < dmrepl_thin_active_count(a) && !other; i++)
+		if (strcmp(dmrepl_thin_active_get_name(a, i), own) != 0)
+			other = dmrepl_thin_active_get_name(a, i);
+	if (other) {
+		err(ctx, "%s/%s: %s maps its thin (%" PRIu64 "), not LVM: not removing it "
+			 "(lvremove would drop the LV and leave the thin)",
+		    lv->vg, lv->lv, other, lv->thin_id);
+		e = -EBUSY;
+	}
+	dmrepl_thin_active_free(a);
+	dmrepl_pool_unref(pool);
+	return e;
 }

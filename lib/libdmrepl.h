@@ -854,7 +854,8 @@ int dmrepl_replicas_foreach(struct dmrepl_ctx *ctx, const char *state_dir,
  * the first in full, each later one from the round before. After each,
  * what changed since (through a held metadata snapshot) is compared with
  * the converge size (dmrepl_migrate_set_converge(); by default what the
- * last round's copy rate ships in 0.5 s, at least 4 MiB). Larger, and not
+ * last incremental round's copy rate ships in 0.5 s, at least 4 MiB;
+ * after the first, full round, 4 MiB). Larger, and not
  * smaller than after the round before, or the rounds (default 10) run
  * out: the job ends with -EAGAIN, the reason in the result, and the
  * volume untouched and running.
@@ -922,7 +923,7 @@ struct dmrepl_migrate_result {
 int dmrepl_migrate_new(struct dmrepl_ctx *ctx, const char *src_vg_lv,
 		       const char *dst_vg_pool, struct dmrepl_migrate **ret);
 struct dmrepl_migrate *dmrepl_migrate_unref(struct dmrepl_migrate *m);
-/* 0: what the measured rate ships in 0.5 s. */
+/* 0: what the last incremental round's rate ships in 0.5 s (at least 4 MiB). */
 int dmrepl_migrate_set_converge(struct dmrepl_migrate *m, uint64_t bytes);
 int dmrepl_migrate_set_max_rounds(struct dmrepl_migrate *m, unsigned int n);
 /*

@@ -20,9 +20,18 @@
 #include "migrate.h"
 #include "replication.h"
 
+/*
+ * All that the suspended time need not pay for is made in prepare(): the
+ * devices, the copy (its I/O engine and buffers); and what it need not
+ * wait for is undone in finish() (the devices go after the resume; the
+ * data is on disk before the commit).
+ */
 struct local {
 	struct dmrepl_pool *pool;	/* the destination's */
 	struct dmrepl_thin_dev *dev;	/* the volume-to-be, read-write */
+	struct dmrepl_pool *src_pool;
+	struct dmrepl_thin_dev *src;	/* the volume's thin, read-only */
+	struct dmrepl_copy *copy;
 	bool made;			/* lvcreate made it */
 };
 
@@ -47,7 +56,7 @@ static int prepare(struct migrate_run *r)
 {
 	struct local *l = calloc(1, sizeof(*l));
 	struct dmrepl_lvm_lv fin;
-	char pool_dm[128], name[128];
+	char pool_dm[128] = "", name[128];
 	int e;
 
 	if (!l)
@@ -63,12 +72,28 @@ static int prepare(struct migrate_run *r)
 	e = dmrepl_lvm_lookup(r->ctx, r->final_lv, &fin);
 	if (e == 0)
 		e = dmrepl_migrate_pool_dm(r, r->dst_vg, r->dst_pool, pool_dm, sizeof(pool_dm));
+	snprintf(r->dst_pool_dm, sizeof(r->dst_pool_dm), "%s", pool_dm);
 	if (e == 0)
 		e = dmrepl_pool_open(r->ctx, pool_dm, &l->pool);
 	snprintf(name, sizeof(name), "dmrepl-%d-dst-%" PRIu64, (int)getpid(), fin.thin_id);
 	if (e == 0)
 		e = dmrepl_thin_activate(l->pool, fin.thin_id, r->origin.size_bytes, false, name,
 					 &l->dev);
+	/*
+	 * A second, read-only device of the volume's thin (the volume's own
+	 * will be suspended): read only once the volume is quiet.
+	 */
+	if (e == 0)
+		e = dmrepl_pool_open(r->ctx, r->src_pool_dm, &l->src_pool);
+	snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64, (int)getpid(), r->origin.thin_id);
+	if (e == 0)
+		e = dmrepl_thin_activate(l->src_pool, r->origin.thin_id, r->origin.size_bytes, true,
+					 name, &l->src);
+	if (e == 0)
+		e = dmrepl_copy_new(r->ctx, dmrepl_thin_dev_get_path(l->src),
+				    dmrepl_thin_dev_get_path(l->dev), &l->copy);
+	if (e == 0)
+		e = dmrepl_copy_set_flags(l->copy, DMREPL_COPY_DETECT_ZEROES);
 	return e;
 }
 
@@ -77,47 +102,26 @@ static int ship(struct migrate_run *r, uint64_t *ret_bytes)
 	struct local *l = r->tdata;
 	struct dmrepl_metadata *md = NULL;
 	struct dmrepl_delta *delta = NULL;
-	struct dmrepl_pool *pool = NULL;
-	struct dmrepl_thin_dev *src = NULL;
-	struct dmrepl_copy *copy = NULL;
 	struct dmrepl_copy_stats st;
 	struct dmrepl_extent e;
-	char name[128];
-	int rc, rc2;
+	int rc;
 
 	/* the held snapshot: the pool commits first, the volume is quiet */
 	rc = dmrepl_metadata_open_pool(r->ctx, r->src_pool_dm, &md);
 	if (rc == 0)
 		rc = dmrepl_delta_new(md, r->snap_ids[r->nr - 1], r->origin.thin_id,
 				      DMREPL_DELTA_SKIP_SAME, &delta);
-	if (rc == 0)
-		rc = dmrepl_pool_open(r->ctx, r->src_pool_dm, &pool);
-	snprintf(name, sizeof(name), "dmrepl-%d-src-%" PRIu64, (int)getpid(), r->origin.thin_id);
-	/* a second, read-only device of the volume's thin: the volume's own is suspended */
-	if (rc == 0)
-		rc = dmrepl_thin_activate(pool, r->origin.thin_id, r->origin.size_bytes, true,
-					  name, &src);
-	if (rc == 0)
-		rc = dmrepl_copy_new(r->ctx, dmrepl_thin_dev_get_path(src),
-				     dmrepl_thin_dev_get_path(l->dev), &copy);
-	if (rc == 0)
-		rc = dmrepl_copy_set_flags(copy, DMREPL_COPY_DETECT_ZEROES);
 	while (rc == 0 && (rc = dmrepl_delta_next_extent(delta, &e)) == 0)
-		rc = dmrepl_copy_add(copy, &e);
+		rc = dmrepl_copy_add(l->copy, &e);
 	if (rc == 1)
-		rc = dmrepl_copy_finish(copy);	/* waits, flushes */
+		rc = dmrepl_copy_finish(l->copy);	/* waits, flushes */
 	if (rc == 0) {
-		dmrepl_copy_get_stats(copy, &st);
+		dmrepl_copy_get_stats(l->copy, &st);
 		*ret_bytes = st.copied_bytes;
 	}
-	dmrepl_copy_unref(copy);
-	dmrepl_thin_deactivate(src);
-	dmrepl_pool_unref(pool);
 	dmrepl_delta_unref(delta);
 	dmrepl_metadata_unref(md);
-	rc2 = dmrepl_thin_deactivate(l->dev);
-	l->dev = NULL;
-	return rc ?: rc2;
+	return rc;
 }
 
 static int commit(struct migrate_run *r)
@@ -138,6 +142,9 @@ static int finish(struct migrate_run *r, bool committed, bool switched)
 
 	if (!l)
 		return 0;
+	l->copy = dmrepl_copy_unref(l->copy);
+	dmrepl_thin_deactivate(l->src);
+	dmrepl_pool_unref(l->src_pool);
 	dmrepl_thin_deactivate(l->dev);
 	dmrepl_pool_unref(l->pool);
 	snprintf(tag, sizeof(tag), TAG_MIGRATED "%s", r->src);

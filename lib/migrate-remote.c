@@ -339,7 +339,7 @@ static int claim(struct far *f, int *ret_fd)
 	if (dmrepl_lvm_has_tag(&lv, TAG_MIGRATING)) {
 		notice(f->ctx, "%s: a migration that was killed left it uncommitted: "
 			       "removing it", f->vg_lv);
-		e = dmrepl_migrate_sweep_lv(f->ctx, &lv);
+		e = dmrepl_lvm_thin_removable(f->ctx, &lv);
 		if (e < 0)
 			return fail(f, e, "%s: left by a killed migration, and still mapped",
 				    f->vg_lv);

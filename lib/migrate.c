@@ -205,9 +205,12 @@ static int write_record(struct migrate_run *r, const char *phase)
 	    (int)sizeof(r->record))
 		return -ENAMETOOLONG;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", r->record);
-	n = snprintf(text, sizeof(text), "pid %d\norigin %s\ndestination %s%s%s%s\nphase %s\n",
+	/* the pools: what the job maps on them, a recover sweeps */
+	n = snprintf(text, sizeof(text), "pid %d\norigin %s\ndestination %s%s%s%s\nphase %s\n"
+		     "pools %s %s\n",
 		     (int)getpid(), r->origin_dm, r->host[0] ? "ssh://" : "", r->host,
-		     r->host[0] ? "/" : "", r->final_lv, phase);
+		     r->host[0] ? "/" : "", r->final_lv, phase, r->src_pool_dm,
+		     r->dst_pool_dm[0] ? r->dst_pool_dm : "-");
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) < 0 ||
 	    rename(tmp, r->record) < 0)
@@ -518,8 +521,13 @@ static int run_job(struct dmrepl_migrate *m)
 		e = delta_bytes(r, r->snap_ids[r->nr - 1], &est);
 		if (e < 0)
 			goto out;
+		/*
+		 * By default what the last round's rate ships in 0.5 s; but a
+		 * full round's rate (one sequential stream) says nothing of how
+		 * fast scattered changes ship: after it, only the floor.
+		 */
 		converge = m->converge ? m->converge
-				       : (uint64_t)(r->rate * CONVERGE_SECONDS);
+				       : rd->full ? 0 : (uint64_t)(r->rate * CONVERGE_SECONDS);
 		if (converge < CONVERGE_MIN && !m->converge)
 			converge = CONVERGE_MIN;
 		res->converge_bytes = converge;
@@ -796,36 +804,11 @@ static bool alive(pid_t pid)
 	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
 }
 
-int dmrepl_migrate_sweep_lv(struct dmrepl_ctx *ctx, const struct dmrepl_lvm_lv *lv)
-{
-	struct dmrepl_pool *pool = NULL;
-	struct dmrepl_thin_active *a = NULL;
-	char vg_pool[300], pool_dm[128];
-	int e;
-
-	snprintf(vg_pool, sizeof(vg_pool), "%s/%s", lv->vg, lv->pool_lv);
-	e = dmrepl_lvm_active_pool(ctx, vg_pool, pool_dm, sizeof(pool_dm));
-	if (e == 0)
-		e = dmrepl_pool_open(ctx, pool_dm, &pool);
-	if (e == 0)
-		e = dmrepl_pool_sweep(pool, NULL);
-	if (e == 0)
-		e = dmrepl_thin_active_find(pool, lv->thin_id, &a);
-	if (e == 0 && dmrepl_thin_active_count(a)) {
-		err(ctx, "%s/%s: a device other than LVM's maps thin %" PRIu64 ": not removing it",
-		    lv->vg, lv->lv, lv->thin_id);
-		e = -EBUSY;
-	}
-	if (a)
-		dmrepl_thin_active_free(a);
-	dmrepl_pool_unref(pool);
-	return e;
-}
-
 DMREPL_EXPORT int dmrepl_migrate_recover(struct dmrepl_ctx *ctx, const char *state_dir,
 					 unsigned int *ret_resumed)
 {
 	char dir[4000], path[4300], line[512], origin[300] = "", dst[300] = "", phase[32] = "";
+	char pools[2][128];
 	unsigned int n = 0;
 	int pid = 0, e = 0;
 	FILE *f;
@@ -847,12 +830,13 @@ DMREPL_EXPORT int dmrepl_migrate_recover(struct dmrepl_ctx *ctx, const char *sta
 		if (!f)
 			continue;
 		pid = 0;
-		origin[0] = dst[0] = phase[0] = '\0';
+		origin[0] = dst[0] = phase[0] = pools[0][0] = pools[1][0] = '\0';
 		while (fgets(line, sizeof(line), f)) {
 			sscanf(line, "pid %d", &pid);
 			sscanf(line, "origin %299s", origin);
 			sscanf(line, "destination %299s", dst);
 			sscanf(line, "phase %31s", phase);
+			sscanf(line, "pools %127s %127s", pools[0], pools[1]);
 		}
 		fclose(f);
 		if (alive(pid) || !origin[0])
@@ -860,6 +844,15 @@ DMREPL_EXPORT int dmrepl_migrate_recover(struct dmrepl_ctx *ctx, const char *sta
 		notice(ctx, "a migrate (pid %d) of %s was killed: resuming it", pid, origin);
 		if (dmrepl_dm_resume(ctx, origin) < 0 && e == 0)
 			e = -EIO;
+		/* the devices it mapped (the volume's thin, the volume-to-be) */
+		for (int i = 0; i < 2; i++) {
+			struct dmrepl_pool *pool = NULL;
+
+			if (pools[i][0] && strcmp(pools[i], "-") != 0 &&
+			    dmrepl_pool_open(ctx, pools[i], &pool) == 0)
+				dmrepl_pool_sweep(pool, NULL);
+			dmrepl_pool_unref(pool);
+		}
 		if (!strncmp(dst, "ssh://", 6)) {
 			/* its far side undid itself when the connection ended */
 		} else if (dst[0] && !strcmp(phase, "committed")) {
@@ -884,7 +877,7 @@ DMREPL_EXPORT int dmrepl_migrate_recover(struct dmrepl_ctx *ctx, const char *sta
 			 */
 			if (dmrepl_lvm_lookup(ctx, dst, &lv) == 0 &&
 			    dmrepl_lvm_has_tag(&lv, TAG_MIGRATING) &&
-			    dmrepl_migrate_sweep_lv(ctx, &lv) == 0)
+			    dmrepl_lvm_thin_removable(ctx, &lv) == 0)
 				dmrepl_lvm_run(ctx, (const char *const[]){"lvremove", "-qq", "-y",
 					"--", dst, NULL}, NULL, NULL, 0);
 		}

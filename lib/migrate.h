@@ -44,6 +44,7 @@ struct migrate_run {
 	char origin_dm[300];			/* the volume's dm device */
 	struct dmrepl_lvm_lv origin;
 	char src_pool_dm[128];
+	char dst_pool_dm[128];			/* local: the destination pool's */
 	char snaps[DMREPL_MIGRATE_MAX_ROUNDS][128];	/* the rounds' snapshots */
 	uint64_t snap_ids[DMREPL_MIGRATE_MAX_ROUNDS];
 	char replicas[DMREPL_MIGRATE_MAX_ROUNDS][256];	/* their replicas, VG/LV */
@@ -99,12 +100,6 @@ int dmrepl_migrate_lvm(struct migrate_run *r, const char *what, const char *cons
 /* The dm name of active thin pool VG/POOL; -ENODEV logged. */
 int dmrepl_migrate_pool_dm(struct migrate_run *r, const char *vg, const char *pool,
 			   char *buf, size_t size);
-/*
- * Before lvremove of an inactive LV a killed job mapped: what dead dmrepl
- * processes left mapped on its pool goes; -EBUSY (logged) when a device
- * still maps its thin (lvremove would drop the LV and leave the thin).
- */
-int dmrepl_migrate_sweep_lv(struct dmrepl_ctx *ctx, const struct dmrepl_lvm_lv *lv);
 /* STATE_DIR/migrate (NULL: the default's), made if need be, into @buf. */
 int dmrepl_migrate_state_dir(struct dmrepl_ctx *ctx, const char *state_dir, char *buf,
 			     size_t size);

@@ -281,7 +281,12 @@ uint64_t dmrepl_thin_active_get_size(const struct dmrepl_thin_active *a)
 
 size_t dmrepl_thin_active_count(const struct dmrepl_thin_active *a)
 {
-	return a->nr;
+	return a ? a->nr : 0;
+}
+
+const char *dmrepl_thin_active_get_name(const struct dmrepl_thin_active *a, size_t i)
+{
+	return i < a->nr ? a->devs[i].name : NULL;
 }
 
 int dmrepl_pool_get_active_size(struct dmrepl_pool *pool, uint64_t thin_id,

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dm.h"
 #include "dmrepl.h"
 #include "sync.h"
 #include "transfer.h"
@@ -121,12 +122,19 @@ static int add_pruned(char ***list, size_t *n, const char *vg, const char *lv)
 	return 0;
 }
 
-static int lv_remove(struct dmrepl_ctx *ctx, const char *vg, const char *lv)
+/*
+ * lvremove of @lv (as lvs listed it), refused while a device other than
+ * LVM's maps its thin (what a killed dmrepl left goes first).
+ */
+static int lv_remove(struct dmrepl_ctx *ctx, const struct dmrepl_lvm_lv *lv)
 {
 	char full[300], why[512] = "";
 	int r;
 
-	snprintf(full, sizeof(full), "%s/%s", vg, lv);
+	snprintf(full, sizeof(full), "%s/%s", lv->vg, lv->lv);
+	r = dmrepl_lvm_thin_removable(ctx, lv);
+	if (r < 0)
+		return r;
 	r = dmrepl_lvm_run(ctx, (const char *const[]){"lvremove", "-qq", "-y", "--", full, NULL},
 			   NULL, why, sizeof(why));
 	if (r == -EIO)
@@ -185,14 +193,14 @@ int sync_prune(struct dmrepl_ctx *ctx, const struct config_job *j, const char *t
 			continue;
 		r = add_pruned(&res->pruned_src, &res->nr_pruned_src, src_vg, sync_lv_at(&src, i)->lv);
 		if (r == 0 && !dry_run)
-			r = lv_remove(ctx, src_vg, sync_lv_at(&src, i)->lv);
+			r = lv_remove(ctx, sync_lv_at(&src, i));
 	}
 	for (size_t i = 0; r == 0 && i + j->s.keep_destination < dst.nr_sel; i++) {
 		if (i == common_dst)
 			continue;
 		r = add_pruned(&res->pruned_dst, &res->nr_pruned_dst, dst_vg, sync_lv_at(&dst, i)->lv);
 		if (r == 0 && !dry_run)
-			r = lv_remove(ctx, dst_vg, sync_lv_at(&dst, i)->lv);
+			r = lv_remove(ctx, sync_lv_at(&dst, i));
 	}
 out:
 	sync_lv_list_free(&src);
@@ -381,8 +389,11 @@ int sync_prune_received(struct dmrepl_ctx *ctx, const char *subcmd, const char *
 			continue;	/* the one just received: the common base */
 		sync_split_vg_lv(l.v[i].vg_lv, sv, sizeof(sv), &lv);
 		r = add_pruned(ret, ret_n, sv, lv);
-		if (r == 0)
-			r = lv_remove(ctx, sv, lv);
+		for (size_t k = 0; r == 0 && k < nr_lvs; k++)
+			if (!strcmp(lvs[k].lv, lv)) {
+				r = lv_remove(ctx, &lvs[k]);
+				break;
+			}
 	}
 	if (r < 0 && r != -EIO)
 		tool_fail_r(subcmd, r, "%s: the retention of '%s' failed: %s", pool, tag,

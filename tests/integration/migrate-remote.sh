@@ -12,7 +12,8 @@
 # 2. the volume's name taken at the far side: refused before any round;
 # 3. a failing switch command: the source is resumed and writable, the
 #    far side's LV is not the volume;
-# 4. SIGKILL and SIGTERM in a middle round (round 2), then in the final
+# 4. SIGKILL in the first round (the full copy), SIGTERM and SIGKILL in a
+#    middle round (round 2), then in the final
 #    round (the volume suspended): the volume runs again (after --recover
 #    for a SIGKILL), the far side undid itself (nothing tagged
 #    dmrepl.migrating or dmrepl.migrated; killed in the switch, a copy
@@ -168,7 +169,8 @@ killed() {	# SIG PHASE: what a kill there must leave
 		dmt_fail "recover of the source pool after SIG$1 in $2"
 	after "SIG$1 in $2"
 }
-for sig in TERM KILL; do
+for what in "KILL 1" "TERM 2" "KILL 2"; do
+	sig=${what% *} round=${what#* }
 	# a writer keeps the rounds going (converge 4K: never small enough)
 	seq-writer write "$(dev_of src vol3)" "$WRITER_BLOCKS" 64 > /dev/null &
 	writer=$!
@@ -178,17 +180,19 @@ for sig in TERM KILL; do
 		> "$DMT_TMP/prog" 2> "$DMT_TMP/err$sig" &
 	mpid=$!
 	i=0
-	until grep -q '"phase":"round 2"' "$DMT_TMP/prog" 2>/dev/null; do
-		i=$((i + 1)); [ "$i" -le 900 ] || dmt_fail "round 2 never began"; sleep 0.1
+	until grep -q "\"phase\":\"round $round\"" "$DMT_TMP/prog" 2>/dev/null; do
+		i=$((i + 1)); [ "$i" -le 900 ] || dmt_fail "round $round never began"; sleep 0.1
 	done
-	usleep $(( $(dmt_random 10) * 100000 ))
+	delay=$(( $(dmt_random 10) * 100000 ))
+	echo "# SIG$sig $delay us into round $round" >&2
+	usleep "$delay"
 	kill -s "$sig" "$mpid"
 	rc=0
 	wait "$mpid" 2>/dev/null || rc=$?
 	cat "$DMT_TMP/err$sig" >&2
 	kill "$writer"; wait "$writer" 2>/dev/null || :
-	[ "$sig" = KILL ] || dmt_assert_eq 143 "$rc" "SIGTERM in round 2: exit 143"
-	killed "$sig" "round 2"
+	[ "$sig" = KILL ] || dmt_assert_eq 143 "$rc" "SIGTERM in round $round: exit 143"
+	killed "$sig" "round $round"
 done
 for sig in TERM KILL; do
 	rm -f "$DMT_TMP/prog"

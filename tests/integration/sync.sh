@@ -13,7 +13,8 @@
 # - a destination that is wrong (no such pool) or full: a clear error,
 #   the source unharmed, and the next run recovers;
 # - configured jobs: sync JOB, sync --all, --check-config, prune -n
-#   (removes nothing) and prune;
+#   (removes nothing) and prune; prune refuses to remove a replica that a
+#   device other than LVM's maps (the kernel would keep its thin);
 # - two runs of one job never overlap: with --no-wait the second exits 75
 #   naming the job, without it the second waits and then runs;
 # - after every step, on both VGs, the kernel's thin ids are the thin_ids
@@ -175,6 +176,21 @@ cat "$DMT_TMP/dry" >&2
 dmt_assert_eq 3 "$(grep -c 'would be removed' "$DMT_TMP/dry")" "prune -n lists two snapshots and one replica"
 dmt_assert_eq "$before_a" "$(job_lvs "$A" nightly | tr '\n' ' ')" "prune -n removes no snapshot"
 dmt_assert_eq "$before_b" "$(job_lvs "$B" nightly | tr '\n' ' ')" "prune -n removes no replica"
+# a replica that a device other than LVM's maps is not removed: lvremove
+# would drop the LV and leave its thin in the kernel
+victim=$(grep 'would be removed' "$DMT_TMP/dry" | grep -o "$B/[^ :,]*" | head -n 1)
+[ -n "$victim" ] || dmt_fail "prune -n names no replica"
+FOREIGN=$(dmt_name foreign)
+dmsetup create "$FOREIGN" --table "0 $(lvm lvs --noheadings --units s --nosuffix -o lv_size "$victim" < /dev/null | tr -d ' ') thin $(dmsetup info -c --noheadings -o major,minor "$(dmt_lvm_pool_dm dst pool)" | tr -d ' ') $(lvm lvs --noheadings -o thin_id "$victim" < /dev/null | tr -d ' ')" ||
+	dmt_fail "a device of $victim's thin"
+rc=0
+dmrepl prune nightly -c "$CONF" > /dev/null 2> "$DMT_TMP/err" || rc=$?
+cat "$DMT_TMP/err" >&2
+[ "$rc" != 0 ] || dmt_fail "prune removed a replica that $FOREIGN maps"
+dmt_assert_match "*$FOREIGN maps its thin*not removing it*" "$(cat "$DMT_TMP/err")" "and says why"
+lvm lvs "$victim" > /dev/null 2>&1 < /dev/null || dmt_fail "$victim is gone"
+dmt_lvm_invariant dst pool "after a prune refused"
+dmsetup remove "$FOREIGN"
 dmrepl prune nightly -c "$CONF" || dmt_fail "prune"
 dmt_assert_eq 1 "$(job_lvs "$A" nightly | wc -l)" "prune leaves one snapshot"
 dmt_assert_eq 1 "$(job_lvs "$B" nightly | wc -l)" "prune leaves one replica"
