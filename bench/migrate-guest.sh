@@ -87,7 +87,8 @@ for size in $SIZES; do
 			> "$DMT_TMP/out" 2> "$DMT_TMP/err" || rc=$?
 		grep -v '^dmrepl: debug' "$DMT_TMP/err" >&2 || :
 		# the suspended time's parts (migrate logs them at info)
-		sed -n "s/.*: suspended \([0-9]*\) ms: /mbench: PARTS $size $run \1 ms: /p" "$DMT_TMP/err"
+		sed -n "s/.*: suspended \([0-9]*\) ms: /mbench: PARTS $size $run \1 ms: /p
+			s/.*: the last changes: /mbench: LAST $size $run /p" "$DMT_TMP/err"
 		[ "$LOG" != debug ] || sed -n '/dm suspend/,/: suspended [0-9]* ms/p' "$DMT_TMP/err" | sed 's/^/mbench: DEBUG /'
 		kill "$writer" 2>/dev/null || :
 		wait "$writer" || :

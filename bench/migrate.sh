@@ -128,6 +128,8 @@ report() {
 	done
 	echo "what the suspended time went to (migrate's own account, each run):"
 	sed -n 's/^mbench: PARTS \([0-9]*\) \([0-9]*\) /  \1 GiB run \2: /p' "$log"
+	echo "the final round's bytes (taken before the suspend, and while suspended):"
+	sed -n 's/^mbench: LAST \([0-9]*\) \([0-9]*\) /  \1 GiB run \2: /p' "$log"
 	echo "exit statuses (0 migrated, 3 did not converge; the medians are of the migrated runs): $(awk '$1 == "mbench:" && $2 == "RESULT" { printf "%s ", $5 }' "$log")"
 	awk '$1 == "mbench:" && $2 == "JSON" && /"exit_status":3/ { sub(/.*"reason":"/, ""); sub(/".*/, ""); print "did not converge: " $0 }' "$log"
 	echo "downtime independent of size: largest / smallest median = $(awk -v a="$last" -v b="$first" 'BEGIN { printf "%.2f", a / b }') (target <= 1.2): $(awk -v a="$last" -v b="$first" 'BEGIN { print (a <= 1.2 * b) ? "met" : "MISSED" }')"

@@ -262,7 +262,12 @@ static int round_once(struct migrate_run *r, unsigned int k, struct dmrepl_migra
 	struct dmrepl_replicate_result res;
 	struct dmrepl_replicate_progress p;
 	char name[128], tag[300], vg_lv[300], dst_pool_dm[128];
-	double t0 = now_s(), copy_start = 0, copy_s = 0;
+	/*
+	 * The data's own rate: from the last look at no byte moved to the
+	 * first at all moved (a round's copy phase also holds LVM's calls,
+	 * which the final round does not pay for the delta).
+	 */
+	double t0 = now_s(), copy_start = 0, copy_end = 0, copy_s = 0;
 	int e;
 
 	/* the job's start in the name: a later migration's never collide */
@@ -311,8 +316,11 @@ static int round_once(struct migrate_run *r, unsigned int k, struct dmrepl_migra
 	while (e == 0) {
 		if (dmrepl_replicate_get_progress(m->rep, &p) < 0 || p.finished)
 			break;
-		if (p.phase == DMREPL_PHASE_COPY && !copy_start)
+		if (p.phase == DMREPL_PHASE_COPY && !p.done_bytes)
 			copy_start = now_s();
+		if (p.phase >= DMREPL_PHASE_COPY && p.total_bytes && p.done_bytes >= p.total_bytes &&
+		    !copy_end)
+			copy_end = now_s();
 		pthread_mutex_lock(&m->lock);
 		m->progress.done_bytes = p.done_bytes;
 		m->progress.total_bytes = p.total_bytes;
@@ -323,7 +331,9 @@ static int round_once(struct migrate_run *r, unsigned int k, struct dmrepl_migra
 	}
 	if (e == 0) {
 		e = dmrepl_replicate_wait(m->rep, &res);
-		copy_s = copy_start ? now_s() - copy_start : now_s() - t0;
+		if (!copy_end)
+			copy_end = now_s();
+		copy_s = copy_start ? copy_end - copy_start : copy_end - t0;
 	}
 	pthread_mutex_lock(&m->lock);
 	m->rep = dmrepl_replicate_unref(m->rep);
@@ -401,9 +411,9 @@ static int final_round(struct migrate_run *r, struct dmrepl_migrate_round *out)
 	e2 = dmrepl_dm_resume(r->ctx, r->origin_dm);
 	tr = now_s();
 	res->suspended_ms = (uint64_t)((tr - ts) * 1000.0 + 0.5);
-	info(r->ctx, "migrate %s: suspended %" PRIu64 " ms: the last delta (%" PRIu64
-		     " bytes) %.0f ms, the commit %.0f ms, the switch %.0f ms, resume %.0f ms",
-	     m->src, res->suspended_ms, out->bytes, (t_ship - ts) * 1000,
+	info(r->ctx, "migrate %s: suspended %" PRIu64 " ms: the last changes %.0f ms, the "
+		     "commit %.0f ms, the switch %.0f ms, resume %.0f ms",
+	     m->src, res->suspended_ms, (t_ship - ts) * 1000,
 	     (t_commit - t_ship) * 1000, (t_switch - t_commit) * 1000, (tr - t_switch) * 1000);
 	if (e2 < 0)
 		err(r->ctx, "migrate %s: the switch is done, but %s could not be resumed: "
@@ -853,33 +863,30 @@ DMREPL_EXPORT int dmrepl_migrate_recover(struct dmrepl_ctx *ctx, const char *sta
 				dmrepl_pool_sweep(pool, NULL);
 			dmrepl_pool_unref(pool);
 		}
+		/*
+		 * What the volume-to-be's tags say, whatever the phase (a job
+		 * killed between the record's "committed" and the lvchange):
+		 * uncommitted, it goes; committed, it is not the volume.
+		 */
 		if (!strncmp(dst, "ssh://", 6)) {
 			/* its far side undid itself when the connection ended */
-		} else if (dst[0] && !strcmp(phase, "committed")) {
-			char tagbuf[320];
+		} else if (dst[0]) {
+			char tagbuf[320], tag[340];
 			struct dmrepl_lvm_lv lv;
 
-			if (dmrepl_lvm_lookup(ctx, dst, &lv) == 0 &&
-			    dmrepl_lvm_tag_value(&lv, TAG_MIGRATED, tagbuf, sizeof(tagbuf)) == 0) {
-				char tag[340];
-
+			if (dmrepl_lvm_lookup(ctx, dst, &lv) < 0)
+				;
+			else if (dmrepl_lvm_has_tag(&lv, TAG_MIGRATING)) {
+				/* lvremove of a thin another device maps would leave the thin */
+				if (dmrepl_lvm_thin_removable(ctx, &lv) == 0)
+					dmrepl_lvm_run(ctx, (const char *const[]){"lvremove", "-qq",
+						"-y", "--", dst, NULL}, NULL, NULL, 0);
+			} else if (dmrepl_lvm_tag_value(&lv, TAG_MIGRATED, tagbuf,
+							sizeof(tagbuf)) == 0) {
 				snprintf(tag, sizeof(tag), TAG_MIGRATED "%s", tagbuf);
 				dmrepl_lvm_run(ctx, (const char *const[]){"lvchange", "-qq", "--deltag",
 					tag, "--addtag", TAG_NOT_SWITCHED, "--", dst, NULL}, NULL, NULL, 0);
 			}
-		} else if (dst[0]) {
-			struct dmrepl_lvm_lv lv;
-
-			/*
-			 * The killed job's device of the volume-to-be goes first:
-			 * lvremove of a thin that a device still maps drops the LV
-			 * and leaves the thin in the kernel.
-			 */
-			if (dmrepl_lvm_lookup(ctx, dst, &lv) == 0 &&
-			    dmrepl_lvm_has_tag(&lv, TAG_MIGRATING) &&
-			    dmrepl_lvm_thin_removable(ctx, &lv) == 0)
-				dmrepl_lvm_run(ctx, (const char *const[]){"lvremove", "-qq", "-y",
-					"--", dst, NULL}, NULL, NULL, 0);
 		}
 		unlink(path);
 		n++;
