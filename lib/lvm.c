@@ -12,9 +12,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
-#include <poll.h>
 #include <pthread.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,45 +37,33 @@ static const char *lvm_binary(void)
 	return p && *p ? p : "lvm";
 }
 
-/* Read both pipes to their end (or OUTPUT_MAX) into @out and @errbuf. */
-static int drain(int out_fd, int err_fd, char *out, size_t out_size,
-		 char *errbuf, size_t err_size)
+/*
+ * lvm's output goes to files, not pipes: a dmrepl killed while lvm runs
+ * must not kill lvm in the middle of its transaction (a write to a pipe
+ * with no reader is SIGPIPE), which left a thin in the kernel that the
+ * VG's metadata did not show. Read back once it has exited.
+ */
+static int output_file(void)
 {
-	struct pollfd p[2] = {{.fd = out_fd, .events = POLLIN},
-			      {.fd = err_fd, .events = POLLIN}};
-	size_t n[2] = {0, 0}, size[2] = {out_size - 1, err_size - 1};
-	char *buf[2] = {out, errbuf};
-	int open_fds = 2;
+	int fd = memfd_create("dmrepl-lvm", MFD_CLOEXEC);
 
-	while (open_fds) {
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		for (int i = 0; i < 2; i++) {
-			char sink[512];
-			ssize_t got;
+	return fd < 0 ? -errno : fd;
+}
 
-			if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP)))
-				continue;
-			if (n[i] < size[i])
-				got = read(p[i].fd, buf[i] + n[i], size[i] - n[i]);
-			else
-				got = read(p[i].fd, sink, sizeof(sink));
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got <= 0) {
-				p[i].fd = -1;
-				open_fds--;
-			} else if (n[i] < size[i]) {
-				n[i] += (size_t)got;
-			}
-		}
+/* Up to @size - 1 bytes of @fd from its start into @buf, NUL-ended. */
+static void read_back(int fd, char *buf, size_t size)
+{
+	size_t n = 0;
+	ssize_t got;
+
+	while (n + 1 < size && (got = pread(fd, buf + n, size - 1 - n, (off_t)n)) != 0) {
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			break;
+		n += (size_t)got;
 	}
-	out[n[0]] = '\0';
-	errbuf[n[1]] = '\0';
-	return 0;
+	buf[n] = '\0';
 }
 
 /*
@@ -213,7 +201,7 @@ int dmrepl_lvm_run(struct dmrepl_ctx *ctx, const char *const *args,
 		   char **ret_out, char *ret_err, size_t err_size)
 {
 	posix_spawn_file_actions_t fa;
-	int out[2] = {-1, -1}, errp[2] = {-1, -1}, status, r;
+	int out = -1, errf = -1, status, r;
 	char *argv[32], *outbuf = NULL, errbuf[4096];
 	size_t argc = 0;
 	pid_t pid;
@@ -227,15 +215,17 @@ int dmrepl_lvm_run(struct dmrepl_ctx *ctx, const char *const *args,
 	outbuf = malloc(OUTPUT_MAX);
 	if (!outbuf)
 		return -ENOMEM;
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-		r = -errno;
+	out = output_file();
+	errf = out < 0 ? out : output_file();
+	if (out < 0 || errf < 0) {
+		r = out < 0 ? out : errf;
 		goto out;
 	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
 					 O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-	posix_spawn_file_actions_adddup2(&fa, errp[1], STDERR_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, out, STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, errf, STDERR_FILENO);
 	/*
 	 * Nothing else: lvm warns of every descriptor it inherits, and that
 	 * warning would be the first line of error read as the cause.
@@ -243,17 +233,15 @@ int dmrepl_lvm_run(struct dmrepl_ctx *ctx, const char *const *args,
 	posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
 	r = -posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
-	close(out[1]);
-	close(errp[1]);
-	out[1] = errp[1] = -1;
 	if (r < 0) {
 		err(ctx, "cannot run %s: %s%s", argv[0], strerror(-r),
 		    r == -ENOENT ? " (is lvm2 installed?)" : "");
 		goto out;
 	}
-	r = drain(out[0], errp[0], outbuf, OUTPUT_MAX, errbuf, sizeof(errbuf));
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	read_back(out, outbuf, OUTPUT_MAX);
+	read_back(errf, errbuf, sizeof(errbuf));
 	if (r == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
 		/* lvm's first line of error, for the caller's message */
 		const char *e = errbuf + strspn(errbuf, " \n");
@@ -265,12 +253,10 @@ int dmrepl_lvm_run(struct dmrepl_ctx *ctx, const char *const *args,
 	}
 	dbg(ctx, "lvm %s ...: %s", args[0], r == 0 ? "ok" : strerror(-r));
 out:
-	for (int i = 0; i < 2; i++) {
-		if (out[i] >= 0)
-			close(out[i]);
-		if (errp[i] >= 0)
-			close(errp[i]);
-	}
+	if (out >= 0)
+		close(out);
+	if (errf >= 0)
+		close(errf);
 	if (r == 0 && ret_out) {
 		*ret_out = outbuf;
 		outbuf = NULL;
