@@ -129,31 +129,11 @@ int dmrepl_pool_sweep_count(struct dmrepl_pool *pool, unsigned int *ret_n)
 	return sweep(pool, true, ret_n);
 }
 
-/* LVM's dm name of VG/LV: each "-" doubled, then VG-LV. */
-static void lvm_dm_name(const char *vg, const char *lv, char *buf, size_t size)
-{
-	size_t n = 0;
-
-	for (const char *p = vg; *p && n + 3 < size; p++) {
-		buf[n++] = *p;
-		if (*p == '-')
-			buf[n++] = '-';
-	}
-	if (n + 2 < size)
-		buf[n++] = '-';
-	for (const char *p = lv; *p && n + 3 < size; p++) {
-		buf[n++] = *p;
-		if (*p == '-')
-			buf[n++] = '-';
-	}
-	buf[n] = '\0';
-}
-
 int dmrepl_lvm_thin_removable(struct dmrepl_ctx *ctx, const struct dmrepl_lvm_lv *lv)
 {
 	struct dmrepl_pool *pool = NULL;
 	struct dmrepl_thin_active *a = NULL;
-	char vg_pool[300], pool_dm[128], own[300];
+	char vg_pool[300], pool_dm[128], own[520];
 	const char *other = NULL;
 	int e;
 
@@ -169,7 +149,8 @@ int dmrepl_lvm_thin_removable(struct dmrepl_ctx *ctx, const struct dmrepl_lvm_lv
 		e = dmrepl_pool_sweep(pool, NULL);
 	if (e == 0)
 		e = dmrepl_thin_active_find(pool, lv->thin_id, &a);
-	lvm_dm_name(lv->vg, lv->lv, own, sizeof(own));
+	if (e == 0)
+		e = dmrepl_lvm_dm_name(lv->vg, lv->lv, own, sizeof(own));
 	for (size_t i = 0; e == 0 && i < dmrepl_thin_active_count(a) && !other; i++)
 		if (strcmp(dmrepl_thin_active_get_name(a, i), own) != 0)
 			other = dmrepl_thin_active_get_name(a, i);

@@ -509,6 +509,25 @@ static int escape(const char *s, char *buf, size_t size)
 	return 0;
 }
 
+bool dmrepl_lvm_tag_valid(const char *tag)
+{
+	return strlen(tag) <= 128 && strspn(tag, DMREPL_LVM_TAG_CHARS) == strlen(tag);
+}
+
+int dmrepl_lvm_dm_name(const char *vg, const char *lv, char *buf, size_t size)
+{
+	size_t n;
+	int r = escape(vg, buf, size);
+
+	if (r < 0)
+		return r;
+	n = strlen(buf);
+	if (n + 2 > size)
+		return -ENAMETOOLONG;
+	buf[n++] = '-';
+	return escape(lv, buf + n, size - n);
+}
+
 /* LVM's dm UUID of @lv's layer: "LVM-" VG UUID, LV UUID, no dashes. */
 static void dm_uuid(const struct dmrepl_lvm_lv *lv, const char *layer,
 		    char *buf, size_t size)

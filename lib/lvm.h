@@ -99,6 +99,13 @@ int dmrepl_lvm_tag_value(const struct dmrepl_lvm_lv *lv, const char *prefix,
  */
 int dmrepl_lvm_tag_escape(const char *s, char *buf, size_t size);
 int dmrepl_lvm_tag_unescape(const char *s, size_t len, char *buf, size_t size);
+/* LVM's dm name of VG/LV: each "-" doubled, then VG-LV. 0 or -ENAMETOOLONG. */
+int dmrepl_lvm_dm_name(const char *vg, const char *lv, char *buf, size_t size);
+/* The characters an LVM tag may hold. */
+#define DMREPL_LVM_TAG_CHARS \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-/=!:&#"
+/* @tag is at most 128 of DMREPL_LVM_TAG_CHARS (LVM takes it). */
+bool dmrepl_lvm_tag_valid(const char *tag);
 /* @name is a valid LV name that LVM does not reserve. */
 bool dmrepl_lvm_name_valid(const char *name);
 

@@ -40,8 +40,6 @@
 #include "replication.h"
 #include "transfer.h"
 
-#define TAG_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-/=!:&#"
-
 /* ---- the near side: a target of migrate.c ---- */
 
 struct remote {
@@ -59,7 +57,7 @@ static int far_command(struct migrate_run *r, const char *from_lv, char *buf, si
 	/* in an LVM tag: what it does not take becomes '_' ("(none)" too) */
 	gethostname(host, sizeof(host) - 1);
 	for (char *c = host; *c; c++)
-		if (!strchr(TAG_CHARS, *c) || *c == '/')
+		if (!strchr(DMREPL_LVM_TAG_CHARS, *c) || *c == '/')
 			*c = '_';
 	snprintf(pool, sizeof(pool), "%s/%s", r->dst_vg, r->dst_pool);
 	snprintf(source, sizeof(source), "%s:%s", host[0] ? host : "localhost", r->src);
@@ -431,7 +429,7 @@ int dmrepl_migrate_receive(struct dmrepl_ctx *ctx,
 	if (!ctx || !o || !o->pool || !out)
 		return -EINVAL;
 	if (!slash || !dmrepl_lvm_name_valid(slash + 1) ||
-	    strlen(o->source) > 110 || strspn(o->source, TAG_CHARS) != strlen(o->source)) {
+	    strlen(o->source) > 110 || !dmrepl_lvm_tag_valid(o->source)) {
 		e = fail(&f, -EINVAL, "--migrate '%s': give HOST:VG/LV",
 			 o->source ? o->source : "");
 		goto out;

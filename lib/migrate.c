@@ -122,26 +122,6 @@ int dmrepl_migrate_split(const char *vg_lv, char *vg, size_t vs, char *lv, size_
 	return 0;
 }
 
-/* LVM's dm name of VG/LV: each "-" doubled, then VG-LV. */
-static void dm_name_of(const char *vg, const char *lv, char *buf, size_t size)
-{
-	size_t n = 0;
-
-	for (const char *p = vg; *p && n + 3 < size; p++) {
-		buf[n++] = *p;
-		if (*p == '-')
-			buf[n++] = '-';
-	}
-	if (n + 2 < size)
-		buf[n++] = '-';
-	for (const char *p = lv; *p && n + 3 < size; p++) {
-		buf[n++] = *p;
-		if (*p == '-')
-			buf[n++] = '-';
-	}
-	buf[n] = '\0';
-}
-
 int dmrepl_migrate_lvm(struct migrate_run *r, const char *what, const char *const *args)
 {
 	char why[512] = "";
@@ -502,8 +482,9 @@ static int run_job(struct dmrepl_migrate *m)
 		e = -EINVAL;
 		goto out;
 	}
-	dm_name_of(r->src_vg, r->src_lv, r->origin_dm, sizeof(r->origin_dm));
-	e = dmrepl_migrate_recover(m->ctx, m->state_dir, NULL);
+	e = dmrepl_lvm_dm_name(r->src_vg, r->src_lv, r->origin_dm, sizeof(r->origin_dm));
+	if (e == 0)
+		e = dmrepl_migrate_recover(m->ctx, m->state_dir, NULL);
 	if (e == 0)
 		e = dmrepl_lvm_lookup(m->ctx, m->src, &r->origin);
 	if (e == 0 && (strcmp(r->origin.segtype, "thin") != 0 ||
@@ -817,7 +798,7 @@ static bool alive(pid_t pid)
 DMREPL_EXPORT int dmrepl_migrate_recover(struct dmrepl_ctx *ctx, const char *state_dir,
 					 unsigned int *ret_resumed)
 {
-	char dir[4000], path[4300], line[512], origin[300] = "", dst[300] = "", phase[32] = "";
+	char dir[4000], path[4300], line[1024], origin[520] = "", dst[300] = "", phase[32] = "";
 	char pools[2][128];
 	unsigned int n = 0;
 	int pid = 0, e = 0;
@@ -843,7 +824,7 @@ DMREPL_EXPORT int dmrepl_migrate_recover(struct dmrepl_ctx *ctx, const char *sta
 		origin[0] = dst[0] = phase[0] = pools[0][0] = pools[1][0] = '\0';
 		while (fgets(line, sizeof(line), f)) {
 			sscanf(line, "pid %d", &pid);
-			sscanf(line, "origin %299s", origin);
+			sscanf(line, "origin %519s", origin);
 			sscanf(line, "destination %299s", dst);
 			sscanf(line, "phase %31s", phase);
 			sscanf(line, "pools %127s %127s", pools[0], pools[1]);

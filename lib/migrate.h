@@ -41,7 +41,7 @@ struct migrate_run {
 	const char *state_dir;			/* NULL: the default */
 	char src_vg[128], src_lv[128], dst_vg[128], dst_pool[128];
 	char host[256];				/* remote: the URL's [USER@]HOST */
-	char origin_dm[300];			/* the volume's dm device */
+	char origin_dm[520];			/* the volume's dm device */
 	struct dmrepl_lvm_lv origin;
 	char src_pool_dm[128];
 	char dst_pool_dm[128];			/* local: the destination pool's */

@@ -868,9 +868,7 @@ DMREPL_EXPORT int dmrepl_replicate_set_replica_tag(struct dmrepl_replicate *rep,
 {
 	char *v;
 
-	if (tag && (!*tag || strlen(tag) > 128 ||
-		    strspn(tag, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				"0123456789_+.-/=!:&#") != strlen(tag)))
+	if (tag && (!*tag || !dmrepl_lvm_tag_valid(tag)))
 		return -EINVAL;	/* not a tag that LVM takes */
 	SETTER_CHECK(rep);
 	v = tag ? strdup(tag) : NULL;

@@ -190,10 +190,7 @@ static int parse_options(int argc, char *argv[], struct receive_args *a)
 		return tool_usage_error(subcmd, "--tag goes with --pool (an LVM pool)");
 	if (a->keep && !a->o.replica_tag)
 		return tool_usage_error(subcmd, "--keep goes with --tag: it keeps the replicas so tagged");
-	if (a->o.replica_tag &&
-	    (strlen(a->o.replica_tag) > 128 ||
-	     strspn(a->o.replica_tag, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				      "0123456789_+.-/=!:&#") != strlen(a->o.replica_tag)))
+	if (a->o.replica_tag && !dmrepl_lvm_tag_valid(a->o.replica_tag))
 		return tool_usage_error(subcmd, "--tag '%s': not an LVM tag", a->o.replica_tag);
 	if (a->token && a->abort)
 		return tool_usage_error(subcmd, "--resume-token and --abort exclude each other");
