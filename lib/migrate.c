@@ -798,7 +798,7 @@ static bool alive(pid_t pid)
 DMREPL_EXPORT int dmrepl_migrate_recover(struct dmrepl_ctx *ctx, const char *state_dir,
 					 unsigned int *ret_resumed)
 {
-	char dir[4000], path[4300], line[1024], origin[520] = "", dst[300] = "", phase[32] = "";
+	char dir[4000], path[4300], line[1024], origin[520] = "", dst[300] = "";
 	char pools[2][128];
 	unsigned int n = 0;
 	int pid = 0, e = 0;
@@ -821,12 +821,11 @@ DMREPL_EXPORT int dmrepl_migrate_recover(struct dmrepl_ctx *ctx, const char *sta
 		if (!f)
 			continue;
 		pid = 0;
-		origin[0] = dst[0] = phase[0] = pools[0][0] = pools[1][0] = '\0';
+		origin[0] = dst[0] = pools[0][0] = pools[1][0] = '\0';
 		while (fgets(line, sizeof(line), f)) {
 			sscanf(line, "pid %d", &pid);
 			sscanf(line, "origin %519s", origin);
 			sscanf(line, "destination %299s", dst);
-			sscanf(line, "phase %31s", phase);
 			sscanf(line, "pools %127s %127s", pools[0], pools[1]);
 		}
 		fclose(f);
